@@ -1,0 +1,23 @@
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod extract;
+pub mod gate;
+pub mod issuance;
+pub mod maintenance;
+pub mod passwords;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;
+
+/// jsonwebtoken compiles with no crypto backend chosen at run time and panics at the first
+/// signature unless exactly one is installed; install ours before anything signs.
+pub fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}

@@ -1,0 +1,105 @@
+//! The `sessiond` command: `serve` (the default), `migrate`, `keys`, `users`.
+
+use clap::{Parser, Subcommand};
+use sessiond::config::Settings;
+use sessiond::startup::Application;
+use sessiond::store::Store;
+use sessiond::{clock, install_crypto_provider, telemetry, tokens};
+
+#[derive(Parser)]
+#[command(version, about = "Session and authentication service")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (migrations are applied first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// User administration.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List signing keys (never their private parts).
+    List,
+    /// Make a new active key; the old one keeps verifying until its tokens expire.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Revoke every session of a user.
+    RevokeSessions { user_id: String },
+}
+
+#[actix_web::main]
+async fn main() {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("sessiond: {error:#}");
+            std::process::exit(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    install_crypto_provider();
+    if let Err(error) = run(cli.command.unwrap_or(Command::Serve), settings).await {
+        // One clear line, naming the cause (database URLs are shown without passwords).
+        tracing::error!("sessiond cannot continue: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            tracing::info!(port = app.port(), "sessiond listening");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            connect(&settings).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Keys(KeysCommand::List) => {
+            let store = connect(&settings).await?;
+            for key in store.all_signing_keys().await? {
+                let state = if key.active.is_some() { "active" } else { "retired" };
+                println!("{}\t{}\t{}\tcreated {}", key.kid, key.alg, state, clock::rfc3339(key.created_at));
+            }
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            let store = connect(&settings).await?;
+            let now = clock::now();
+            let key = tokens::keys::generate_key(now)?;
+            store.rotate_signing_key(&key, now).await?;
+            println!("new active key {}", key.kid);
+        }
+        Command::Users(UsersCommand::RevokeSessions { user_id }) => {
+            let store = connect(&settings).await?;
+            let n = store
+                .revoke_user_sessions(&user_id, None, "revoked_by_admin", clock::now())
+                .await?;
+            println!("revoked {n} sessions");
+        }
+    }
+    Ok(())
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database).await.map_err(|e| {
+        anyhow::anyhow!("cannot reach the database at {}: {e:#}", settings.database.redacted_url())
+    })?;
+    store.migrate().await?;
+    Ok(store)
+}

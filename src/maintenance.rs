@@ -1,0 +1,59 @@
+//! Background upkeep, each on its own timer so requests never wait for it: re-reading the
+//! signing keys (to follow a rotation made by another instance or the CLI) and deleting ended
+//! sessions in small batches so the tables do not grow without bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock;
+use crate::state::AppState;
+
+/// Ended sessions are kept this long for the owner's and admins' audit trail, then deleted.
+const RETENTION_SECS: i64 = 7 * 24 * 3600;
+const PURGE_BATCH: i64 = 500;
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+pub fn spawn(state: Arc<AppState>) {
+    let keys_state = state.clone();
+    tokio::spawn(async move {
+        let every = Duration::from_secs(keys_state.settings.tokens.key_reload_secs.max(1));
+        let mut timer = tokio::time::interval(every);
+        timer.tick().await;
+        loop {
+            timer.tick().await;
+            if let Err(error) = keys_state.tokens.keys().reload().await {
+                tracing::warn!(error = ?error, "could not re-read signing keys");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(PURGE_EVERY);
+        loop {
+            timer.tick().await;
+            purge_ended_sessions(&state).await;
+        }
+    });
+}
+
+/// Deletes batch after batch until none is left, yielding between batches.
+pub async fn purge_ended_sessions(state: &AppState) -> u64 {
+    let cutoff = clock::now() - RETENTION_SECS;
+    let mut total = 0;
+    loop {
+        match state.store.purge_ended_sessions(cutoff, PURGE_BATCH).await {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                tokio::task::yield_now().await;
+            }
+            Err(error) => {
+                tracing::warn!(error = ?error, "could not purge ended sessions");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(deleted = total, "purged ended sessions");
+    }
+    total
+}

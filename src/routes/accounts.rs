@@ -1,0 +1,124 @@
+//! Signup, login and guest sessions: the three ways to open a session locally.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::clock;
+use crate::domain::{Email, Password, PasswordPolicy};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ClientInfo, Json, OptionalJson};
+use crate::issuance::{SessionKind, open_session, opened_response};
+use crate::state::AppState;
+use crate::store::{NewUser, Store, UserRow};
+
+#[derive(Deserialize)]
+pub struct Credentials {
+    email: String,
+    password: SecretString,
+}
+
+#[tracing::instrument(name = "signup", skip_all)]
+pub async fn signup(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<Credentials>,
+) -> ApiResult<HttpResponse> {
+    let email = Email::parse(&body.email)?;
+    let policy = PasswordPolicy {
+        min_strength: state.settings.passwords.min_strength,
+    };
+    let password = Password::parse(body.password, policy, &[email.as_str()])?;
+    let hash = state.hasher.hash(password.secret()).await?;
+    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
+    let now = clock::now();
+    let user = UserRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: Some(email.as_str().to_string()),
+        is_guest: 0,
+        created_at: now,
+    };
+
+    let mut tx = state.store.begin().await?;
+    let new_user = NewUser {
+        id: &user.id,
+        email: user.email.as_deref(),
+        password_hash: Some(&hash),
+        is_guest: false,
+        now,
+    };
+    if !Store::insert_user(&mut tx, &new_user).await? {
+        return Err(ApiError::EmailTaken);
+    }
+    let opened = open_session(&mut tx, &state, &user.id, SessionKind::Password, &client, now).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, session_id = %opened.session_id, "signed up");
+    opened_response(&state, StatusCode::CREATED, &user, SessionKind::Password, &opened)
+}
+
+#[tracing::instrument(name = "login", skip_all)]
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(body): Json<Credentials>,
+) -> ApiResult<HttpResponse> {
+    // An unparseable email is looked up as no user at all, so it costs the same dummy hash.
+    let stored = match Email::parse(&body.email) {
+        Ok(email) => state.store.find_credentials(email.as_str()).await?,
+        Err(_) => None,
+    };
+    let (user_id, hash) = match stored {
+        Some((id, hash)) => (Some(id), hash),
+        None => (None, None),
+    };
+    let verified = state.hasher.verify(&body.password, hash).await?;
+    let user_id = match user_id {
+        Some(id) if verified => id,
+        _ => {
+            tracing::info!("login failed");
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    let user = state
+        .store
+        .find_user(&user_id)
+        .await?
+        .ok_or(ApiError::InvalidCredentials)?;
+    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
+    let mut tx = state.store.begin().await?;
+    let kind = SessionKind::Password;
+    let opened = open_session(&mut tx, &state, &user.id, kind, &client, clock::now()).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, session_id = %opened.session_id, "logged in");
+    opened_response(&state, StatusCode::OK, &user, kind, &opened)
+}
+
+#[tracing::instrument(name = "guest", skip_all)]
+pub async fn guest(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    OptionalJson(_body): OptionalJson<serde_json::Map<String, serde_json::Value>>,
+) -> ApiResult<HttpResponse> {
+    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
+    let now = clock::now();
+    let user = UserRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        email: None,
+        is_guest: 1,
+        created_at: now,
+    };
+    let mut tx = state.store.begin().await?;
+    let new_user = NewUser {
+        id: &user.id,
+        email: None,
+        password_hash: None,
+        is_guest: true,
+        now,
+    };
+    Store::insert_user(&mut tx, &new_user).await?;
+    let opened = open_session(&mut tx, &state, &user.id, SessionKind::Guest, &client, now).await?;
+    tx.commit().await?;
+    tracing::info!(user_id = %user.id, session_id = %opened.session_id, "guest session");
+    opened_response(&state, StatusCode::CREATED, &user, SessionKind::Guest, &opened)
+}

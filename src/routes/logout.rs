@@ -1,0 +1,51 @@
+//! `POST /v1/logout` with the scopes `local` (this session), `others` and `global`.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use crate::clock;
+use crate::error::ApiResult;
+use crate::extract::{OptionalJson, SignedToken};
+use crate::state::AppState;
+
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Local,
+    Others,
+    Global,
+}
+
+#[derive(Deserialize)]
+pub struct LogoutBody {
+    #[serde(default)]
+    scope: Scope,
+}
+
+#[tracing::instrument(name = "logout", skip_all)]
+pub async fn logout(
+    state: web::Data<AppState>,
+    SignedToken(claims): SignedToken,
+    OptionalJson(body): OptionalJson<LogoutBody>,
+) -> ApiResult<HttpResponse> {
+    let scope = body.map(|b| b.scope).unwrap_or_default();
+    let now = clock::now();
+    let store = &state.store;
+    let reason = "logout";
+    let revoked = match scope {
+        Scope::Local => u64::from(store.revoke_session(&claims.sid, None, reason, now).await?),
+        Scope::Others => {
+            store
+                .revoke_user_sessions(&claims.sub, Some(&claims.sid), reason, now)
+                .await?
+        }
+        Scope::Global => {
+            store
+                .revoke_user_sessions(&claims.sub, None, reason, now)
+                .await?
+        }
+    };
+    tracing::info!(user_id = %claims.sub, session_id = %claims.sid, ?scope, revoked, "logout");
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,77 @@
+//! `POST /v1/token/refresh`: rotation with reuse detection and a grace window.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::clock;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
+use crate::issuance::token_response;
+use crate::state::AppState;
+use crate::store::{RefreshOutcome, RotationRequest, SessionRow};
+use crate::tokens::opaque;
+
+#[derive(Deserialize)]
+pub struct RefreshBody {
+    refresh_token: SecretString,
+}
+
+#[tracing::instrument(name = "refresh", skip_all)]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    Json(body): Json<RefreshBody>,
+) -> ApiResult<HttpResponse> {
+    let presented = body.refresh_token;
+    if !opaque::looks_valid(presented.expose_secret()) {
+        return Err(ApiError::InvalidRefreshToken);
+    }
+    let successor = opaque::generate();
+    let successor_id = uuid::Uuid::now_v7().to_string();
+    let sessions = &state.settings.sessions;
+    let request = RotationRequest {
+        presented_hash: &opaque::hash(presented.expose_secret()),
+        successor_id: &successor_id,
+        successor_hash: &opaque::hash(successor.expose_secret()),
+        successor_sealed: &opaque::seal_successor(&presented, &successor),
+        now: clock::now(),
+        grace_secs: sessions.refresh_grace_secs,
+        idle_timeout_secs: sessions.idle_timeout_secs,
+    };
+    match state.store.rotate_refresh_token(&request).await? {
+        RefreshOutcome::Rotated(session) => respond(&state, &session, &successor).await,
+        RefreshOutcome::Replayed { session, sealed } => {
+            let same = opaque::unseal_successor(&presented, &sealed)
+                .ok_or(ApiError::InvalidRefreshToken)?;
+            respond(&state, &session, &same).await
+        }
+        RefreshOutcome::Reused { session_id } => {
+            tracing::warn!(%session_id, "refresh token reuse detected; session revoked");
+            Err(ApiError::RefreshTokenReused)
+        }
+        RefreshOutcome::Unknown => Err(ApiError::InvalidRefreshToken),
+        RefreshOutcome::SessionRevoked => Err(ApiError::SessionRevoked),
+        RefreshOutcome::SessionExpired => Err(ApiError::SessionExpired),
+    }
+}
+
+async fn respond(
+    state: &AppState,
+    session: &SessionRow,
+    refresh_token: &SecretString,
+) -> ApiResult<HttpResponse> {
+    let user = state
+        .store
+        .find_user(&session.user_id)
+        .await?
+        .ok_or(ApiError::InvalidRefreshToken)?;
+    token_response(
+        state,
+        StatusCode::OK,
+        &user,
+        &session.id,
+        &session.amr,
+        refresh_token,
+    )
+}

@@ -1,0 +1,50 @@
+//! `POST /v1/revoke` (RFC 7009): whoever holds a token may revoke it, which ends its session.
+//! The answer is 200 whether or not the token was known, so it reveals nothing.
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::clock;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonOrForm;
+use crate::state::AppState;
+use crate::tokens::opaque;
+
+#[derive(Deserialize)]
+pub struct RevokeBody {
+    token: Option<SecretString>,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted per RFC 7009; both kinds are recognized by shape
+    token_type_hint: Option<String>,
+}
+
+#[tracing::instrument(name = "revoke", skip_all)]
+pub async fn revoke(
+    state: web::Data<AppState>,
+    JsonOrForm(body): JsonOrForm<RevokeBody>,
+) -> ApiResult<HttpResponse> {
+    let token = body
+        .token
+        .ok_or_else(|| ApiError::InvalidRequest("the token parameter is required".into()))?;
+    let token = token.expose_secret();
+    let session_id = if opaque::looks_valid(token) {
+        state
+            .store
+            .session_of_refresh_token(&opaque::hash(token))
+            .await?
+    } else {
+        state.tokens.verify(token).await.ok().map(|claims| claims.sid)
+    };
+    if let Some(session_id) = session_id {
+        let revoked = state
+            .store
+            .revoke_session(&session_id, None, "revoked", clock::now())
+            .await?;
+        tracing::info!(%session_id, revoked, "token revoked");
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}

@@ -1,0 +1,201 @@
+//! All SQL lives under `store/`. One binary serves `sqlite://` and `postgres://` URLs.
+//!
+//! We use `sqlx::Any` rather than two native pools: every statement is written once, with `$n`
+//! placeholders that both SQLite and PostgreSQL accept, on a portable schema (TEXT ids, BIGINT
+//! Unix-second times, BLOB/BYTEA hashes, 0/1 integers instead of booleans). `Any` only carries
+//! bool, integers, floats, text and bytes, which is exactly what that schema needs, and it keeps
+//! every method free of backend generics. Each backend has its own migrations folder with the
+//! same numbering. The atomic compare-and-set that refresh rotation needs is plain
+//! `UPDATE … WHERE … IS NULL RETURNING …`, which both engines run.
+
+mod keys;
+mod refresh_tokens;
+mod sessions;
+mod users;
+
+use std::path::Path;
+use std::sync::Once;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+use crate::config::DatabaseSettings;
+
+pub use keys::SigningKeyRow;
+pub use refresh_tokens::{RefreshOutcome, RotationRequest};
+pub use sessions::{NewSession, SessionRow};
+pub use users::{NewUser, UserRow};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Pragmas every SQLite connection needs: concurrent readers with one writer (WAL), waiting
+/// rather than failing on a locked database, and enforced foreign keys for cascades.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+     PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The database behind every request. Cheap to clone (a pool handle).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A database failure, split by what the client should be told.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or is overloaded: the client gets 503 and may retry.
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if is_unavailable(&err) {
+            StoreError::Unavailable(err)
+        } else {
+            StoreError::Other(err)
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: connection exceptions, shutdown, too many connections.
+            // SQLite: SQLITE_BUSY / SQLITE_LOCKED and their extended codes.
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "53300"
+                || matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517")
+        }
+        _ => false,
+    }
+}
+
+pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl Store {
+    /// Connects and checks the database answers. Never falls back to anything in memory: a
+    /// store that cannot be reached is an error for the caller to exit on.
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(install_default_drivers);
+
+        let raw_url = settings.url.expose_secret();
+        let (backend, url) = if raw_url.starts_with("sqlite:") {
+            (Backend::Sqlite, prepare_sqlite_url(raw_url)?)
+        } else if raw_url.starts_with("postgres:") || raw_url.starts_with("postgresql:") {
+            (Backend::Postgres, raw_url.to_string())
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite: or postgres:");
+        };
+        let mut options = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout());
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move { conn.execute(sqlx::raw_sql(SQLITE_PRAGMAS)).await.map(drop) })
+            });
+        }
+        let pool = options.connect(&url).await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations. Safe to run from several instances at once: sqlx takes an
+    /// advisory lock on PostgreSQL, and SQLite serialises writers.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .context("Failed to apply database migrations")
+    }
+
+    /// One round trip, for readiness checks.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("select 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the parent folder of a SQLite file and asks sqlx to create the file itself, so the
+/// default `sqlite://data/sessiond.db` works on a fresh checkout.
+fn prepare_sqlite_url(raw: &str) -> anyhow::Result<String> {
+    let rest = raw
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" {
+        anyhow::bail!("an in-memory SQLite database would lose every session on restart");
+    }
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("Failed to create the folder {}", parent.display()))?;
+    }
+    let query = if query.contains("mode=") {
+        query.to_string()
+    } else if query.is_empty() {
+        "mode=rwc".to_string()
+    } else {
+        format!("{query}&mode=rwc")
+    };
+    Ok(format!("sqlite://{path}?{query}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_create_missing_files() {
+        let dir = std::env::temp_dir().join(format!("sessiond-url-{}", std::process::id()));
+        let raw = format!("sqlite://{}/x.db", dir.display());
+        let url = prepare_sqlite_url(&raw).unwrap();
+        assert!(url.ends_with("x.db?mode=rwc"), "{url}");
+        assert!(dir.is_dir());
+    }
+
+    #[test]
+    fn in_memory_sqlite_is_refused() {
+        assert!(prepare_sqlite_url("sqlite::memory:").is_err());
+    }
+}
+
+impl Store {
+    pub async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(self.pool.begin().await?)
+    }
+}

@@ -1,0 +1,193 @@
+use sqlx::{Any, FromRow, Transaction};
+
+use super::sessions::session_columns;
+use super::{SessionRow, Store, StoreResult};
+
+/// What the caller prepared for a rotation: the presented token's hash and its would-be
+/// successor (id, hash, and the successor sealed under a key only the presented token yields).
+pub struct RotationRequest<'a> {
+    pub presented_hash: &'a [u8],
+    pub successor_id: &'a str,
+    pub successor_hash: &'a [u8],
+    pub successor_sealed: &'a [u8],
+    pub now: i64,
+    pub grace_secs: i64,
+    pub idle_timeout_secs: i64,
+}
+
+#[derive(Debug)]
+pub enum RefreshOutcome {
+    /// The presented token was live and is now spent; the prepared successor is stored.
+    Rotated(SessionRow),
+    /// The presented token was spent within the grace window and its successor is unused:
+    /// the caller unseals and returns that same successor.
+    Replayed {
+        session: SessionRow,
+        sealed: Vec<u8>,
+    },
+    /// A spent token outside the grace window: the session has just been revoked.
+    Reused { session_id: String },
+    Unknown,
+    SessionRevoked,
+    SessionExpired,
+}
+
+#[derive(FromRow)]
+struct SpentToken {
+    session_id: String,
+    rotated_at: Option<i64>,
+    successor_sealed: Option<Vec<u8>>,
+    successor_rotated_at: Option<i64>,
+}
+
+impl Store {
+    pub(crate) async fn insert_refresh_token(
+        tx: &mut Transaction<'static, Any>,
+        id: &str,
+        session_id: &str,
+        hash: &[u8],
+        parent_id: Option<&str>,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "insert into refresh_tokens (id, session_id, token_hash, parent_id, created_at) \
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(session_id)
+        .bind(hash)
+        .bind(parent_id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The session a refresh token (spent or not) belongs to.
+    pub async fn session_of_refresh_token(&self, hash: &[u8]) -> StoreResult<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("select session_id from refresh_tokens where token_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(id,)| id))
+    }
+
+    /// Spends a refresh token in one transaction. The `UPDATE … WHERE rotated_at IS NULL
+    /// RETURNING` is the compare-and-set: of any number of concurrent callers exactly one gets a
+    /// row back; the others find the token spent and take the grace-window or reuse path.
+    pub async fn rotate_refresh_token(
+        &self,
+        req: &RotationRequest<'_>,
+    ) -> StoreResult<RefreshOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let won: Option<(String, String)> = sqlx::query_as(
+            "update refresh_tokens set rotated_at = $1, successor_id = $2, successor_sealed = $3 \
+             where token_hash = $4 and rotated_at is null and revoked_at is null \
+             returning id, session_id",
+        )
+        .bind(req.now)
+        .bind(req.successor_id)
+        .bind(req.successor_sealed)
+        .bind(req.presented_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+
+        let outcome = match won {
+            Some((token_id, session_id)) => {
+                let session = match live_session(&mut tx, &session_id, req).await? {
+                    Ok(session) => session,
+                    Err(ended) => return Ok(ended), // dropping `tx` rolls back
+                };
+                Self::insert_refresh_token(
+                    &mut tx,
+                    req.successor_id,
+                    &session_id,
+                    req.successor_hash,
+                    Some(&token_id),
+                    req.now,
+                )
+                .await?;
+                sqlx::query("update user_sessions set last_seen_at = $1 where id = $2")
+                    .bind(req.now)
+                    .bind(&session_id)
+                    .execute(&mut *tx)
+                    .await?;
+                RefreshOutcome::Rotated(SessionRow {
+                    last_seen_at: req.now,
+                    ..session
+                })
+            }
+            None => self.spent_token_outcome(&mut tx, req).await?,
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn spent_token_outcome(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        req: &RotationRequest<'_>,
+    ) -> StoreResult<RefreshOutcome> {
+        let spent: Option<SpentToken> = sqlx::query_as(
+            "select t.session_id, t.rotated_at, t.successor_sealed, \
+             s.rotated_at as successor_rotated_at \
+             from refresh_tokens t left join refresh_tokens s on s.id = t.successor_id \
+             where t.token_hash = $1",
+        )
+        .bind(req.presented_hash)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(spent) = spent else {
+            return Ok(RefreshOutcome::Unknown);
+        };
+        let session = match live_session(tx, &spent.session_id, req).await? {
+            Ok(session) => session,
+            Err(ended) => return Ok(ended),
+        };
+        let rotated_at = spent.rotated_at.unwrap_or(i64::MIN);
+        let in_grace = req.now - rotated_at <= req.grace_secs;
+        match spent.successor_sealed {
+            Some(sealed) if in_grace && spent.successor_rotated_at.is_none() => {
+                Ok(RefreshOutcome::Replayed { session, sealed })
+            }
+            _ => {
+                sqlx::query(
+                    "update user_sessions set revoked_at = $1, revoked_reason = $2 \
+                     where id = $3 and revoked_at is null",
+                )
+                .bind(req.now)
+                .bind("refresh_token_reused")
+                .bind(&session.id)
+                .execute(&mut **tx)
+                .await?;
+                Ok(RefreshOutcome::Reused {
+                    session_id: session.id,
+                })
+            }
+        }
+    }
+}
+
+/// The session behind a token, or the outcome that refuses it.
+async fn live_session(
+    tx: &mut Transaction<'static, Any>,
+    session_id: &str,
+    req: &RotationRequest<'_>,
+) -> StoreResult<Result<SessionRow, RefreshOutcome>> {
+    let sql = concat!("select ", session_columns!(), " from user_sessions where id = $1");
+    let session: Option<SessionRow> = sqlx::query_as(sql)
+        .bind(session_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(match session {
+        None => Err(RefreshOutcome::Unknown),
+        Some(s) if s.revoked_at.is_some() => Err(RefreshOutcome::SessionRevoked),
+        Some(s)
+            if s.expires_at <= req.now || s.last_seen_at + req.idle_timeout_secs <= req.now =>
+        {
+            Err(RefreshOutcome::SessionExpired)
+        }
+        Some(s) => Ok(s),
+    })
+}

@@ -1,0 +1,101 @@
+use sqlx::{Any, FromRow, Transaction};
+
+use super::{Store, StoreResult, is_unique_violation};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub email: Option<String>,
+    pub is_guest: i64,
+    pub created_at: i64,
+}
+
+/// The stored password hash, read only by login and password change.
+#[derive(FromRow)]
+struct Credentials {
+    id: String,
+    password_hash: Option<String>,
+}
+
+pub struct NewUser<'a> {
+    pub id: &'a str,
+    pub email: Option<&'a str>,
+    pub password_hash: Option<&'a str>,
+    pub is_guest: bool,
+    pub now: i64,
+}
+
+
+impl Store {
+    /// Inserts a user inside the caller's transaction. `Ok(false)` means the email is taken:
+    /// the unique index decides, so concurrent signups of one email cannot both win.
+    pub(crate) async fn insert_user(
+        tx: &mut Transaction<'static, Any>,
+        user: &NewUser<'_>,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "insert into users (id, email, password_hash, is_guest, created_at, updated_at) \
+             values ($1, $2, $3, $4, $5, $5)",
+        )
+        .bind(user.id)
+        .bind(user.email)
+        .bind(user.password_hash)
+        .bind(i64::from(user.is_guest))
+        .bind(user.now)
+        .execute(&mut **tx)
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_unique_violation(&err) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub async fn find_user(&self, id: &str) -> StoreResult<Option<UserRow>> {
+        let sql = "select id, email, is_guest, created_at from users where id = $1";
+        Ok(sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The user id and password hash for an email, for login.
+    pub async fn find_credentials(
+        &self,
+        email: &str,
+    ) -> StoreResult<Option<(String, Option<String>)>> {
+        let row: Option<Credentials> =
+            sqlx::query_as("select id, password_hash from users where email = $1")
+                .bind(email)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|c| (c.id, c.password_hash)))
+    }
+
+    pub async fn password_hash(&self, user_id: &str) -> StoreResult<Option<String>> {
+        let row: Option<Credentials> =
+            sqlx::query_as("select id, password_hash from users where id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|c| c.password_hash))
+    }
+
+    pub async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("update users set password_hash = $1, updated_at = $2 where id = $3")
+            .bind(hash)
+            .bind(now)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Counts users; used by the CLI and tests.
+    pub async fn count_users(&self) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as("select count(*) from users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+}

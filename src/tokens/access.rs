@@ -1,0 +1,116 @@
+//! Access tokens: short-lived JWTs (`typ: at+jwt`, RFC 9068) signed by the key ring's active key.
+
+use std::sync::Arc;
+
+use jsonwebtoken::{Header, Validation, decode, decode_header, encode};
+use serde::{Deserialize, Serialize};
+
+use super::KeyRing;
+use crate::error::ApiError;
+
+pub const TOKEN_TYPE: &str = "at+jwt";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub sid: String,
+    pub is_guest: bool,
+    pub amr: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// What an access token is minted for.
+pub struct Subject<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    pub is_guest: bool,
+    pub amr: Vec<String>,
+    pub email: Option<&'a str>,
+}
+
+pub struct AccessTokens {
+    keys: Arc<KeyRing>,
+    issuer: String,
+    audience: String,
+    ttl_secs: i64,
+}
+
+impl AccessTokens {
+    pub fn new(keys: Arc<KeyRing>, issuer: String, audience: String, ttl_secs: i64) -> Self {
+        AccessTokens {
+            keys,
+            issuer,
+            audience,
+            ttl_secs,
+        }
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn ttl_secs(&self) -> i64 {
+        self.ttl_secs
+    }
+
+    /// Signs a token for `subject`; returns it with its expiry (Unix seconds).
+    pub fn issue(&self, subject: Subject<'_>, now: i64) -> anyhow::Result<(String, i64)> {
+        let signer = self.keys.signer();
+        let exp = now + self.ttl_secs;
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: subject.user_id.to_string(),
+            aud: self.audience.clone(),
+            iat: now,
+            exp,
+            jti: uuid::Uuid::now_v7().to_string(),
+            sid: subject.session_id.to_string(),
+            is_guest: subject.is_guest,
+            amr: subject.amr,
+            email: subject.email.map(str::to_string),
+        };
+        let mut header = Header::new(signer.algorithm);
+        header.typ = Some(TOKEN_TYPE.into());
+        header.kid = Some(signer.kid.clone());
+        let token = encode(&header, &claims, &signer.key)?;
+        Ok((token, exp))
+    }
+
+    /// Checks signature, algorithm, type, issuer, audience and expiry. Says nothing about
+    /// whether the session is still live: that is the session gate's job.
+    pub async fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
+        let invalid = || ApiError::InvalidToken("the access token is invalid");
+        let header = decode_header(token).map_err(|_| invalid())?;
+        if header.typ.as_deref() != Some(TOKEN_TYPE) {
+            return Err(invalid());
+        }
+        let kid = header.kid.ok_or_else(invalid)?;
+        let (algorithm, key) = self.keys.verifier(&kid).await.ok_or_else(invalid)?;
+        if header.alg != algorithm {
+            return Err(invalid());
+        }
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 0;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        decode::<AccessClaims>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|err| match err.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::InvalidToken("the access token has expired")
+                }
+                _ => invalid(),
+            })
+    }
+}

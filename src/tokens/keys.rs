@@ -1,0 +1,184 @@
+//! The signing key ring. Keys live in the `signing_keys` table, so a restart or a second
+//! instance on the same database signs and verifies with the same keys. The first start creates
+//! one ES256 key; the unique `active` column makes two instances starting at once agree on it.
+//! Rotation (`sessiond keys rotate`) retires the active key but keeps publishing it until every
+//! token it signed has expired. Each instance re-reads the table periodically, and at once (at
+//! most every few seconds) when it meets a token with a `kid` it does not know.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde_json::{Value, json};
+
+use crate::store::{SigningKeyRow, Store, StoreResult};
+
+/// How often an unknown `kid` may trigger a re-read of the key table.
+const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(5);
+
+pub struct Signer {
+    pub kid: String,
+    pub algorithm: Algorithm,
+    pub key: EncodingKey,
+}
+
+struct KeySet {
+    signer: Arc<Signer>,
+    verifiers: HashMap<String, (Algorithm, DecodingKey)>,
+    jwks: Arc<Value>,
+}
+
+pub struct KeyRing {
+    store: Store,
+    /// Keys retired longer ago than this can no longer verify any live token.
+    retention_secs: i64,
+    current: RwLock<Arc<KeySet>>,
+    last_reload: Mutex<Instant>,
+}
+
+impl KeyRing {
+    /// Loads the keys, creating the first one if the table is empty.
+    pub async fn load(store: Store, access_ttl_secs: i64) -> anyhow::Result<KeyRing> {
+        let retention_secs = access_ttl_secs + 60;
+        let set = read_or_create(&store, retention_secs).await?;
+        Ok(KeyRing {
+            store,
+            retention_secs,
+            current: RwLock::new(Arc::new(set)),
+            last_reload: Mutex::new(Instant::now()),
+        })
+    }
+
+    pub fn signer(&self) -> Arc<Signer> {
+        self.snapshot().signer.clone()
+    }
+
+    pub fn jwks(&self) -> Arc<Value> {
+        self.snapshot().jwks.clone()
+    }
+
+    /// The verification key for `kid`, re-reading the table once if the kid is new to us.
+    pub async fn verifier(&self, kid: &str) -> Option<(Algorithm, DecodingKey)> {
+        if let Some(found) = self.snapshot().verifiers.get(kid) {
+            return Some(found.clone());
+        }
+        if self.may_reload_for_unknown_kid() {
+            if let Err(error) = self.reload().await {
+                tracing::warn!(error = ?error, "could not re-read signing keys");
+            }
+        }
+        self.snapshot().verifiers.get(kid).cloned()
+    }
+
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let set = read_keys(&self.store, self.retention_secs).await?;
+        *self.current.write().expect("key ring lock poisoned") = Arc::new(set);
+        Ok(())
+    }
+
+    fn snapshot(&self) -> Arc<KeySet> {
+        self.current.read().expect("key ring lock poisoned").clone()
+    }
+
+    fn may_reload_for_unknown_kid(&self) -> bool {
+        let mut last = self.last_reload.lock().expect("key ring lock poisoned");
+        if last.elapsed() < UNKNOWN_KID_RELOAD {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+}
+
+/// A new ES256 key as a row ready to insert.
+pub fn generate_key(now: i64) -> anyhow::Result<SigningKeyRow> {
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| anyhow::anyhow!("could not generate a P-256 key"))?;
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .map_err(|_| anyhow::anyhow!("generated key does not parse"))?;
+    // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
+    let point = pair.public_key().as_ref();
+    anyhow::ensure!(point.len() == 65 && point[0] == 4, "unexpected public key encoding");
+    let kid = uuid::Uuid::now_v7().simple().to_string();
+    let jwk = json!({
+        "kty": "EC",
+        "crv": "P-256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        "kid": kid,
+        "use": "sig",
+        "alg": "ES256",
+    });
+    Ok(SigningKeyRow {
+        kid,
+        alg: "ES256".into(),
+        private_der: pkcs8.as_ref().to_vec(),
+        public_jwk: jwk.to_string(),
+        active: Some(1),
+        created_at: now,
+        retired_at: None,
+    })
+}
+
+async fn read_or_create(store: &Store, retention_secs: i64) -> anyhow::Result<KeySet> {
+    match read_keys(store, retention_secs).await {
+        Err(err) if err.is::<NoActiveKey>() => {
+            let key = generate_key(crate::clock::now())?;
+            if store.insert_first_active_key(&key).await? {
+                tracing::info!(kid = %key.kid, "created the first signing key");
+            }
+            read_keys(store, retention_secs).await
+        }
+        other => other,
+    }
+}
+
+async fn read_keys(store: &Store, retention_secs: i64) -> anyhow::Result<KeySet> {
+    let rows: StoreResult<Vec<SigningKeyRow>> = store
+        .verification_keys(crate::clock::now() - retention_secs)
+        .await;
+    let rows = rows.context("Failed to read signing keys")?;
+    let active = rows
+        .iter()
+        .find(|row| row.active.is_some())
+        .ok_or(NoActiveKey)?;
+    let signer = Arc::new(Signer {
+        kid: active.kid.clone(),
+        algorithm: parse_algorithm(&active.alg)?,
+        key: EncodingKey::from_ec_der(&active.private_der),
+    });
+    let mut verifiers = HashMap::new();
+    let mut published = Vec::new();
+    for row in &rows {
+        let jwk: Value = serde_json::from_str(&row.public_jwk).context("stored JWK is not JSON")?;
+        let (x, y) = (jwk["x"].as_str(), jwk["y"].as_str());
+        let (Some(x), Some(y)) = (x, y) else {
+            anyhow::bail!("stored JWK {} lacks x/y", row.kid);
+        };
+        let key = DecodingKey::from_ec_components(x, y).context("stored JWK is not a P-256 key")?;
+        verifiers.insert(row.kid.clone(), (parse_algorithm(&row.alg)?, key));
+        published.push(jwk);
+    }
+    Ok(KeySet {
+        signer,
+        verifiers,
+        jwks: Arc::new(json!({ "keys": published })),
+    })
+}
+
+fn parse_algorithm(name: &str) -> anyhow::Result<Algorithm> {
+    match name {
+        "ES256" => Ok(Algorithm::ES256),
+        other => anyhow::bail!("unsupported signing algorithm {other}"),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no active signing key")]
+struct NoActiveKey;
