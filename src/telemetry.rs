@@ -9,7 +9,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage};
 use tracing::Span;
-use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
+use tracing_actix_web::RootSpanBuilder;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -44,33 +44,41 @@ pub struct RequestId(pub HeaderValue);
 
 struct Started(Instant);
 
-fn request_id_of(request: &ServiceRequest) -> HeaderValue {
-    request
-        .headers()
-        .get(&REQUEST_ID)
-        .filter(|v| {
-            let bytes = v.as_bytes();
-            !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
-        })
-        .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).expect("uuid is ASCII")
-        })
+/// The client's own `X-Request-Id`, when it is sane enough to echo and log.
+fn client_request_id(request: &ServiceRequest) -> Option<HeaderValue> {
+    request.headers().get(&REQUEST_ID).cloned().filter(|v| {
+        let bytes = v.as_bytes();
+        !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+    })
 }
 
-/// Root span with our request id instead of tracing-actix-web's own.
+/// Root span with the request id: the client's when it sent one, else tracing-actix-web's.
 pub struct RequestSpan;
 
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
-        let id = request_id_of(request);
-        let shown = id.to_str().unwrap_or_default().to_string();
+        let client_id = client_request_id(request);
+        let id = client_id.clone().unwrap_or_else(|| {
+            let generated = request
+                .extensions()
+                .get::<tracing_actix_web::RequestId>()
+                .map(|id| id.to_string())
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+            HeaderValue::from_str(&generated).expect("uuid is ASCII")
+        });
         request.extensions_mut().insert(RequestId(id));
         request.extensions_mut().insert(Started(Instant::now()));
-        tracing_actix_web::root_span!(request, request_id = %shown)
+        match client_id {
+            Some(sent) => {
+                let sent = sent.to_str().unwrap_or_default().to_string();
+                tracing_actix_web::root_span!(request, client_request_id = %sent)
+            }
+            None => tracing_actix_web::root_span!(request),
+        }
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        // One line per request; error causes worth logging (5xx) are logged where they occur.
         if let Ok(response) = outcome {
             let latency_ms = response
                 .request()
@@ -78,8 +86,8 @@ impl RootSpanBuilder for RequestSpan {
                 .get::<Started>()
                 .map(|s| s.0.elapsed().as_secs_f64() * 1000.0);
             let status = response.status().as_u16();
+            span.record("http.status_code", status);
             span.in_scope(|| tracing::info!(status, latency_ms, "request completed"));
         }
-        DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }

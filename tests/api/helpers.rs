@@ -1,0 +1,286 @@
+use std::path::PathBuf;
+use std::sync::Once;
+
+use actix_web::dev::ServerHandle;
+use reqwest::{RequestBuilder, Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use sessiond::config::Settings;
+use sessiond::startup::Application;
+use sessiond::state::AppState;
+use sqlx::Connection;
+
+pub const STRONG_PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("SESSIOND_TEST_DB").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("SESSIOND_TEST_DB must be sqlite or postgres, not {other}"),
+    }
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("SESSIOND_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database for one test, removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(PathBuf),
+    PgDatabase(String),
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        match backend() {
+            Backend::Sqlite => {
+                let dir = std::env::temp_dir().join(format!("sessiond-test-{unique}"));
+                TestDb {
+                    url: format!("sqlite://{}/sessiond.db", dir.display()),
+                    cleanup: Cleanup::Dir(dir),
+                }
+            }
+            Backend::Postgres => {
+                let name = format!("sessiond_test_{unique}");
+                let admin = pg_admin_url();
+                let mut conn = sqlx::postgres::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} must answer: {e}"));
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create test database");
+                let mut url = url::Url::parse(&admin).expect("SESSIOND_TEST_PG_URL is a URL");
+                url.set_path(&name);
+                TestDb {
+                    url: url.to_string(),
+                    cleanup: Cleanup::PgDatabase(name),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::PgDatabase(name) => {
+                let name = name.clone();
+                // Drop runs inside the test's runtime; use a thread with its own runtime.
+                let _ = std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        if let Ok(mut conn) =
+                            sqlx::postgres::PgConnection::connect(&pg_admin_url()).await
+                        {
+                            let sql = format!("drop database if exists \"{name}\" with (force)");
+                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                        }
+                    });
+                })
+                .join();
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub state: actix_web::web::Data<AppState>,
+    pub settings: Settings,
+    handle: ServerHandle,
+    // Dropped last: the database outlives the server using it.
+    pub db: std::sync::Arc<TestDb>,
+}
+
+pub fn test_settings(db: &TestDb) -> Settings {
+    let mut settings = Settings::defaults();
+    settings.database.url = SecretString::from(db.url.clone());
+    settings.database.max_connections = 8;
+    settings.server.host = "127.0.0.1".into();
+    settings.server.port = 0;
+    settings.server.workers = 1;
+    settings
+}
+
+fn init_once() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        sessiond::install_crypto_provider();
+        if std::env::var("TEST_LOG").is_ok() {
+            let mut log = Settings::defaults().log;
+            log.format = "pretty".into();
+            log.level = "debug".into();
+            sessiond::telemetry::init(&log);
+        }
+    });
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = std::sync::Arc::new(TestDb::new().await);
+    spawn_on(db, customize).await
+}
+
+/// Starts an app on an existing database (a restart, or a second instance).
+pub async fn spawn_on(
+    db: std::sync::Arc<TestDb>,
+    customize: impl FnOnce(&mut Settings),
+) -> TestApp {
+    init_once();
+    let mut settings = test_settings(&db);
+    customize(&mut settings);
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the app starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        settings,
+        handle,
+        db,
+    }
+}
+
+/// A signed-in user as the tests see it.
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub session_id: String,
+    pub user_id: String,
+    pub body: Value,
+}
+
+impl Session {
+    pub fn from_body(body: Value) -> Session {
+        let text = |k: &str| body[k].as_str().unwrap_or_default().to_string();
+        Session {
+            access_token: text("access_token"),
+            refresh_token: text("refresh_token"),
+            session_id: text("session_id"),
+            user_id: body["user"]["id"].as_str().unwrap_or_default().to_string(),
+            body,
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.client.post(self.url(path))
+    }
+
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.client.get(self.url(path))
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.post(path).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Response {
+        self.post_json("/v1/signup", &json!({"email": email, "password": password}))
+            .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json("/v1/login", &json!({"email": email, "password": password}))
+            .await
+    }
+
+    /// Signs up a fresh user and returns the session; panics unless it is 201.
+    pub async fn new_user(&self) -> Session {
+        let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+        self.new_user_with_email(&email).await
+    }
+
+    pub async fn new_user_with_email(&self, email: &str) -> Session {
+        let response = self.signup(email, STRONG_PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        Session::from_body(response.json().await.unwrap())
+    }
+
+    pub async fn guest(&self) -> Session {
+        let response = self.post("/v1/guest").send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        Session::from_body(response.json().await.unwrap())
+    }
+
+    pub async fn me(&self, access_token: &str) -> Response {
+        self.get("/v1/me")
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn logout(&self, access_token: &str, scope: Option<&str>) -> Response {
+        let request = self.post("/v1/logout").bearer_auth(access_token);
+        let request = match scope {
+            Some(scope) => request.json(&json!({ "scope": scope })),
+            None => request,
+        };
+        request.send().await.unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json("/v1/token/refresh", &json!({ "refresh_token": refresh_token }))
+            .await
+    }
+
+    /// Stops the server (not the database) and waits until it has stopped.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Ask the server to stop without waiting; the database is dropped afterwards.
+        drop(self.handle.stop(false));
+    }
+}
+
+/// Reads an error response and checks it has the contract's shape and the expected code.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status, "unexpected status");
+    let body: Value = response.json().await.expect("error bodies are JSON");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body["error_description"].is_string(), "{body}");
+    assert_eq!(body.as_object().unwrap().len(), 2, "{body}");
+    body
+}
