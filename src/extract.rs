@@ -45,7 +45,9 @@ fn body_kind(req: &HttpRequest, allow_form: bool) -> Result<BodyKind, ApiError> 
         _ if allow_form => Err(ApiError::UnsupportedMediaType(
             "send application/json or application/x-www-form-urlencoded",
         )),
-        _ => Err(ApiError::UnsupportedMediaType("send Content-Type: application/json")),
+        _ => Err(ApiError::UnsupportedMediaType(
+            "send Content-Type: application/json",
+        )),
     }
 }
 
@@ -61,7 +63,8 @@ async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::InvalidRequest("could not read the body".into()))?;
+        let chunk =
+            chunk.map_err(|_| ApiError::InvalidRequest("could not read the body".into()))?;
         if body.len() + chunk.len() > MAX_BODY {
             return Err(ApiError::PayloadTooLarge);
         }

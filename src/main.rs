@@ -74,8 +74,18 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::List) => {
             let store = connect(&settings).await?;
             for key in store.all_signing_keys().await? {
-                let state = if key.active.is_some() { "active" } else { "retired" };
-                println!("{}\t{}\t{}\tcreated {}", key.kid, key.alg, state, clock::rfc3339(key.created_at));
+                let state = if key.active.is_some() {
+                    "active"
+                } else {
+                    "retired"
+                };
+                println!(
+                    "{}\t{}\t{}\tcreated {}",
+                    key.kid,
+                    key.alg,
+                    state,
+                    clock::rfc3339(key.created_at)
+                );
             }
         }
         Command::Keys(KeysCommand::Rotate) => {
@@ -98,7 +108,10 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 
 async fn connect(settings: &Settings) -> anyhow::Result<Store> {
     let store = Store::connect(&settings.database).await.map_err(|e| {
-        anyhow::anyhow!("cannot reach the database at {}: {e:#}", settings.database.redacted_url())
+        anyhow::anyhow!(
+            "cannot reach the database at {}: {e:#}",
+            settings.database.redacted_url()
+        )
     })?;
     store.migrate().await?;
     Ok(store)

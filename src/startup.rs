@@ -66,7 +66,11 @@ impl Application {
     }
 }
 
-fn serve(listener: TcpListener, state: web::Data<AppState>, workers: usize) -> anyhow::Result<Server> {
+fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    workers: usize,
+) -> anyhow::Result<Server> {
     let mut server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(echo_request_id))

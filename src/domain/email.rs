@@ -15,7 +15,9 @@ impl Email {
             return Err(ApiError::InvalidEmail("an email address is required"));
         }
         if normalized.chars().count() > MAX_LEN {
-            return Err(ApiError::InvalidEmail("the email address is longer than 254 characters"));
+            return Err(ApiError::InvalidEmail(
+                "the email address is longer than 254 characters",
+            ));
         }
         if !email_address::EmailAddress::is_valid(&normalized) {
             return Err(ApiError::InvalidEmail("the email address is not valid"));
@@ -42,7 +44,15 @@ mod tests {
 
     #[test]
     fn rejects_malformed_addresses() {
-        for bad in ["", "   ", "ann", "ann@", "@example.com", "ann@@example.com", "a b@c.d"] {
+        for bad in [
+            "",
+            "   ",
+            "ann",
+            "ann@",
+            "@example.com",
+            "ann@@example.com",
+            "a b@c.d",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }
@@ -50,6 +60,9 @@ mod tests {
     #[test]
     fn rejects_addresses_over_254_characters() {
         let long = format!("{}@example.com", "a".repeat(250));
-        assert!(matches!(Email::parse(&long), Err(ApiError::InvalidEmail(_))));
+        assert!(matches!(
+            Email::parse(&long),
+            Err(ApiError::InvalidEmail(_))
+        ));
     }
 }

@@ -79,7 +79,10 @@ mod tests {
     #[test]
     fn rejects_short_long_and_guessable_passwords() {
         assert!(matches!(parse("Ab1!"), Err(ApiError::WeakPassword(_))));
-        assert!(matches!(parse(&"x".repeat(1025)), Err(ApiError::WeakPassword(_))));
+        assert!(matches!(
+            parse(&"x".repeat(1025)),
+            Err(ApiError::WeakPassword(_))
+        ));
         assert!(matches!(parse("password"), Err(ApiError::WeakPassword(_))));
         assert!(matches!(parse("12345678"), Err(ApiError::WeakPassword(_))));
     }
@@ -93,7 +96,9 @@ mod tests {
 
     #[test]
     fn a_1024_character_password_is_accepted_untruncated() {
-        let raw: String = (0..1024).map(|i| char::from(b'a' + (i * 7 % 26) as u8)).collect();
+        let raw: String = (0..1024)
+            .map(|i| char::from(b'a' + (i * 7 % 26) as u8))
+            .collect();
         let pw = parse(&raw).unwrap();
         assert_eq!(pw.secret().expose_secret().chars().count(), 1024);
     }

@@ -51,10 +51,24 @@ pub async fn signup(
     if !Store::insert_user(&mut tx, &new_user).await? {
         return Err(ApiError::EmailTaken);
     }
-    let opened = open_session(&mut tx, &state, &user.id, SessionKind::Password, &client, now).await?;
+    let opened = open_session(
+        &mut tx,
+        &state,
+        &user.id,
+        SessionKind::Password,
+        &client,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, session_id = %opened.session_id, "signed up");
-    opened_response(&state, StatusCode::CREATED, &user, SessionKind::Password, &opened)
+    opened_response(
+        &state,
+        StatusCode::CREATED,
+        &user,
+        SessionKind::Password,
+        &opened,
+    )
 }
 
 #[tracing::instrument(name = "login", skip_all)]
@@ -120,5 +134,11 @@ pub async fn guest(
     let opened = open_session(&mut tx, &state, &user.id, SessionKind::Guest, &client, now).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, session_id = %opened.session_id, "guest session");
-    opened_response(&state, StatusCode::CREATED, &user, SessionKind::Guest, &opened)
+    opened_response(
+        &state,
+        StatusCode::CREATED,
+        &user,
+        SessionKind::Guest,
+        &opened,
+    )
 }

@@ -35,7 +35,12 @@ pub async fn revoke(
             .session_of_refresh_token(&opaque::hash(token))
             .await?
     } else {
-        state.tokens.verify(token).await.ok().map(|claims| claims.sid)
+        state
+            .tokens
+            .verify(token)
+            .await
+            .ok()
+            .map(|claims| claims.sid)
     };
     if let Some(session_id) = session_id {
         let revoked = state

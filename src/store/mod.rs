@@ -134,16 +134,32 @@ impl Store {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .context("Failed to apply database migrations")
+        let mut attempt = 0;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                // SQLite has no migration lock: an instance starting beside another may find
+                // the other half-way through. Once that one has finished, ours is a no-op.
+                Err(_) if self.backend == Backend::Sqlite && attempt < 3 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(err) => return Err(err).context("Failed to apply database migrations"),
+            }
+        }
     }
 
-    /// One round trip, for readiness checks.
+    /// Readiness: can the database take a write right now? An update that matches nothing still
+    /// needs the write lock, so a SQLite file locked by someone else counts as not ready.
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("select 1").execute(&self.pool).await?;
+        sqlx::query("update signing_keys set alg = alg where kid is null")
+            .execute(&self.pool)
+            .await?;
         Ok(())
+    }
+
+    pub async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(self.pool.begin().await?)
     }
 
     pub async fn close(&self) {
@@ -161,7 +177,10 @@ fn prepare_sqlite_url(raw: &str) -> anyhow::Result<String> {
     if path.is_empty() || path == ":memory:" {
         anyhow::bail!("an in-memory SQLite database would lose every session on restart");
     }
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("Failed to create the folder {}", parent.display()))?;
     }
@@ -191,11 +210,5 @@ mod tests {
     #[test]
     fn in_memory_sqlite_is_refused() {
         assert!(prepare_sqlite_url("sqlite::memory:").is_err());
-    }
-}
-
-impl Store {
-    pub async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(self.pool.begin().await?)
     }
 }

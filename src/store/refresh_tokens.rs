@@ -26,7 +26,9 @@ pub enum RefreshOutcome {
         sealed: Vec<u8>,
     },
     /// A spent token outside the grace window: the session has just been revoked.
-    Reused { session_id: String },
+    Reused {
+        session_id: String,
+    },
     Unknown,
     SessionRevoked,
     SessionExpired,
@@ -175,7 +177,11 @@ async fn live_session(
     session_id: &str,
     req: &RotationRequest<'_>,
 ) -> StoreResult<Result<SessionRow, RefreshOutcome>> {
-    let sql = concat!("select ", session_columns!(), " from user_sessions where id = $1");
+    let sql = concat!(
+        "select ",
+        session_columns!(),
+        " from user_sessions where id = $1"
+    );
     let session: Option<SessionRow> = sqlx::query_as(sql)
         .bind(session_id)
         .fetch_optional(&mut **tx)
@@ -183,9 +189,7 @@ async fn live_session(
     Ok(match session {
         None => Err(RefreshOutcome::Unknown),
         Some(s) if s.revoked_at.is_some() => Err(RefreshOutcome::SessionRevoked),
-        Some(s)
-            if s.expires_at <= req.now || s.last_seen_at + req.idle_timeout_secs <= req.now =>
-        {
+        Some(s) if s.expires_at <= req.now || s.last_seen_at + req.idle_timeout_secs <= req.now => {
             Err(RefreshOutcome::SessionExpired)
         }
         Some(s) => Ok(s),

@@ -64,7 +64,11 @@ impl Store {
     }
 
     pub async fn find_session(&self, id: &str) -> StoreResult<Option<SessionRow>> {
-        let sql = concat!("select ", session_columns!(), " from user_sessions where id = $1");
+        let sql = concat!(
+            "select ",
+            session_columns!(),
+            " from user_sessions where id = $1"
+        );
         Ok(sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(&self.pool)

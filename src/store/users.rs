@@ -25,7 +25,6 @@ pub struct NewUser<'a> {
     pub now: i64,
 }
 
-
 impl Store {
     /// Inserts a user inside the caller's transaction. `Ok(false)` means the email is taken:
     /// the unique index decides, so concurrent signups of one email cannot both win.

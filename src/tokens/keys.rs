@@ -67,10 +67,10 @@ impl KeyRing {
         if let Some(found) = self.snapshot().verifiers.get(kid) {
             return Some(found.clone());
         }
-        if self.may_reload_for_unknown_kid() {
-            if let Err(error) = self.reload().await {
-                tracing::warn!(error = ?error, "could not re-read signing keys");
-            }
+        if self.may_reload_for_unknown_kid()
+            && let Err(error) = self.reload().await
+        {
+            tracing::warn!(error = ?error, "could not re-read signing keys");
         }
         self.snapshot().verifiers.get(kid).cloned()
     }
@@ -104,7 +104,10 @@ pub fn generate_key(now: i64) -> anyhow::Result<SigningKeyRow> {
         .map_err(|_| anyhow::anyhow!("generated key does not parse"))?;
     // Uncompressed SEC1 point: 0x04 || x (32 bytes) || y (32 bytes).
     let point = pair.public_key().as_ref();
-    anyhow::ensure!(point.len() == 65 && point[0] == 4, "unexpected public key encoding");
+    anyhow::ensure!(
+        point.len() == 65 && point[0] == 4,
+        "unexpected public key encoding"
+    );
     let kid = uuid::Uuid::now_v7().simple().to_string();
     let jwk = json!({
         "kty": "EC",

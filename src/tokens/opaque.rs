@@ -50,8 +50,12 @@ fn successor_key(spent: &SecretString) -> LessSafeKey {
 pub fn seal_successor(spent: &SecretString, successor: &SecretString) -> Vec<u8> {
     let key = successor_key(spent);
     let mut buffer = successor.expose_secret().as_bytes().to_vec();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut buffer)
-        .expect("AES-GCM sealing cannot fail for short inputs");
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key([0; 12]),
+        Aad::empty(),
+        &mut buffer,
+    )
+    .expect("AES-GCM sealing cannot fail for short inputs");
     buffer
 }
 
@@ -59,9 +63,15 @@ pub fn unseal_successor(spent: &SecretString, sealed: &[u8]) -> Option<SecretStr
     let key = successor_key(spent);
     let mut buffer = sealed.to_vec();
     let plain = key
-        .open_in_place(Nonce::assume_unique_for_key([0; 12]), Aad::empty(), &mut buffer)
+        .open_in_place(
+            Nonce::assume_unique_for_key([0; 12]),
+            Aad::empty(),
+            &mut buffer,
+        )
         .ok()?;
-    String::from_utf8(plain.to_vec()).ok().map(SecretString::from)
+    String::from_utf8(plain.to_vec())
+        .ok()
+        .map(SecretString::from)
 }
 
 #[cfg(test)]
@@ -83,7 +93,11 @@ mod tests {
         let spent = generate();
         let successor = generate();
         let sealed = seal_successor(&spent, &successor);
-        assert!(!sealed.windows(8).any(|w| successor.expose_secret().as_bytes().starts_with(w)));
+        assert!(
+            !sealed
+                .windows(8)
+                .any(|w| successor.expose_secret().as_bytes().starts_with(w))
+        );
         let opened = unseal_successor(&spent, &sealed).unwrap();
         assert_eq!(opened.expose_secret(), successor.expose_secret());
         assert!(unseal_successor(&generate(), &sealed).is_none());

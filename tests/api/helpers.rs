@@ -93,7 +93,9 @@ impl Drop for TestDb {
                             sqlx::postgres::PgConnection::connect(&pg_admin_url()).await
                         {
                             let sql = format!("drop database if exists \"{name}\" with (force)");
-                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                                .execute(&mut conn)
+                                .await;
                         }
                     });
                 })
@@ -107,7 +109,6 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub state: actix_web::web::Data<AppState>,
-    pub settings: Settings,
     handle: ServerHandle,
     // Dropped last: the database outlives the server using it.
     pub db: std::sync::Arc<TestDb>,
@@ -153,9 +154,7 @@ pub async fn spawn_on(
     init_once();
     let mut settings = test_settings(&db);
     customize(&mut settings);
-    let app = Application::build(settings.clone())
-        .await
-        .expect("the app starts");
+    let app = Application::build(settings).await.expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let state = app.state();
@@ -167,7 +166,6 @@ pub async fn spawn_on(
             .build()
             .unwrap(),
         state,
-        settings,
         handle,
         db,
     }
@@ -209,7 +207,11 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.post(path).json(body).send().await.expect("request sent")
+        self.post(path)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn signup(&self, email: &str, password: &str) -> Response {
@@ -258,8 +260,11 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post_json("/v1/token/refresh", &json!({ "refresh_token": refresh_token }))
-            .await
+        self.post_json(
+            "/v1/token/refresh",
+            &json!({ "refresh_token": refresh_token }),
+        )
+        .await
     }
 
     /// Stops the server (not the database) and waits until it has stopped.

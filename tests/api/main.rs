@@ -4,6 +4,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), creates one database per test and drops it.
 
 mod helpers;
+mod outage;
 
 mod accounts;
 mod health;
@@ -11,4 +12,8 @@ mod jwks;
 mod logout;
 mod me;
 mod openapi;
+mod password;
+mod refresh;
 mod restart;
+mod revoke;
+mod sessions;

@@ -1,0 +1,93 @@
+//! Health, readiness, request ids and the errors for unknown routes and methods.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{assert_error, spawn_app};
+use crate::outage::spawn_app_with_switch;
+
+#[tokio::test]
+async fn healthz_and_readyz_answer() {
+    let app = spawn_app().await;
+    let health = app.get("/healthz").send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert_eq!(health.json::<Value>().await.unwrap()["status"], "ok");
+    let ready = app.get("/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(ready.json::<Value>().await.unwrap()["status"], "ready");
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_echoes_the_clients() {
+    let app = spawn_app().await;
+    let generated = app.get("/healthz").send().await.unwrap();
+    let id = generated.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    let echoed = app
+        .get("/nowhere")
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.headers()["x-request-id"], "trace-abc-123");
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405_as_json() {
+    let app = spawn_app().await;
+    let missing = app.get("/v1/nothing-here").send().await.unwrap();
+    assert_error(missing, StatusCode::NOT_FOUND, "not_found").await;
+    let wrong_method = app.get("/v1/login").send().await.unwrap();
+    assert_error(
+        wrong_method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_app_refuses_to_start_without_its_database() {
+    let result = sessiond::startup::Application::build({
+        let mut settings = sessiond::config::Settings::defaults();
+        settings.database.url =
+            secrecy::SecretString::from("postgres://app:hunter2@127.0.0.1:1/none".to_string());
+        settings.database.acquire_timeout_ms = 500;
+        settings.server.port = 0;
+        settings
+    })
+    .await;
+    let message = format!("{:#}", result.err().expect("startup must fail"));
+    assert!(message.contains("cannot reach the database"), "{message}");
+    assert!(message.contains("127.0.0.1:1"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+}
+
+#[tokio::test]
+async fn a_lost_database_gives_503_and_recovers_by_itself() {
+    let (app, mut switch) = spawn_app_with_switch(|s| s.database.acquire_timeout_ms = 500).await;
+    switch.cut().await;
+    let ready = app.get("/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap()["status"],
+        "unavailable"
+    );
+    let signup = app
+        .signup("ann@example.com", crate::helpers::STRONG_PASSWORD)
+        .await;
+    assert!(signup.headers().contains_key("retry-after"));
+    assert_error(signup, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    assert_eq!(
+        app.get("/healthz").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+
+    switch.restore().await;
+    let ready = app.get("/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let signup = app
+        .signup("ann@example.com", crate::helpers::STRONG_PASSWORD)
+        .await;
+    assert_eq!(signup.status(), StatusCode::CREATED);
+}

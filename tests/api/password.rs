@@ -1,0 +1,245 @@
+//! `POST /v1/password`: changing the password ends every other session of the user.
+
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app};
+
+const NEW_PASSWORD: &str = "quietly orbiting marmalade 1987";
+
+fn fresh_email() -> String {
+    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+async fn change_password(app: &TestApp, access_token: &str, body: &Value) -> Response {
+    app.post("/v1/password")
+        .bearer_auth(access_token)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn login_ok(app: &TestApp, email: &str, password: &str) -> Session {
+    let response = app.login(email, password).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    Session::from_body(response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn changing_the_password_keeps_this_session_and_ends_the_others() {
+    // Arrange
+    let app = spawn_app().await;
+    let email = fresh_email();
+    let other = app.new_user_with_email(&email).await;
+    let caller = login_ok(&app, &email, STRONG_PASSWORD).await;
+    let stranger = app.new_user().await;
+
+    // Act
+    let response = change_password(
+        &app,
+        &caller.access_token,
+        &json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.me(&caller.access_token).await.status(), StatusCode::OK);
+    let refreshed = app.refresh(&caller.refresh_token).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let ended = app.me(&other.access_token).await;
+    assert_error(ended, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    let ended = app.refresh(&other.refresh_token).await;
+    assert_error(ended, StatusCode::UNAUTHORIZED, "session_revoked").await;
+    let old = app.login(&email, STRONG_PASSWORD).await;
+    assert_error(old, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    let new = login_ok(&app, &email, NEW_PASSWORD).await;
+    assert_eq!(new.user_id, caller.user_id);
+    assert_eq!(
+        app.me(&stranger.access_token).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_current_password_changes_nothing() {
+    // Arrange
+    let app = spawn_app().await;
+    let email = fresh_email();
+    let other = app.new_user_with_email(&email).await;
+    let caller = login_ok(&app, &email, STRONG_PASSWORD).await;
+
+    // Act
+    let response = change_password(
+        &app,
+        &caller.access_token,
+        &json!({"current_password": "not the password at all", "new_password": NEW_PASSWORD}),
+    )
+    .await;
+
+    // Assert
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    login_ok(&app, &email, STRONG_PASSWORD).await;
+    let new = app.login(&email, NEW_PASSWORD).await;
+    assert_error(new, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    assert_eq!(app.me(&other.access_token).await.status(), StatusCode::OK);
+    assert_eq!(app.me(&caller.access_token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_guessable_new_password_is_weak() {
+    // Arrange
+    let app = spawn_app().await;
+    let email = fresh_email();
+    let user = app.new_user_with_email(&email).await;
+
+    // Act
+    let response = change_password(
+        &app,
+        &user.access_token,
+        &json!({"current_password": STRONG_PASSWORD, "new_password": "password"}),
+    )
+    .await;
+
+    // Assert
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
+    login_ok(&app, &email, STRONG_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn a_short_new_password_is_weak() {
+    // Arrange
+    let app = spawn_app().await;
+    let email = fresh_email();
+    let user = app.new_user_with_email(&email).await;
+    let other = login_ok(&app, &email, STRONG_PASSWORD).await;
+
+    // Act
+    let response = change_password(
+        &app,
+        &user.access_token,
+        &json!({"current_password": STRONG_PASSWORD, "new_password": "xK9#qv2"}),
+    )
+    .await;
+
+    // Assert
+    assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
+    login_ok(&app, &email, STRONG_PASSWORD).await;
+    assert_eq!(app.me(&other.access_token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_missing_field_is_a_bad_request() {
+    // Arrange
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+
+    // Act
+    let missing_new = change_password(
+        &app,
+        &user.access_token,
+        &json!({"current_password": STRONG_PASSWORD}),
+    )
+    .await;
+    let missing_current = change_password(
+        &app,
+        &user.access_token,
+        &json!({"new_password": NEW_PASSWORD}),
+    )
+    .await;
+
+    // Assert
+    assert_error(missing_new, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_error(missing_current, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_unsupported() {
+    // Arrange
+    let app = spawn_app().await;
+    let user = app.new_user().await;
+    let body = json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD});
+
+    // Act
+    let response = app
+        .post("/v1/password")
+        .bearer_auth(&user.access_token)
+        .header(CONTENT_TYPE, "text/plain")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_error(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn changing_the_password_requires_a_token() {
+    // Arrange
+    let app = spawn_app().await;
+    let email = fresh_email();
+    app.new_user_with_email(&email).await;
+
+    // Act
+    let response = app
+        .post_json(
+            "/v1/password",
+            &json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
+
+    // Assert
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    login_ok(&app, &email, STRONG_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn a_revoked_session_cannot_change_the_password() {
+    // Arrange
+    let app = spawn_app().await;
+    let email = fresh_email();
+    let user = app.new_user_with_email(&email).await;
+    assert_eq!(
+        app.logout(&user.access_token, None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+
+    // Act
+    let response = change_password(
+        &app,
+        &user.access_token,
+        &json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}),
+    )
+    .await;
+
+    // Assert
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    login_ok(&app, &email, STRONG_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn a_guest_has_no_password_to_change() {
+    // Arrange
+    let app = spawn_app().await;
+    let guest = app.guest().await;
+
+    // Act
+    let response = change_password(
+        &app,
+        &guest.access_token,
+        &json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}),
+    )
+    .await;
+
+    // Assert
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    assert_eq!(app.me(&guest.access_token).await.status(), StatusCode::OK);
+}
