@@ -45,6 +45,7 @@ pub struct TokenSettings {
     pub audience: String,
     pub access_ttl_secs: i64,
     pub key_reload_secs: u64,
+    pub verified_cache_entries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,6 +54,7 @@ pub struct SessionSettings {
     pub guest_ttl_secs: i64,
     pub idle_timeout_secs: i64,
     pub refresh_grace_secs: i64,
+    pub cache_entries: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,8 +11,8 @@ use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::gate::Snapshot;
 use crate::state::AppState;
-use crate::store::SessionRow;
 use crate::tokens::AccessClaims;
 
 pub const MAX_BODY: usize = 16 * 1024;
@@ -161,7 +161,7 @@ fn app_state(req: &HttpRequest) -> web::Data<AppState> {
 
 /// A validly signed, unexpired access token, whether or not its session is still live.
 /// Logout takes this, so that repeating a logout with the same token is still 204.
-pub struct SignedToken(pub AccessClaims);
+pub struct SignedToken(pub std::sync::Arc<AccessClaims>);
 
 impl FromRequest for SignedToken {
     type Error = ApiError;
@@ -174,10 +174,10 @@ impl FromRequest for SignedToken {
     }
 }
 
-/// A valid access token whose session is live right now.
+/// A valid access token whose session is live right now, with that session and its user.
 pub struct Authenticated {
-    pub claims: AccessClaims,
-    pub session: SessionRow,
+    pub claims: std::sync::Arc<AccessClaims>,
+    pub snapshot: std::sync::Arc<Snapshot>,
 }
 
 impl FromRequest for Authenticated {
@@ -190,11 +190,8 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let claims = state.tokens.verify(&token?).await?;
             let now = crate::clock::now();
-            let session = state
-                .gate
-                .live_session(&claims.sid, &claims.sub, now)
-                .await?;
-            Ok(Authenticated { claims, session })
+            let snapshot = state.gate.live(&claims.sid, &claims.sub, now).await?;
+            Ok(Authenticated { claims, snapshot })
         })
     }
 }

@@ -97,10 +97,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Users(UsersCommand::RevokeSessions { user_id }) => {
             let store = connect(&settings).await?;
-            let n = store
+            let ended = store
                 .revoke_user_sessions(&user_id, None, "revoked_by_admin", clock::now())
                 .await?;
-            println!("revoked {n} sessions");
+            // Running instances drop these at once (PostgreSQL) or within a second (SQLite).
+            store.announce_ended(&ended).await?;
+            println!("revoked {} sessions", ended.len());
         }
     }
     Ok(())

@@ -10,6 +10,7 @@ use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, Error, HttpMessage, HttpServer, web};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -37,8 +38,10 @@ impl Application {
             .with_context(|| format!("cannot listen on port {}", settings.server.port))?;
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
+        let database_url = settings.database.url.expose_secret().to_string();
         let state = web::Data::new(AppState::build(settings, store).await?);
         maintenance::spawn(state.clone().into_inner());
+        tokio::spawn(state.gate.clone().follow_announcements(database_url));
         let server = serve(listener, state.clone(), workers)?;
         Ok(Application {
             port,

@@ -13,7 +13,7 @@ pub struct AppState {
     pub store: Store,
     pub tokens: AccessTokens,
     pub hasher: PasswordHasher,
-    pub gate: SessionGate,
+    pub gate: Arc<SessionGate>,
 }
 
 impl AppState {
@@ -24,9 +24,14 @@ impl AppState {
             settings.tokens.issuer.clone(),
             settings.tokens.audience.clone(),
             settings.tokens.access_ttl_secs,
+            settings.tokens.verified_cache_entries,
         );
         let hasher = PasswordHasher::new(&settings.passwords)?;
-        let gate = SessionGate::new(store.clone(), settings.sessions.idle_timeout_secs);
+        let gate = Arc::new(SessionGate::new(
+            store.clone(),
+            settings.sessions.idle_timeout_secs,
+            settings.sessions.cache_entries,
+        ));
         Ok(AppState {
             settings,
             store,

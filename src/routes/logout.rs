@@ -33,8 +33,11 @@ pub async fn logout(
     let now = clock::now();
     let store = &state.store;
     let reason = "logout";
-    let revoked = match scope {
-        Scope::Local => u64::from(store.revoke_session(&claims.sid, None, reason, now).await?),
+    let ended = match scope {
+        Scope::Local => {
+            let revoked = store.revoke_session(&claims.sid, None, reason, now).await?;
+            revoked.then(|| claims.sid.clone()).into_iter().collect()
+        }
         Scope::Others => {
             store
                 .revoke_user_sessions(&claims.sub, Some(&claims.sid), reason, now)
@@ -46,6 +49,8 @@ pub async fn logout(
                 .await?
         }
     };
+    state.gate.ended(&ended).await?;
+    let revoked = ended.len();
     tracing::info!(user_id = %claims.sub, session_id = %claims.sid, ?scope, revoked, "logout");
     Ok(HttpResponse::NoContent().finish())
 }

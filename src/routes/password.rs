@@ -36,10 +36,11 @@ pub async fn change(
     let hash = state.hasher.hash(new_password.secret()).await?;
     let now = clock::now();
     state.store.set_password_hash(user_id, &hash, now).await?;
-    let revoked = state
+    let ended = state
         .store
         .revoke_user_sessions(user_id, Some(&auth.claims.sid), "password_changed", now)
         .await?;
-    tracing::info!(%user_id, revoked, "password changed");
+    state.gate.ended(&ended).await?;
+    tracing::info!(%user_id, revoked = ended.len(), "password changed");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -40,7 +40,10 @@ pub async fn refresh(
         idle_timeout_secs: sessions.idle_timeout_secs,
     };
     match state.store.rotate_refresh_token(&request).await? {
-        RefreshOutcome::Rotated(session) => respond(&state, &session, &successor).await,
+        RefreshOutcome::Rotated(session) => {
+            state.gate.changed(&session.id);
+            respond(&state, &session, &successor).await
+        }
         RefreshOutcome::Replayed { session, sealed } => {
             let same = opaque::unseal_successor(&presented, &sealed)
                 .ok_or(ApiError::InvalidRefreshToken)?;
@@ -48,6 +51,7 @@ pub async fn refresh(
         }
         RefreshOutcome::Reused { session_id } => {
             tracing::warn!(%session_id, "refresh token reuse detected; session revoked");
+            state.gate.ended(&[session_id]).await?;
             Err(ApiError::RefreshTokenReused)
         }
         RefreshOutcome::Unknown => Err(ApiError::InvalidRefreshToken),

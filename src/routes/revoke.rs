@@ -40,13 +40,16 @@ pub async fn revoke(
             .verify(token)
             .await
             .ok()
-            .map(|claims| claims.sid)
+            .map(|claims| claims.sid.clone())
     };
     if let Some(session_id) = session_id {
         let revoked = state
             .store
             .revoke_session(&session_id, None, "revoked", clock::now())
             .await?;
+        if revoked {
+            state.gate.ended(&[session_id.clone()]).await?;
+        }
         tracing::info!(%session_id, revoked, "token revoked");
     }
     Ok(HttpResponse::Ok()

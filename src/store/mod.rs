@@ -28,6 +28,10 @@ pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use sessions::{NewSession, SessionRow};
 pub use users::{NewUser, UserRow};
 
+/// The PostgreSQL NOTIFY channel on which instances announce ended sessions (payload: ids,
+/// comma-separated).
+pub const ENDED_SESSIONS_CHANNEL: &str = "sessiond_ended_sessions";
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 

@@ -1,6 +1,30 @@
 use sqlx::{Any, FromRow, Transaction};
 
-use super::{Store, StoreResult};
+use super::{Store, StoreResult, UserRow};
+
+/// Session ids per notification: 36 bytes each, well under PostgreSQL's 8000-byte payload cap.
+const ANNOUNCE_CHUNK: usize = 150;
+
+#[derive(FromRow)]
+struct SessionAndUser {
+    #[sqlx(flatten)]
+    session: SessionRow,
+    email: Option<String>,
+    is_guest: i64,
+    user_created_at: i64,
+}
+
+impl SessionAndUser {
+    fn split(self) -> (SessionRow, UserRow) {
+        let user = UserRow {
+            id: self.session.user_id.clone(),
+            email: self.email,
+            is_guest: self.is_guest,
+            created_at: self.user_created_at,
+        };
+        (self.session, user)
+    }
+}
 
 #[derive(Debug, Clone, FromRow)]
 pub struct SessionRow {
@@ -118,25 +142,56 @@ impl Store {
         Ok(result.rows_affected() == 1)
     }
 
-    /// Revokes every live session of a user, except `keep` when given. Returns how many.
+    /// Revokes every live session of a user, except `keep` when given. Returns their ids, so
+    /// that every instance can be told which sessions ended.
     pub async fn revoke_user_sessions(
         &self,
         user_id: &str,
         keep: Option<&str>,
         reason: &str,
         now: i64,
-    ) -> StoreResult<u64> {
-        let result = sqlx::query(
+    ) -> StoreResult<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
             "update user_sessions set revoked_at = $1, revoked_reason = $2 \
-             where user_id = $3 and revoked_at is null and ($4 is null or id <> $4)",
+             where user_id = $3 and revoked_at is null and ($4 is null or id <> $4) returning id",
         )
         .bind(now)
         .bind(reason)
         .bind(user_id)
         .bind(keep)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(result.rows_affected())
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// A session together with its user, as the session gate caches it.
+    pub async fn session_with_user(&self, id: &str) -> StoreResult<Option<(SessionRow, UserRow)>> {
+        let row: Option<SessionAndUser> = sqlx::query_as(
+            "select s.id, s.user_id, s.kind, s.provider, s.amr, s.user_agent, s.ip_address, \
+             s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, \
+             u.email, u.is_guest, u.created_at as user_created_at \
+             from user_sessions s join users u on u.id = s.user_id where s.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(SessionAndUser::split))
+    }
+
+    /// Tells every instance listening on PostgreSQL that these sessions ended. SQLite has one
+    /// instance per file, so there is no one else to tell.
+    pub async fn announce_ended(&self, session_ids: &[String]) -> StoreResult<()> {
+        if self.backend != super::Backend::Postgres {
+            return Ok(());
+        }
+        for chunk in session_ids.chunks(ANNOUNCE_CHUNK) {
+            sqlx::query("select pg_notify($1, $2)")
+                .bind(super::ENDED_SESSIONS_CHANNEL)
+                .bind(chunk.join(","))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Deletes up to `batch` sessions that ended before `cutoff` (expired or revoked), with

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{Header, Validation, decode, decode_header, encode};
+use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 use super::KeyRing;
@@ -39,15 +40,25 @@ pub struct AccessTokens {
     issuer: String,
     audience: String,
     ttl_secs: i64,
+    /// Tokens whose signature and claims already checked out. A signature cannot change, so
+    /// only the expiry is re-checked on a hit; the session gate still decides liveness.
+    verified: Cache<Box<str>, Arc<AccessClaims>>,
 }
 
 impl AccessTokens {
-    pub fn new(keys: Arc<KeyRing>, issuer: String, audience: String, ttl_secs: i64) -> Self {
+    pub fn new(
+        keys: Arc<KeyRing>,
+        issuer: String,
+        audience: String,
+        ttl_secs: i64,
+        cache_entries: usize,
+    ) -> Self {
         AccessTokens {
             keys,
             issuer,
             audience,
             ttl_secs,
+            verified: Cache::new(cache_entries.max(16)),
         }
     }
 
@@ -88,7 +99,20 @@ impl AccessTokens {
 
     /// Checks signature, algorithm, type, issuer, audience and expiry. Says nothing about
     /// whether the session is still live: that is the session gate's job.
-    pub async fn verify(&self, token: &str) -> Result<AccessClaims, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, ApiError> {
+        if let Some(claims) = self.verified.get(token) {
+            return if claims.exp > crate::clock::now() {
+                Ok(claims)
+            } else {
+                Err(ApiError::InvalidToken("the access token has expired"))
+            };
+        }
+        let claims = Arc::new(self.verify_signed(token).await?);
+        self.verified.insert(token.into(), claims.clone());
+        Ok(claims)
+    }
+
+    async fn verify_signed(&self, token: &str) -> Result<AccessClaims, ApiError> {
         let invalid = || ApiError::InvalidToken("the access token is invalid");
         let header = decode_header(token).map_err(|_| invalid())?;
         if header.typ.as_deref() != Some(TOKEN_TYPE) {

@@ -15,5 +15,6 @@ mod openapi;
 mod password;
 mod refresh;
 mod restart;
+mod revocation;
 mod revoke;
 mod sessions;

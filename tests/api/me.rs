@@ -193,8 +193,15 @@ async fn tokens_for_another_audience_or_issuer_are_refused() {
         "http://localhost:8080".into(),
         "billing".into(),
         900,
+        16,
     );
-    let other_iss = AccessTokens::new(keys, "http://evil.example".into(), "sessiond".into(), 900);
+    let other_iss = AccessTokens::new(
+        keys,
+        "http://evil.example".into(),
+        "sessiond".into(),
+        900,
+        16,
+    );
     for tokens in [other_aud, other_iss] {
         let (token, _) = tokens.issue(subject(&session), now).unwrap();
         assert_refused(&app, &token).await;
