@@ -48,7 +48,7 @@ pub async fn revoke(
             .revoke_session(&session_id, None, "revoked", clock::now())
             .await?;
         if revoked {
-            state.gate.ended(&[session_id.clone()]).await?;
+            state.gate.ended(std::slice::from_ref(&session_id)).await?;
         }
         tracing::info!(%session_id, revoked, "token revoked");
     }

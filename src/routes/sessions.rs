@@ -36,7 +36,7 @@ pub async fn revoke(
     if !revoked {
         return Err(ApiError::NotFound("no such session"));
     }
-    state.gate.ended(&[id.clone()]).await?;
+    state.gate.ended(std::slice::from_ref(&id)).await?;
     tracing::info!(user_id = %auth.claims.sub, session_id = %id, "session revoked by its owner");
     Ok(HttpResponse::NoContent().finish())
 }
