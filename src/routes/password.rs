@@ -35,10 +35,9 @@ pub async fn change(
     let new_password = Password::parse(body.new_password, policy, &context)?;
     let hash = state.hasher.hash(new_password.secret()).await?;
     let now = clock::now();
-    state.store.set_password_hash(user_id, &hash, now).await?;
     let ended = state
         .store
-        .revoke_user_sessions(user_id, Some(&auth.claims.sid), "password_changed", now)
+        .change_password(user_id, &hash, &auth.claims.sid, now)
         .await?;
     state.gate.ended(&ended).await?;
     tracing::info!(%user_id, revoked = ended.len(), "password changed");

@@ -147,8 +147,9 @@ impl Store {
             Ok(session) => session,
             Err(ended) => return Ok(ended),
         };
-        let rotated_at = spent.rotated_at.unwrap_or(i64::MIN);
-        let in_grace = req.now - rotated_at <= req.grace_secs;
+        let in_grace = spent
+            .rotated_at
+            .is_some_and(|at| req.now.saturating_sub(at) <= req.grace_secs);
         match spent.successor_sealed {
             Some(sealed) if in_grace && spent.successor_rotated_at.is_none() => {
                 Ok(RefreshOutcome::Replayed { session, sealed })

@@ -80,14 +80,34 @@ impl Store {
         Ok(row.and_then(|c| c.password_hash))
     }
 
-    pub async fn set_password_hash(&self, user_id: &str, hash: &str, now: i64) -> StoreResult<()> {
+    /// Sets a new password hash and revokes every other session of the user, in one
+    /// transaction: a new password never coexists with sessions the old one opened.
+    /// Returns the revoked session ids.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        hash: &str,
+        keep_session: &str,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("update users set password_hash = $1, updated_at = $2 where id = $3")
             .bind(hash)
             .bind(now)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        let ended: Vec<(String,)> = sqlx::query_as(
+            "update user_sessions set revoked_at = $1, revoked_reason = 'password_changed' \
+             where user_id = $2 and revoked_at is null and id <> $3 returning id",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(keep_session)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ended.into_iter().map(|(id,)| id).collect())
     }
 
     /// Counts users; used by the CLI and tests.
