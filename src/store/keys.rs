@@ -44,7 +44,7 @@ impl Store {
         .bind(&key.private_der)
         .bind(&key.public_jwk)
         .bind(key.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await;
         match result {
             Ok(_) => Ok(true),
@@ -56,7 +56,7 @@ impl Store {
     /// Retires the active key and makes `key` the active one, atomically. The retired key stays
     /// published in the JWKS until every token it signed has expired.
     pub async fn rotate_signing_key(&self, key: &SigningKeyRow, now: i64) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("update signing_keys set active = null, retired_at = $1 where active = 1")
             .bind(now)
             .execute(&mut *tx)

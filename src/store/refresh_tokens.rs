@@ -82,7 +82,7 @@ impl Store {
         &self,
         req: &RotationRequest<'_>,
     ) -> StoreResult<RefreshOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let won: Option<(String, String)> = sqlx::query_as(
             "update refresh_tokens set rotated_at = $1, successor_id = $2, successor_sealed = $3 \
              where token_hash = $4 and rotated_at is null and revoked_at is null \

@@ -137,7 +137,7 @@ impl Store {
         .bind(reason)
         .bind(id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -159,7 +159,7 @@ impl Store {
         .bind(reason)
         .bind(user_id)
         .bind(keep)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
@@ -203,7 +203,7 @@ impl Store {
         )
         .bind(cutoff)
         .bind(batch)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected())
     }

@@ -90,7 +90,7 @@ impl Store {
         keep_session: &str,
         now: i64,
     ) -> StoreResult<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("update users set password_hash = $1, updated_at = $2 where id = $3")
             .bind(hash)
             .bind(now)
