@@ -126,9 +126,9 @@ impl Store {
                 .acquire_timeout(settings.acquire_timeout());
             match backend {
                 Backend::Sqlite => options.after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        conn.execute(sqlx::raw_sql(SQLITE_PRAGMAS)).await.map(drop)
-                    })
+                    Box::pin(
+                        async move { conn.execute(sqlx::raw_sql(SQLITE_PRAGMAS)).await.map(drop) },
+                    )
                 }),
                 Backend::Postgres => options,
             }
