@@ -20,6 +20,9 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
+    /// Keys for trusted backends, in addition to those made with `sessiond service-keys`.
+    #[serde(default)]
+    pub service_keys: Vec<crate::service_keys::ConfiguredKey>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

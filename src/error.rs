@@ -24,6 +24,8 @@ pub enum ApiError {
     SessionRevoked,
     #[error("the session has expired")]
     SessionExpired,
+    #[error("a valid service key is required")]
+    InvalidClient,
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -62,6 +64,7 @@ impl ApiError {
             ApiError::RefreshTokenReused => "refresh_token_reused",
             ApiError::SessionRevoked => "session_revoked",
             ApiError::SessionExpired => "session_expired",
+            ApiError::InvalidClient => "invalid_client",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -85,7 +88,8 @@ impl ResponseError for ApiError {
             | ApiError::InvalidRefreshToken
             | ApiError::RefreshTokenReused
             | ApiError::SessionRevoked
-            | ApiError::SessionExpired => StatusCode::UNAUTHORIZED,
+            | ApiError::SessionExpired
+            | ApiError::InvalidClient => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -196,6 +196,35 @@ impl FromRequest for Authenticated {
     }
 }
 
+/// A trusted backend, authenticated by a service key (`Authorization: Bearer sk_…`).
+pub struct ServiceClient(pub crate::service_keys::Caller);
+
+impl FromRequest for ServiceClient {
+    type Error = ApiError;
+    type Future = Boxed<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = app_state(req);
+        let key = bearer_token(req).map(str::to_string);
+        Box::pin(async move {
+            let invalid = || ApiError::InvalidClient;
+            let key = key.map_err(|_| invalid())?;
+            let caller = state.service_keys.authenticate(&key).await.ok_or_else(invalid)?;
+            Ok(ServiceClient(caller))
+        })
+    }
+}
+
+impl ServiceClient {
+    pub fn require(&self, scope: crate::service_keys::Scope) -> Result<(), ApiError> {
+        if self.0.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this service key lacks the required scope"))
+        }
+    }
+}
+
 /// Who is calling: recorded on new sessions.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {

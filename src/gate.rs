@@ -60,21 +60,26 @@ impl SessionGate {
 
     /// The live session `sid` of user `sub`, or `invalid_token`.
     pub async fn live(&self, sid: &str, sub: &str, now: i64) -> Result<Arc<Snapshot>, ApiError> {
+        match self.snapshot(sid, now).await? {
+            Some(snapshot) if snapshot.session.user_id == sub => Ok(snapshot),
+            _ => Err(ApiError::InvalidToken("the session has ended")),
+        }
+    }
+
+    /// Session `sid` with its user if it is live right now, `None` if it ended or never was.
+    pub async fn snapshot(&self, sid: &str, now: i64) -> StoreResult<Option<Arc<Snapshot>>> {
         if let Some(snapshot) = self.cache.get(sid)
             && snapshot.loaded.elapsed() < self.ttl()
         {
             if snapshot.session.revoked_at.is_some() || snapshot.session.expires_at <= now {
-                return Err(ended());
+                return Ok(None);
             }
             if self.is_live(&snapshot.session, now) {
-                return owned_by(snapshot, sub);
+                return Ok(Some(snapshot));
             }
         }
-        let snapshot = self.load(sid).await?.ok_or_else(ended)?;
-        if !self.is_live(&snapshot.session, now) {
-            return Err(ended());
-        }
-        owned_by(snapshot, sub)
+        let loaded = self.load(sid).await?;
+        Ok(loaded.filter(|snapshot| self.is_live(&snapshot.session, now)))
     }
 
     pub fn is_live(&self, session: &SessionRow, now: i64) -> bool {
@@ -162,17 +167,5 @@ impl SessionGate {
             self.forget(notification.payload().split(','));
         }
         Ok(())
-    }
-}
-
-fn ended() -> ApiError {
-    ApiError::InvalidToken("the session has ended")
-}
-
-fn owned_by(snapshot: Arc<Snapshot>, sub: &str) -> Result<Arc<Snapshot>, ApiError> {
-    if snapshot.session.user_id == sub {
-        Ok(snapshot)
-    } else {
-        Err(ended())
     }
 }

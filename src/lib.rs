@@ -1,5 +1,6 @@
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod domain;
@@ -8,8 +9,10 @@ pub mod extract;
 pub mod gate;
 pub mod issuance;
 pub mod maintenance;
+pub mod metrics;
 pub mod passwords;
 pub mod routes;
+pub mod service_keys;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -1,7 +1,9 @@
 //! The `sessiond` command: `serve` (the default), `migrate`, `keys`, `users`.
 
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 use sessiond::config::Settings;
+use sessiond::service_keys::Scope;
 use sessiond::startup::Application;
 use sessiond::store::Store;
 use sessiond::{clock, install_crypto_provider, telemetry, tokens};
@@ -25,6 +27,24 @@ enum Command {
     /// User administration.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Keys for trusted backends (introspection, ticket redemption, admin API).
+    #[command(subcommand, name = "service-keys")]
+    ServiceKeys(ServiceKeysCommand),
+}
+
+#[derive(Subcommand)]
+enum ServiceKeysCommand {
+    /// Create a key and print it once; only its SHA-256 is stored.
+    Create {
+        name: String,
+        /// introspect and/or admin (repeat the flag for both)
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+    },
+    /// List keys (names and scopes, never the keys).
+    List,
+    /// Revoke a key by name.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +115,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             store.rotate_signing_key(&key, now).await?;
             println!("new active key {}", key.kid);
         }
+        Command::ServiceKeys(command) => service_keys(command, &connect(&settings).await?).await?,
         Command::Users(UsersCommand::RevokeSessions { user_id }) => {
             let store = connect(&settings).await?;
             let ended = store
@@ -103,6 +124,38 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             // Running instances drop these at once (PostgreSQL) or within a second (SQLite).
             store.announce_ended(&ended).await?;
             println!("revoked {} sessions", ended.len());
+        }
+    }
+    Ok(())
+}
+
+async fn service_keys(command: ServiceKeysCommand, store: &Store) -> anyhow::Result<()> {
+    match command {
+        ServiceKeysCommand::Create { name, scopes } => {
+            let scopes = scopes
+                .iter()
+                .map(|s| Scope::parse(s).ok_or_else(|| anyhow::anyhow!("unknown scope {s}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let (key, row) = sessiond::service_keys::generate(&name, &scopes, clock::now());
+            anyhow::ensure!(
+                store.insert_service_key(&row).await?,
+                "a service key named {name} exists already"
+            );
+            println!("{}", key.expose_secret());
+            eprintln!("service key {name} created ({}); it is shown only this once", row.scopes);
+        }
+        ServiceKeysCommand::List => {
+            for key in store.service_keys().await? {
+                let state = if key.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{}\tcreated {}", key.name, key.scopes, state, clock::rfc3339(key.created_at));
+            }
+        }
+        ServiceKeysCommand::Revoke { name } => {
+            anyhow::ensure!(
+                store.revoke_service_key(&name, clock::now()).await?,
+                "no active service key named {name}"
+            );
+            println!("revoked {name}");
         }
     }
     Ok(())

@@ -12,6 +12,8 @@ use crate::state::AppState;
 const RETENTION_SECS: i64 = 7 * 24 * 3600;
 const PURGE_BATCH: i64 = 500;
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Revoking a service key on one instance reaches the others within this time.
+const SERVICE_KEYS_EVERY: Duration = Duration::from_secs(10);
 
 pub fn spawn(state: Arc<AppState>) {
     let keys_state = state.clone();
@@ -26,13 +28,38 @@ pub fn spawn(state: Arc<AppState>) {
             }
         }
     });
+    let keys_state = state.clone();
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(SERVICE_KEYS_EVERY);
+        loop {
+            timer.tick().await;
+            if let Err(error) = keys_state.service_keys.reload().await {
+                tracing::warn!(error = ?error, "could not re-read service keys");
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut timer = tokio::time::interval(PURGE_EVERY);
         loop {
             timer.tick().await;
             purge_ended_sessions(&state).await;
+            purge_expired_tickets(&state).await;
         }
     });
+}
+
+/// Expired WebSocket tickets are useless; delete them in batches too.
+async fn purge_expired_tickets(state: &AppState) {
+    loop {
+        match state.store.purge_ws_tickets(clock::now(), PURGE_BATCH).await {
+            Ok(0) => break,
+            Ok(_) => tokio::task::yield_now().await,
+            Err(error) => {
+                tracing::warn!(error = ?error, "could not purge expired tickets");
+                break;
+            }
+        }
+    }
 }
 
 /// Deletes batch after batch until none is left, yielding between batches.

@@ -76,9 +76,16 @@ fn serve(
 ) -> anyhow::Result<Server> {
     let mut server = HttpServer::new(move || {
         App::new()
+            .wrap(from_fn(crate::metrics::record))
             .wrap(from_fn(echo_request_id))
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                crate::error::ApiError::InvalidRequest(format!("invalid query: {err}")).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|_, _| {
+                crate::error::ApiError::NotFound("no such resource").into()
+            }))
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::gate::SessionGate;
+use crate::metrics::Metrics;
+use crate::service_keys::ServiceKeys;
 use crate::passwords::PasswordHasher;
 use crate::store::Store;
 use crate::tokens::{AccessTokens, KeyRing};
@@ -14,9 +16,29 @@ pub struct AppState {
     pub tokens: AccessTokens,
     pub hasher: PasswordHasher,
     pub gate: Arc<SessionGate>,
+    pub service_keys: ServiceKeys,
+    pub metrics: Metrics,
 }
 
 impl AppState {
+    /// Records an audit event about `user_id` / `session_id`, from the request's client.
+    pub async fn audit(
+        &self,
+        event: crate::audit::Event,
+        user_id: Option<&str>,
+        session_id: Option<&str>,
+        req: &actix_web::HttpRequest,
+        detail: serde_json::Value,
+    ) {
+        let client = crate::extract::ClientInfo::from_request(req, self.settings.server.trust_proxy);
+        let subject = crate::audit::Subject {
+            user_id,
+            session_id,
+            client: &client,
+        };
+        crate::audit::record(&self.store, event, subject, detail).await;
+    }
+
     pub async fn build(settings: Settings, store: Store) -> anyhow::Result<AppState> {
         let keys = Arc::new(KeyRing::load(store.clone(), settings.tokens.access_ttl_secs).await?);
         let tokens = AccessTokens::new(
@@ -32,12 +54,15 @@ impl AppState {
             settings.sessions.idle_timeout_secs,
             settings.sessions.cache_entries,
         ));
+        let service_keys = ServiceKeys::load(store.clone(), &settings.service_keys).await?;
         Ok(AppState {
             settings,
             store,
             tokens,
             hasher,
             gate,
+            service_keys,
+            metrics: Metrics::new(),
         })
     }
 }

@@ -4,6 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::Event;
 
 use crate::clock;
 use crate::domain::{Email, Password, PasswordPolicy};
@@ -62,6 +65,8 @@ pub async fn signup(
     .await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, session_id = %opened.session_id, "signed up");
+    let sid = Some(opened.session_id.as_str());
+    state.audit(Event::Signup, Some(&user.id), sid, &req, json!({})).await;
     opened_response(
         &state,
         StatusCode::CREATED,
@@ -78,9 +83,10 @@ pub async fn login(
     Json(body): Json<Credentials>,
 ) -> ApiResult<HttpResponse> {
     // An unparseable email is looked up as no user at all, so it costs the same dummy hash.
-    let stored = match Email::parse(&body.email) {
-        Ok(email) => state.store.find_credentials(email.as_str()).await?,
-        Err(_) => None,
+    let email = Email::parse(&body.email).ok();
+    let stored = match &email {
+        Some(email) => state.store.find_credentials(email.as_str()).await?,
+        None => None,
     };
     let (user_id, hash) = match stored {
         Some((id, hash)) => (Some(id), hash),
@@ -89,8 +95,12 @@ pub async fn login(
     let verified = state.hasher.verify(&body.password, hash).await?;
     let user_id = match user_id {
         Some(id) if verified => id,
-        _ => {
+        known => {
             tracing::info!("login failed");
+            state.metrics.logins.with_label_values(&["failed"]).inc();
+            let detail = json!({ "email": email.as_ref().map(|e| e.as_str()) });
+            let user_id = known.as_deref();
+            state.audit(Event::LoginFailed, user_id, None, &req, detail).await;
             return Err(ApiError::InvalidCredentials);
         }
     };
@@ -105,6 +115,9 @@ pub async fn login(
     let opened = open_session(&mut tx, &state, &user.id, kind, &client, clock::now()).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, session_id = %opened.session_id, "logged in");
+    state.metrics.logins.with_label_values(&["ok"]).inc();
+    let sid = Some(opened.session_id.as_str());
+    state.audit(Event::LoginSucceeded, Some(&user.id), sid, &req, json!({})).await;
     opened_response(&state, StatusCode::OK, &user, kind, &opened)
 }
 
@@ -134,6 +147,8 @@ pub async fn guest(
     let opened = open_session(&mut tx, &state, &user.id, SessionKind::Guest, &client, now).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, session_id = %opened.session_id, "guest session");
+    let sid = Some(opened.session_id.as_str());
+    state.audit(Event::Guest, Some(&user.id), sid, &req, json!({})).await;
     opened_response(
         &state,
         StatusCode::CREATED,

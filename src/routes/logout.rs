@@ -1,14 +1,17 @@
 //! `POST /v1/logout` with the scopes `local` (this session), `others` and `global`.
 
-use actix_web::{HttpResponse, web};
-use serde::Deserialize;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::audit::Event;
 
 use crate::clock;
 use crate::error::ApiResult;
 use crate::extract::{OptionalJson, SignedToken};
 use crate::state::AppState;
 
-#[derive(Deserialize, Default, Clone, Copy, PartialEq, Debug)]
+#[derive(Deserialize, Serialize, Default, Clone, Copy, PartialEq, Debug)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     #[default]
@@ -26,6 +29,7 @@ pub struct LogoutBody {
 #[tracing::instrument(name = "logout", skip_all)]
 pub async fn logout(
     state: web::Data<AppState>,
+    req: HttpRequest,
     SignedToken(claims): SignedToken,
     OptionalJson(body): OptionalJson<LogoutBody>,
 ) -> ApiResult<HttpResponse> {
@@ -52,5 +56,8 @@ pub async fn logout(
     state.gate.ended(&ended).await?;
     let revoked = ended.len();
     tracing::info!(user_id = %claims.sub, session_id = %claims.sid, ?scope, revoked, "logout");
+    let detail = json!({ "scope": scope, "revoked": ended });
+    let (user, sid) = (Some(claims.sub.as_str()), Some(claims.sid.as_str()));
+    state.audit(Event::Logout, user, sid, &req, detail).await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,14 +3,17 @@
 //! be served without being documented, or documented without being served.
 
 mod accounts;
+mod admin;
 mod discovery;
 mod health;
+mod introspect;
 mod logout;
 mod me;
 mod password;
 mod refresh;
 mod revoke;
 mod sessions;
+mod ws_tickets;
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, Route, web};
@@ -53,6 +56,21 @@ pub fn table() -> Vec<RouteSpec> {
         ),
         spec(M::POST, "/v1/password", web::post().to(password::change)),
         spec(M::POST, "/v1/revoke", web::post().to(revoke::revoke)),
+        spec(M::POST, "/v1/ws-tickets", web::post().to(ws_tickets::issue)),
+        spec(M::POST, "/v1/introspect", web::post().to(introspect::introspect)),
+        spec(M::POST, "/v1/ws-tickets/redeem", web::post().to(ws_tickets::redeem)),
+        spec(
+            M::GET,
+            "/v1/admin/users/{id}/sessions",
+            web::get().to(admin::sessions),
+        ),
+        spec(
+            M::POST,
+            "/v1/admin/users/{id}/revoke-sessions",
+            web::post().to(admin::revoke_sessions),
+        ),
+        spec(M::DELETE, "/v1/admin/users/{id}", web::delete().to(admin::delete_user)),
+        spec(M::GET, "/v1/admin/audit", web::get().to(admin::audit_events)),
         spec(
             M::GET,
             "/.well-known/jwks.json",
@@ -66,6 +84,7 @@ pub fn table() -> Vec<RouteSpec> {
         spec(M::GET, "/healthz", web::get().to(health::healthz)),
         spec(M::GET, "/readyz", web::get().to(health::readyz)),
         spec(M::GET, "/openapi.yaml", web::get().to(discovery::openapi)),
+        spec(M::GET, "/metrics", web::get().to(crate::metrics::export)),
     ]
 }
 

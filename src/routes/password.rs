@@ -1,8 +1,11 @@
 //! `POST /v1/password`: change the password, then end every other session of the user.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::Event;
 
 use crate::clock;
 use crate::domain::{Password, PasswordPolicy};
@@ -20,6 +23,7 @@ pub struct ChangePassword {
 pub async fn change(
     state: web::Data<AppState>,
     auth: Authenticated,
+    req: HttpRequest,
     Json(body): Json<ChangePassword>,
 ) -> ApiResult<HttpResponse> {
     let user_id = &auth.claims.sub;
@@ -41,5 +45,10 @@ pub async fn change(
         .await?;
     state.gate.ended(&ended).await?;
     tracing::info!(%user_id, revoked = ended.len(), "password changed");
+    let detail = json!({ "revoked": ended });
+    let sid = Some(auth.claims.sid.as_str());
+    state
+        .audit(Event::PasswordChanged, Some(user_id), sid, &req, detail)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

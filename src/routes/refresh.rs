@@ -1,9 +1,12 @@
 //! `POST /v1/token/refresh`: rotation with reuse detection and a grace window.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::Event;
 
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
@@ -21,6 +24,7 @@ pub struct RefreshBody {
 #[tracing::instrument(name = "refresh", skip_all)]
 pub async fn refresh(
     state: web::Data<AppState>,
+    req: HttpRequest,
     Json(body): Json<RefreshBody>,
 ) -> ApiResult<HttpResponse> {
     let presented = body.refresh_token;
@@ -42,16 +46,23 @@ pub async fn refresh(
     match state.store.rotate_refresh_token(&request).await? {
         RefreshOutcome::Rotated(session) => {
             state.gate.changed(&session.id);
+            state.metrics.refreshes.inc();
             respond(&state, &session, &successor).await
         }
         RefreshOutcome::Replayed { session, sealed } => {
             let same = opaque::unseal_successor(&presented, &sealed)
                 .ok_or(ApiError::InvalidRefreshToken)?;
+            state.metrics.refreshes.inc();
             respond(&state, &session, &same).await
         }
         RefreshOutcome::Reused { session_id } => {
             tracing::warn!(%session_id, "refresh token reuse detected; session revoked");
-            state.gate.ended(&[session_id]).await?;
+            state.gate.ended(std::slice::from_ref(&session_id)).await?;
+            state.metrics.reuse_detections.inc();
+            let sid = Some(session_id.as_str());
+            state
+                .audit(Event::RefreshReuseDetected, None, sid, &req, json!({}))
+                .await;
             Err(ApiError::RefreshTokenReused)
         }
         RefreshOutcome::Unknown => Err(ApiError::InvalidRefreshToken),

@@ -2,9 +2,12 @@
 //! The answer is 200 whether or not the token was known, so it reveals nothing.
 
 use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::Event;
 
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
@@ -23,6 +26,7 @@ pub struct RevokeBody {
 #[tracing::instrument(name = "revoke", skip_all)]
 pub async fn revoke(
     state: web::Data<AppState>,
+    req: HttpRequest,
     JsonOrForm(body): JsonOrForm<RevokeBody>,
 ) -> ApiResult<HttpResponse> {
     let token = body
@@ -49,6 +53,8 @@ pub async fn revoke(
             .await?;
         if revoked {
             state.gate.ended(std::slice::from_ref(&session_id)).await?;
+            let sid = Some(session_id.as_str());
+            state.audit(Event::TokenRevoked, None, sid, &req, json!({})).await;
         }
         tracing::info!(%session_id, revoked, "token revoked");
     }

@@ -1,8 +1,9 @@
 //! `GET /v1/sessions` and `DELETE /v1/sessions/{id}`: a user's devices.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use crate::audit::Event;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Authenticated;
@@ -27,6 +28,7 @@ pub async fn revoke(
     state: web::Data<AppState>,
     auth: Authenticated,
     path: web::Path<String>,
+    req: HttpRequest,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let revoked = state
@@ -38,5 +40,9 @@ pub async fn revoke(
     }
     state.gate.ended(std::slice::from_ref(&id)).await?;
     tracing::info!(user_id = %auth.claims.sub, session_id = %id, "session revoked by its owner");
+    let detail = json!({ "by_session": auth.claims.sid });
+    state
+        .audit(Event::SessionRevoked, Some(&auth.claims.sub), Some(&id), &req, detail)
+        .await;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -8,10 +8,13 @@
 //! same numbering. The atomic compare-and-set that refresh rotation needs is plain
 //! `UPDATE … WHERE … IS NULL RETURNING …`, which both engines run.
 
+mod audit;
 mod keys;
 mod refresh_tokens;
+mod service_keys;
 mod sessions;
 mod users;
+mod ws_tickets;
 
 use std::path::Path;
 use std::sync::Once;
@@ -23,7 +26,9 @@ use sqlx::{AnyPool, Executor};
 
 use crate::config::DatabaseSettings;
 
+pub use audit::AuditRow;
 pub use keys::SigningKeyRow;
+pub use service_keys::ServiceKeyRow;
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use sessions::{NewSession, SessionRow};
 pub use users::{NewUser, UserRow};

@@ -208,3 +208,17 @@ impl Store {
         Ok(result.rows_affected())
     }
 }
+
+impl Store {
+    pub async fn count_live_sessions(&self, now: i64, idle_timeout: i64) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "select count(*) from user_sessions \
+             where revoked_at is null and expires_at > $1 and last_seen_at > $2",
+        )
+        .bind(now)
+        .bind(now - idle_timeout)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+}

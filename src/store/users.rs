@@ -118,3 +118,22 @@ impl Store {
         Ok(n)
     }
 }
+
+impl Store {
+    /// Deletes a user and, by cascade, their sessions, refresh tokens and tickets. Returns the
+    /// ids of the sessions that went with them (to announce), or `None` for an unknown user.
+    pub async fn delete_user(&self, user_id: &str) -> StoreResult<Option<Vec<String>>> {
+        let mut tx = self.writer.begin().await?;
+        let sessions: Vec<(String,)> =
+            sqlx::query_as("select id from user_sessions where user_id = $1")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        let deleted = sqlx::query("delete from users where id = $1")
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((deleted.rows_affected() == 1).then(|| sessions.into_iter().map(|(id,)| id).collect()))
+    }
+}

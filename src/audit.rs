@@ -1,0 +1,65 @@
+//! Audit events: who did what to which session, when and from where. Recorded after the action
+//! it describes; a failure to record is logged but does not undo or fail the action. Details
+//! never hold a password, token or key.
+
+use serde_json::Value;
+
+use crate::clock;
+use crate::extract::ClientInfo;
+use crate::store::{AuditRow, Store};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Signup,
+    LoginSucceeded,
+    LoginFailed,
+    Guest,
+    RefreshReuseDetected,
+    Logout,
+    SessionRevoked,
+    TokenRevoked,
+    PasswordChanged,
+    AdminRevokedSessions,
+    AdminDeletedUser,
+}
+
+impl Event {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Signup => "signup",
+            Event::LoginSucceeded => "login_succeeded",
+            Event::LoginFailed => "login_failed",
+            Event::Guest => "guest",
+            Event::RefreshReuseDetected => "refresh_reuse_detected",
+            Event::Logout => "logout",
+            Event::SessionRevoked => "session_revoked",
+            Event::TokenRevoked => "token_revoked",
+            Event::PasswordChanged => "password_changed",
+            Event::AdminRevokedSessions => "admin_revoked_sessions",
+            Event::AdminDeletedUser => "admin_deleted_user",
+        }
+    }
+}
+
+/// What one event is about.
+pub struct Subject<'a> {
+    pub user_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub client: &'a ClientInfo,
+}
+
+pub async fn record(store: &Store, event: Event, subject: Subject<'_>, detail: Value) {
+    let row = AuditRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: clock::now(),
+        kind: event.as_str().to_string(),
+        user_id: subject.user_id.map(str::to_string),
+        session_id: subject.session_id.map(str::to_string),
+        ip_address: subject.client.ip_address.clone(),
+        user_agent: subject.client.user_agent.clone(),
+        detail: detail.to_string(),
+    };
+    if let Err(error) = store.insert_audit_event(&row).await {
+        tracing::error!(error = ?error, event = event.as_str(), "could not record an audit event");
+    }
+}

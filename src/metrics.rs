@@ -1,0 +1,157 @@
+//! Prometheus metrics, served as text at `/metrics`: requests and latency per route and status,
+//! login outcomes, refreshes, reuse detections, live sessions and the argon2 queue depth.
+//! Each instance exports its own counters; sum them across instances in Prometheus.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{Error, web};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::state::AppState;
+
+/// The live-session count is a database query; scrapes reuse it for this long.
+const LIVE_SESSIONS_MAX_AGE: Duration = Duration::from_secs(15);
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    pub logins: IntCounterVec,
+    pub refreshes: IntCounter,
+    pub reuse_detections: IntCounter,
+    live_sessions: IntGauge,
+    argon2_queue: IntGauge,
+    live_sessions_read: Mutex<Option<Instant>>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new_custom(Some("sessiond".into()), None).expect("registry");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )
+        .expect("metric");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+            &["route", "method"],
+        )
+        .expect("metric");
+        let logins = IntCounterVec::new(
+            Opts::new("logins_total", "Login attempts by outcome (ok, failed)"),
+            &["outcome"],
+        )
+        .expect("metric");
+        let refreshes = IntCounter::new("refreshes_total", "Successful refreshes").expect("metric");
+        let reuse_detections = IntCounter::new(
+            "refresh_reuse_detections_total",
+            "Spent refresh tokens presented again (the session was revoked)",
+        )
+        .expect("metric");
+        let live_sessions =
+            IntGauge::new("live_sessions", "Sessions neither revoked nor expired").expect("metric");
+        let argon2_queue =
+            IntGauge::new("argon2_queue_depth", "Password hashes queued or running").expect("metric");
+        for metric in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(logins.clone()),
+            Box::new(refreshes.clone()),
+            Box::new(reuse_detections.clone()),
+            Box::new(live_sessions.clone()),
+            Box::new(argon2_queue.clone()),
+        ] {
+            registry.register(metric).expect("unique metric names");
+        }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            logins,
+            refreshes,
+            reuse_detections,
+            live_sessions,
+            argon2_queue,
+            live_sessions_read: Mutex::new(None),
+        }
+    }
+
+    fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let status = status.to_string();
+        self.requests
+            .with_label_values(&[route, method, status.as_str()])
+            .inc();
+        self.latency
+            .with_label_values(&[route, method])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn live_sessions_stale(&self) -> bool {
+        let mut read = self.live_sessions_read.lock().expect("metrics lock");
+        let stale = read.is_none_or(|at| at.elapsed() > LIVE_SESSIONS_MAX_AGE);
+        if stale {
+            *read = Some(Instant::now());
+        }
+        stale
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Middleware: counts every request under its route pattern (never the raw path, whose ids
+/// would make the label set unbounded).
+pub async fn record(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let method = req.method().clone();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let response = next.call(req).await?;
+    if let Some(state) = state {
+        let status = response.status().as_u16();
+        state
+            .metrics
+            .observe(&route, method.as_str(), status, started.elapsed());
+    }
+    Ok(response)
+}
+
+/// `GET /metrics`.
+pub async fn export(state: web::Data<AppState>) -> actix_web::HttpResponse {
+    let metrics = &state.metrics;
+    metrics.argon2_queue.set(state.hasher.queue_depth());
+    if metrics.live_sessions_stale() {
+        match state
+            .store
+            .count_live_sessions(crate::clock::now(), state.settings.sessions.idle_timeout_secs)
+            .await
+        {
+            Ok(n) => metrics.live_sessions.set(n),
+            Err(error) => tracing::warn!(error = ?error, "could not count live sessions"),
+        }
+    }
+    let mut body = Vec::new();
+    let families = metrics.registry.gather();
+    if let Err(error) = TextEncoder::new().encode(&families, &mut body) {
+        tracing::error!(error = ?error, "could not encode metrics");
+    }
+    actix_web::HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body)
+}

@@ -1,0 +1,122 @@
+//! The admin API, for backends holding a service key with the `admin` scope: a user's
+//! sessions, revoking them, deleting the user, and reading audit events.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::audit::Event;
+use crate::clock;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::ServiceClient;
+use crate::issuance::SessionView;
+use crate::service_keys::Scope;
+use crate::state::AppState;
+
+const MAX_AUDIT_LIMIT: i64 = 1000;
+
+async fn existing_user(state: &AppState, user_id: &str) -> ApiResult<()> {
+    match state.store.find_user(user_id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::NotFound("no such user")),
+    }
+}
+
+pub async fn sessions(
+    state: web::Data<AppState>,
+    client: ServiceClient,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    client.require(Scope::Admin)?;
+    let user_id = path.into_inner();
+    existing_user(&state, &user_id).await?;
+    let idle = state.settings.sessions.idle_timeout_secs;
+    let rows = state
+        .store
+        .list_live_sessions(&user_id, clock::now(), idle)
+        .await?;
+    let sessions: Vec<SessionView> = rows.iter().map(|s| SessionView::new(s, "")).collect();
+    Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
+}
+
+pub async fn revoke_sessions(
+    state: web::Data<AppState>,
+    client: ServiceClient,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    client.require(Scope::Admin)?;
+    let user_id = path.into_inner();
+    existing_user(&state, &user_id).await?;
+    let ended = state
+        .store
+        .revoke_user_sessions(&user_id, None, "revoked_by_admin", clock::now())
+        .await?;
+    state.gate.ended(&ended).await?;
+    let detail = json!({ "service": &*client.0.name, "revoked": ended.len() });
+    state
+        .audit(Event::AdminRevokedSessions, Some(&user_id), None, &req, detail)
+        .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    client: ServiceClient,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    client.require(Scope::Admin)?;
+    let user_id = path.into_inner();
+    let ended = state
+        .store
+        .delete_user(&user_id)
+        .await?
+        .ok_or(ApiError::NotFound("no such user"))?;
+    state.gate.ended(&ended).await?;
+    let detail = json!({ "service": &*client.0.name, "sessions": ended.len() });
+    state
+        .audit(Event::AdminDeletedUser, Some(&user_id), None, &req, detail)
+        .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    user_id: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn audit_events(
+    state: web::Data<AppState>,
+    client: ServiceClient,
+    query: web::Query<AuditQuery>,
+) -> ApiResult<HttpResponse> {
+    client.require(Scope::Admin)?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
+        return Err(ApiError::InvalidRequest(format!(
+            "limit must be between 1 and {MAX_AUDIT_LIMIT}"
+        )));
+    }
+    let rows = state
+        .store
+        .audit_events(query.user_id.as_deref(), limit)
+        .await?;
+    let events: Vec<Value> = rows
+        .into_iter()
+        .map(|row| {
+            json!({
+                "id": row.id,
+                "at": clock::rfc3339(row.at),
+                "type": row.kind,
+                "user_id": row.user_id,
+                "session_id": row.session_id,
+                "ip_address": row.ip_address,
+                "user_agent": row.user_agent,
+                "detail": serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "events": events })))
+}

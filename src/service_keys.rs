@@ -1,0 +1,232 @@
+//! Service keys: how trusted backends authenticate to `/v1/introspect`, ticket redemption and
+//! the admin API. Keys come from configuration (a secret or its SHA-256) and from the
+//! `service_keys` table (`sessiond service-keys create`, which prints the key once and stores
+//! only its SHA-256). A presented key is hashed and compared with every known hash in constant
+//! time, so neither timing nor the key's position reveals anything.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::store::{ServiceKeyRow, Store};
+use crate::tokens::opaque;
+
+/// How often a key the instance does not know may trigger a re-read of the table.
+const MISS_RELOAD: Duration = Duration::from_secs(1);
+pub const KEY_PREFIX: &str = "sk_";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Introspect,
+    Admin,
+}
+
+impl Scope {
+    pub fn parse(name: &str) -> Option<Scope> {
+        match name {
+            "introspect" => Some(Scope::Introspect),
+            "admin" => Some(Scope::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Introspect => "introspect",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// A key in configuration: `secret` (the key itself) or `sha256` (hex of its SHA-256).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfiguredKey {
+    pub name: String,
+    #[serde(default)]
+    pub secret: Option<SecretString>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Clone)]
+struct Known {
+    name: Arc<str>,
+    hash: Vec<u8>,
+    scopes: Vec<Scope>,
+}
+
+/// Who called: a service key's name and scopes.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: Arc<str>,
+    scopes: Vec<Scope>,
+}
+
+impl Caller {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+pub struct ServiceKeys {
+    store: Store,
+    configured: Vec<Known>,
+    stored: RwLock<Arc<Vec<Known>>>,
+    last_reload: Mutex<Instant>,
+}
+
+impl ServiceKeys {
+    pub async fn load(store: Store, configured: &[ConfiguredKey]) -> anyhow::Result<ServiceKeys> {
+        let configured = configured
+            .iter()
+            .map(known_from_config)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let keys = ServiceKeys {
+            store,
+            configured,
+            stored: RwLock::new(Arc::new(Vec::new())),
+            last_reload: Mutex::new(Instant::now()),
+        };
+        keys.reload().await?;
+        Ok(keys)
+    }
+
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let rows = self.store.service_keys().await?;
+        let known = rows
+            .into_iter()
+            .filter(|row| row.revoked_at.is_none())
+            .map(known_from_row)
+            .collect();
+        *self.stored.write().expect("service key lock") = Arc::new(known);
+        Ok(())
+    }
+
+    /// The caller a presented key belongs to, re-reading the table once (at most every
+    /// second) for a key created since the last read.
+    pub async fn authenticate(&self, presented: &str) -> Option<Caller> {
+        let hash = opaque::hash(presented);
+        if let Some(caller) = self.find(&hash) {
+            return Some(caller);
+        }
+        if self.may_reload() {
+            if let Err(error) = self.reload().await {
+                tracing::warn!(error = ?error, "could not re-read service keys");
+            }
+            return self.find(&hash);
+        }
+        None
+    }
+
+    fn find(&self, hash: &[u8]) -> Option<Caller> {
+        let stored = self.stored.read().expect("service key lock").clone();
+        let mut found = None;
+        // Every entry is compared, match or not, so timing does not depend on which matched.
+        for known in self.configured.iter().chain(stored.iter()) {
+            if bool::from(known.hash.as_slice().ct_eq(hash)) {
+                found = Some(Caller {
+                    name: known.name.clone(),
+                    scopes: known.scopes.clone(),
+                });
+            }
+        }
+        found
+    }
+
+    fn may_reload(&self) -> bool {
+        let mut last = self.last_reload.lock().expect("service key lock");
+        if last.elapsed() < MISS_RELOAD {
+            return false;
+        }
+        *last = Instant::now();
+        true
+    }
+}
+
+fn known_from_config(key: &ConfiguredKey) -> anyhow::Result<Known> {
+    let hash = match (&key.secret, &key.sha256) {
+        (Some(secret), None) => opaque::hash(secret.expose_secret()),
+        (None, Some(hex)) => decode_hex(hex)
+            .filter(|h| h.len() == 32)
+            .ok_or_else(|| anyhow::anyhow!("service key {}: sha256 must be 64 hex digits", key.name))?,
+        _ => anyhow::bail!("service key {}: set exactly one of secret or sha256", key.name),
+    };
+    anyhow::ensure!(!key.scopes.is_empty(), "service key {} has no scopes", key.name);
+    Ok(Known {
+        name: key.name.as_str().into(),
+        hash,
+        scopes: key.scopes.clone(),
+    })
+}
+
+fn known_from_row(row: ServiceKeyRow) -> Known {
+    Known {
+        name: row.name.into(),
+        hash: row.key_hash,
+        scopes: row.scopes.split_whitespace().filter_map(Scope::parse).collect(),
+    }
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    let hex = hex.trim();
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A new key for `sessiond service-keys create`: the key to print once and the row to store.
+pub fn generate(name: &str, scopes: &[Scope], now: i64) -> (SecretString, ServiceKeyRow) {
+    let key = SecretString::from(format!(
+        "{KEY_PREFIX}{}",
+        opaque::generate().expose_secret()
+    ));
+    let row = ServiceKeyRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        name: name.to_string(),
+        key_hash: opaque::hash(key.expose_secret()),
+        scopes: scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        created_at: now,
+        revoked_at: None,
+    };
+    (key, row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_hashes_must_be_sha256_hex() {
+        let key = |sha256: &str| ConfiguredKey {
+            name: "api".into(),
+            secret: None,
+            sha256: Some(sha256.into()),
+            scopes: vec![Scope::Introspect],
+        };
+        assert!(known_from_config(&key(&"ab".repeat(32))).is_ok());
+        assert!(known_from_config(&key("abc")).is_err());
+        assert!(known_from_config(&key(&"zz".repeat(32))).is_err());
+    }
+
+    #[test]
+    fn generated_keys_hash_to_their_row() {
+        let (key, row) = generate("api", &[Scope::Introspect, Scope::Admin], 0);
+        assert!(key.expose_secret().starts_with(KEY_PREFIX));
+        assert_eq!(row.key_hash, opaque::hash(key.expose_secret()));
+        assert_eq!(row.scopes, "introspect admin");
+        assert!(!format!("{key:?}").contains(&key.expose_secret()[3..]));
+    }
+}
