@@ -18,3 +18,4 @@ mod restart;
 mod revocation;
 mod revoke;
 mod sessions;
+mod example_backend;
