@@ -151,12 +151,19 @@ impl ServiceKeys {
 fn known_from_config(key: &ConfiguredKey) -> anyhow::Result<Known> {
     let hash = match (&key.secret, &key.sha256) {
         (Some(secret), None) => opaque::hash(secret.expose_secret()),
-        (None, Some(hex)) => decode_hex(hex)
-            .filter(|h| h.len() == 32)
-            .ok_or_else(|| anyhow::anyhow!("service key {}: sha256 must be 64 hex digits", key.name))?,
-        _ => anyhow::bail!("service key {}: set exactly one of secret or sha256", key.name),
+        (None, Some(hex)) => decode_hex(hex).filter(|h| h.len() == 32).ok_or_else(|| {
+            anyhow::anyhow!("service key {}: sha256 must be 64 hex digits", key.name)
+        })?,
+        _ => anyhow::bail!(
+            "service key {}: set exactly one of secret or sha256",
+            key.name
+        ),
     };
-    anyhow::ensure!(!key.scopes.is_empty(), "service key {} has no scopes", key.name);
+    anyhow::ensure!(
+        !key.scopes.is_empty(),
+        "service key {} has no scopes",
+        key.name
+    );
     Ok(Known {
         name: key.name.as_str().into(),
         hash,
@@ -168,13 +175,17 @@ fn known_from_row(row: ServiceKeyRow) -> Known {
     Known {
         name: row.name.into(),
         hash: row.key_hash,
-        scopes: row.scopes.split_whitespace().filter_map(Scope::parse).collect(),
+        scopes: row
+            .scopes
+            .split_whitespace()
+            .filter_map(Scope::parse)
+            .collect(),
     }
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
     let hex = hex.trim();
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())
