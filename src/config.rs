@@ -20,6 +20,7 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
+    pub bridge: crate::bridge::BridgeSettings,
     /// Keys for trusted backends, in addition to those made with `sessiond service-keys`.
     #[serde(default)]
     pub service_keys: Vec<crate::service_keys::ConfiguredKey>,

@@ -26,6 +26,10 @@ pub enum ApiError {
     SessionExpired,
     #[error("a valid service key is required")]
     InvalidClient,
+    #[error("the third-party token failed verification")]
+    InvalidBridgeToken,
+    #[error("no bridge provider with that name is configured")]
+    UnknownProvider,
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -65,6 +69,8 @@ impl ApiError {
             ApiError::SessionRevoked => "session_revoked",
             ApiError::SessionExpired => "session_expired",
             ApiError::InvalidClient => "invalid_client",
+            ApiError::InvalidBridgeToken => "invalid_bridge_token",
+            ApiError::UnknownProvider => "unknown_provider",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -89,14 +95,15 @@ impl ResponseError for ApiError {
             | ApiError::RefreshTokenReused
             | ApiError::SessionRevoked
             | ApiError::SessionExpired
-            | ApiError::InvalidClient => StatusCode::UNAUTHORIZED,
+            | ApiError::InvalidClient
+            | ApiError::InvalidBridgeToken => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::EmailTaken => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::InvalidEmail(_) | ApiError::WeakPassword(_) => {
+            ApiError::InvalidEmail(_) | ApiError::WeakPassword(_) | ApiError::UnknownProvider => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

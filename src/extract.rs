@@ -209,7 +209,11 @@ impl FromRequest for ServiceClient {
         Box::pin(async move {
             let invalid = || ApiError::InvalidClient;
             let key = key.map_err(|_| invalid())?;
-            let caller = state.service_keys.authenticate(&key).await.ok_or_else(invalid)?;
+            let caller = state
+                .service_keys
+                .authenticate(&key)
+                .await
+                .ok_or_else(invalid)?;
             Ok(ServiceClient(caller))
         })
     }
@@ -220,7 +224,9 @@ impl ServiceClient {
         if self.0.has(scope) {
             Ok(())
         } else {
-            Err(ApiError::Forbidden("this service key lacks the required scope"))
+            Err(ApiError::Forbidden(
+                "this service key lacks the required scope",
+            ))
         }
     }
 }

@@ -15,26 +15,32 @@ use crate::store::{NewSession, SessionRow, Store, StoreResult, UserRow};
 use crate::tokens::access::Subject;
 use crate::tokens::opaque;
 
-/// How a session was opened; decides its lifetime and its `amr`.
+/// How a session was opened; decides its lifetime, its `amr` and its provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionKind {
+pub enum SessionKind<'a> {
     Password,
     Guest,
+    /// Through the session bridge, from the named provider.
+    Bridge(&'a str),
 }
 
-impl SessionKind {
+impl SessionKind<'_> {
     pub fn as_str(self) -> &'static str {
         match self {
             SessionKind::Password => "password",
             SessionKind::Guest => "guest",
+            SessionKind::Bridge(_) => "bridge",
         }
     }
 
-    fn amr(self) -> &'static str {
-        match self {
-            SessionKind::Password => r#"["pwd"]"#,
-            SessionKind::Guest => r#"["guest"]"#,
-        }
+    /// The `amr` claim, as the JSON array stored with the session.
+    fn amr(self) -> String {
+        let method = match self {
+            SessionKind::Password => "pwd".to_string(),
+            SessionKind::Guest => "guest".to_string(),
+            SessionKind::Bridge(provider) => format!("bridge:{provider}"),
+        };
+        serde_json::json!([method]).to_string()
     }
 }
 
@@ -49,15 +55,20 @@ pub async fn open_session(
     tx: &mut Transaction<'static, Any>,
     state: &AppState,
     user_id: &str,
-    kind: SessionKind,
+    kind: SessionKind<'_>,
     client: &ClientInfo,
     now: i64,
 ) -> StoreResult<OpenedSession> {
     let lifetimes = &state.settings.sessions;
     let ttl = match kind {
         SessionKind::Guest => lifetimes.guest_ttl_secs,
-        SessionKind::Password => lifetimes.permanent_ttl_secs,
+        SessionKind::Password | SessionKind::Bridge(_) => lifetimes.permanent_ttl_secs,
     };
+    let provider = match kind {
+        SessionKind::Bridge(provider) => Some(provider),
+        _ => None,
+    };
+    let amr = kind.amr();
     let session_id = uuid::Uuid::now_v7().to_string();
     Store::insert_session(
         tx,
@@ -65,8 +76,8 @@ pub async fn open_session(
             id: &session_id,
             user_id,
             kind: kind.as_str(),
-            provider: None,
-            amr: kind.amr(),
+            provider,
+            amr: &amr,
             user_agent: client.user_agent.as_deref(),
             ip_address: client.ip_address.as_deref(),
             now,
@@ -154,7 +165,7 @@ pub fn opened_response(
     state: &AppState,
     status: StatusCode,
     user: &UserRow,
-    kind: SessionKind,
+    kind: SessionKind<'_>,
     opened: &OpenedSession,
 ) -> ApiResult<HttpResponse> {
     token_response(
@@ -162,7 +173,7 @@ pub fn opened_response(
         status,
         user,
         &opened.session_id,
-        kind.amr(),
+        &kind.amr(),
         &opened.refresh_token,
     )
 }

@@ -142,12 +142,25 @@ async fn service_keys(command: ServiceKeysCommand, store: &Store) -> anyhow::Res
                 "a service key named {name} exists already"
             );
             println!("{}", key.expose_secret());
-            eprintln!("service key {name} created ({}); it is shown only this once", row.scopes);
+            eprintln!(
+                "service key {name} created ({}); it is shown only this once",
+                row.scopes
+            );
         }
         ServiceKeysCommand::List => {
             for key in store.service_keys().await? {
-                let state = if key.revoked_at.is_some() { "revoked" } else { "active" };
-                println!("{}\t{}\t{}\tcreated {}", key.name, key.scopes, state, clock::rfc3339(key.created_at));
+                let state = if key.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}\tcreated {}",
+                    key.name,
+                    key.scopes,
+                    state,
+                    clock::rfc3339(key.created_at)
+                );
             }
         }
         ServiceKeysCommand::Revoke { name } => {

@@ -51,7 +51,11 @@ pub fn spawn(state: Arc<AppState>) {
 /// Expired WebSocket tickets are useless; delete them in batches too.
 async fn purge_expired_tickets(state: &AppState) {
     loop {
-        match state.store.purge_ws_tickets(clock::now(), PURGE_BATCH).await {
+        match state
+            .store
+            .purge_ws_tickets(clock::now(), PURGE_BATCH)
+            .await
+        {
             Ok(0) => break,
             Ok(_) => tokio::task::yield_now().await,
             Err(error) => {

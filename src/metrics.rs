@@ -35,15 +35,19 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new_custom(Some("sessiond".into()), None).expect("registry");
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )
         .expect("metric");
         let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
-                .buckets(vec![
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
                     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                ]),
+                ],
+            ),
             &["route", "method"],
         )
         .expect("metric");
@@ -60,8 +64,8 @@ impl Metrics {
         .expect("metric");
         let live_sessions =
             IntGauge::new("live_sessions", "Sessions neither revoked nor expired").expect("metric");
-        let argon2_queue =
-            IntGauge::new("argon2_queue_depth", "Password hashes queued or running").expect("metric");
+        let argon2_queue = IntGauge::new("argon2_queue_depth", "Password hashes queued or running")
+            .expect("metric");
         for metric in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -139,7 +143,10 @@ pub async fn export(state: web::Data<AppState>) -> actix_web::HttpResponse {
     if metrics.live_sessions_stale() {
         match state
             .store
-            .count_live_sessions(crate::clock::now(), state.settings.sessions.idle_timeout_secs)
+            .count_live_sessions(
+                crate::clock::now(),
+                state.settings.sessions.idle_timeout_secs,
+            )
             .await
         {
             Ok(n) => metrics.live_sessions.set(n),

@@ -74,23 +74,24 @@ fn serve(
     state: web::Data<AppState>,
     workers: usize,
 ) -> anyhow::Result<Server> {
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .wrap(from_fn(crate::metrics::record))
-            .wrap(from_fn(echo_request_id))
-            .wrap(TracingLogger::<RequestSpan>::new())
-            .app_data(state.clone())
-            .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                crate::error::ApiError::InvalidRequest(format!("invalid query: {err}")).into()
-            }))
-            .app_data(web::PathConfig::default().error_handler(|_, _| {
-                crate::error::ApiError::NotFound("no such resource").into()
-            }))
-            .configure(routes::configure)
-            .default_service(web::to(routes::not_found))
-    })
-    .shutdown_timeout(10)
-    .client_request_timeout(Duration::from_secs(10));
+    let mut server =
+        HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(crate::metrics::record))
+                .wrap(from_fn(echo_request_id))
+                .wrap(TracingLogger::<RequestSpan>::new())
+                .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    crate::error::ApiError::InvalidRequest(format!("invalid query: {err}")).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|_, _| {
+                    crate::error::ApiError::NotFound("no such resource").into()
+                }))
+                .configure(routes::configure)
+                .default_service(web::to(routes::not_found))
+        })
+        .shutdown_timeout(10)
+        .client_request_timeout(Duration::from_secs(10));
     if workers > 0 {
         server = server.workers(workers);
     }

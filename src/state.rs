@@ -3,10 +3,11 @@
 use std::sync::Arc;
 
 use crate::config::Settings;
+use crate::bridge::Bridge;
 use crate::gate::SessionGate;
 use crate::metrics::Metrics;
-use crate::service_keys::ServiceKeys;
 use crate::passwords::PasswordHasher;
+use crate::service_keys::ServiceKeys;
 use crate::store::Store;
 use crate::tokens::{AccessTokens, KeyRing};
 
@@ -18,6 +19,7 @@ pub struct AppState {
     pub gate: Arc<SessionGate>,
     pub service_keys: ServiceKeys,
     pub metrics: Metrics,
+    pub bridge: Bridge,
 }
 
 impl AppState {
@@ -30,7 +32,8 @@ impl AppState {
         req: &actix_web::HttpRequest,
         detail: serde_json::Value,
     ) {
-        let client = crate::extract::ClientInfo::from_request(req, self.settings.server.trust_proxy);
+        let client =
+            crate::extract::ClientInfo::from_request(req, self.settings.server.trust_proxy);
         let subject = crate::audit::Subject {
             user_id,
             session_id,
@@ -54,6 +57,7 @@ impl AppState {
             settings.sessions.idle_timeout_secs,
             settings.sessions.cache_entries,
         ));
+        let bridge = Bridge::new(&settings.bridge)?;
         let service_keys = ServiceKeys::load(store.clone(), &settings.service_keys).await?;
         Ok(AppState {
             settings,
@@ -63,6 +67,7 @@ impl AppState {
             gate,
             service_keys,
             metrics: Metrics::new(),
+            bridge,
         })
     }
 }

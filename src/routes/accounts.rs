@@ -66,7 +66,9 @@ pub async fn signup(
     tx.commit().await?;
     tracing::info!(user_id = %user.id, session_id = %opened.session_id, "signed up");
     let sid = Some(opened.session_id.as_str());
-    state.audit(Event::Signup, Some(&user.id), sid, &req, json!({})).await;
+    state
+        .audit(Event::Signup, Some(&user.id), sid, &req, json!({}))
+        .await;
     opened_response(
         &state,
         StatusCode::CREATED,
@@ -100,7 +102,9 @@ pub async fn login(
             state.metrics.logins.with_label_values(&["failed"]).inc();
             let detail = json!({ "email": email.as_ref().map(|e| e.as_str()) });
             let user_id = known.as_deref();
-            state.audit(Event::LoginFailed, user_id, None, &req, detail).await;
+            state
+                .audit(Event::LoginFailed, user_id, None, &req, detail)
+                .await;
             return Err(ApiError::InvalidCredentials);
         }
     };
@@ -117,7 +121,9 @@ pub async fn login(
     tracing::info!(user_id = %user.id, session_id = %opened.session_id, "logged in");
     state.metrics.logins.with_label_values(&["ok"]).inc();
     let sid = Some(opened.session_id.as_str());
-    state.audit(Event::LoginSucceeded, Some(&user.id), sid, &req, json!({})).await;
+    state
+        .audit(Event::LoginSucceeded, Some(&user.id), sid, &req, json!({}))
+        .await;
     opened_response(&state, StatusCode::OK, &user, kind, &opened)
 }
 
@@ -148,7 +154,9 @@ pub async fn guest(
     tx.commit().await?;
     tracing::info!(user_id = %user.id, session_id = %opened.session_id, "guest session");
     let sid = Some(opened.session_id.as_str());
-    state.audit(Event::Guest, Some(&user.id), sid, &req, json!({})).await;
+    state
+        .audit(Event::Guest, Some(&user.id), sid, &req, json!({}))
+        .await;
     opened_response(
         &state,
         StatusCode::CREATED,

@@ -55,7 +55,13 @@ pub async fn revoke_sessions(
     state.gate.ended(&ended).await?;
     let detail = json!({ "service": &*client.0.name, "revoked": ended.len() });
     state
-        .audit(Event::AdminRevokedSessions, Some(&user_id), None, &req, detail)
+        .audit(
+            Event::AdminRevokedSessions,
+            Some(&user_id),
+            None,
+            &req,
+            detail,
+        )
         .await;
     Ok(HttpResponse::NoContent().finish())
 }

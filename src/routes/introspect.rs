@@ -31,7 +31,11 @@ pub async fn introspect(
     let Ok(claims) = state.tokens.verify(token.expose_secret()).await else {
         return Ok(inactive());
     };
-    match state.gate.live(&claims.sid, &claims.sub, clock::now()).await {
+    match state
+        .gate
+        .live(&claims.sid, &claims.sub, clock::now())
+        .await
+    {
         Ok(_) => Ok(no_store().json(json!({
             "active": true,
             "sub": claims.sub,

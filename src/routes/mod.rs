@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod bridge;
 mod discovery;
 mod health;
 mod introspect;
@@ -56,9 +57,18 @@ pub fn table() -> Vec<RouteSpec> {
         ),
         spec(M::POST, "/v1/password", web::post().to(password::change)),
         spec(M::POST, "/v1/revoke", web::post().to(revoke::revoke)),
+        spec(M::POST, "/v1/bridge", web::post().to(bridge::bridge)),
         spec(M::POST, "/v1/ws-tickets", web::post().to(ws_tickets::issue)),
-        spec(M::POST, "/v1/introspect", web::post().to(introspect::introspect)),
-        spec(M::POST, "/v1/ws-tickets/redeem", web::post().to(ws_tickets::redeem)),
+        spec(
+            M::POST,
+            "/v1/introspect",
+            web::post().to(introspect::introspect),
+        ),
+        spec(
+            M::POST,
+            "/v1/ws-tickets/redeem",
+            web::post().to(ws_tickets::redeem),
+        ),
         spec(
             M::GET,
             "/v1/admin/users/{id}/sessions",
@@ -69,8 +79,16 @@ pub fn table() -> Vec<RouteSpec> {
             "/v1/admin/users/{id}/revoke-sessions",
             web::post().to(admin::revoke_sessions),
         ),
-        spec(M::DELETE, "/v1/admin/users/{id}", web::delete().to(admin::delete_user)),
-        spec(M::GET, "/v1/admin/audit", web::get().to(admin::audit_events)),
+        spec(
+            M::DELETE,
+            "/v1/admin/users/{id}",
+            web::delete().to(admin::delete_user),
+        ),
+        spec(
+            M::GET,
+            "/v1/admin/audit",
+            web::get().to(admin::audit_events),
+        ),
         spec(
             M::GET,
             "/.well-known/jwks.json",

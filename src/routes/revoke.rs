@@ -54,7 +54,9 @@ pub async fn revoke(
         if revoked {
             state.gate.ended(std::slice::from_ref(&session_id)).await?;
             let sid = Some(session_id.as_str());
-            state.audit(Event::TokenRevoked, None, sid, &req, json!({})).await;
+            state
+                .audit(Event::TokenRevoked, None, sid, &req, json!({}))
+                .await;
         }
         tracing::info!(%session_id, revoked, "token revoked");
     }

@@ -42,7 +42,13 @@ pub async fn revoke(
     tracing::info!(user_id = %auth.claims.sub, session_id = %id, "session revoked by its owner");
     let detail = json!({ "by_session": auth.claims.sid });
     state
-        .audit(Event::SessionRevoked, Some(&auth.claims.sub), Some(&id), &req, detail)
+        .audit(
+            Event::SessionRevoked,
+            Some(&auth.claims.sub),
+            Some(&id),
+            &req,
+            detail,
+        )
         .await;
     Ok(HttpResponse::NoContent().finish())
 }

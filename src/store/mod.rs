@@ -9,6 +9,7 @@
 //! `UPDATE … WHERE … IS NULL RETURNING …`, which both engines run.
 
 mod audit;
+mod identities;
 mod keys;
 mod refresh_tokens;
 mod service_keys;
@@ -28,8 +29,8 @@ use crate::config::DatabaseSettings;
 
 pub use audit::AuditRow;
 pub use keys::SigningKeyRow;
-pub use service_keys::ServiceKeyRow;
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
+pub use service_keys::ServiceKeyRow;
 pub use sessions::{NewSession, SessionRow};
 pub use users::{NewUser, UserRow};
 

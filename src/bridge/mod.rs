@@ -1,0 +1,212 @@
+//! The session bridge: a token signed by a third-party issuer (Supabase, Firebase, Auth0,
+//! Clerk, Cognito…) is verified against that provider's configuration and exchanged for a
+//! local session. Verification trusts nothing in the token that configuration did not allow:
+//! the algorithm must be allow-listed and match the key type (an HS256 token is refused by a
+//! JWKS provider and the reverse), keys come only from the configured secret or `jwks_url`
+//! (`jku`, `x5u` and embedded `jwk` headers are ignored), `iss` is compared exactly, `aud`,
+//! `exp` and `sub` are required, `nbf` and `iat` are honoured with a small leeway.
+
+pub mod jwks;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use self::jwks::{FetchLimits, JwksError, RemoteJwks};
+use crate::error::ApiError;
+
+const MAX_LEEWAY_SECS: u64 = 60;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BridgeSettings {
+    #[serde(default)]
+    pub providers: Vec<ProviderSettings>,
+    pub jwks_timeout_ms: u64,
+    pub jwks_max_bytes: usize,
+    pub jwks_min_refetch_secs: u64,
+    pub jwks_default_ttl_secs: u64,
+    pub jwks_max_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProviderSettings {
+    pub name: String,
+    pub issuer: String,
+    /// One audience or several; a token must carry at least one of them.
+    pub audience: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    /// HS256/384/512 shared secret (e.g. Supabase's legacy JWT secret).
+    #[serde(default)]
+    pub secret: Option<SecretString>,
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+}
+
+fn default_leeway() -> u64 {
+    30
+}
+
+enum Keys {
+    Secret(DecodingKey),
+    Remote(RemoteJwks),
+}
+
+struct Provider {
+    name: String,
+    issuer: String,
+    audience: Vec<String>,
+    algorithms: Vec<Algorithm>,
+    leeway_secs: u64,
+    keys: Keys,
+}
+
+/// What a verified third-party token tells us.
+#[derive(Debug, Clone)]
+pub struct VerifiedIdentity {
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+    pub email: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ThirdPartyClaims {
+    sub: Option<String>,
+    iat: Option<i64>,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+pub struct Bridge {
+    providers: HashMap<String, Provider>,
+}
+
+fn is_symmetric(alg: Algorithm) -> bool {
+    matches!(alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512)
+}
+
+impl Bridge {
+    pub fn new(settings: &BridgeSettings) -> anyhow::Result<Bridge> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .context("Failed to build the JWKS HTTP client")?;
+        let limits = FetchLimits {
+            timeout: Duration::from_millis(settings.jwks_timeout_ms),
+            max_bytes: settings.jwks_max_bytes,
+            min_refetch: Duration::from_secs(settings.jwks_min_refetch_secs),
+            default_ttl: Duration::from_secs(settings.jwks_default_ttl_secs),
+            max_ttl: Duration::from_secs(settings.jwks_max_ttl_secs),
+        };
+        let mut providers = HashMap::new();
+        for p in &settings.providers {
+            let provider = Provider::new(p, &http, &limits)
+                .with_context(|| format!("bridge provider {}", p.name))?;
+            ensure!(
+                providers.insert(p.name.clone(), provider).is_none(),
+                "bridge provider {} is configured twice",
+                p.name
+            );
+        }
+        Ok(Bridge { providers })
+    }
+
+    /// Verifies `token` for `provider_name`; never decodes a payload before its signature.
+    pub async fn verify(
+        &self,
+        provider_name: &str,
+        token: &str,
+    ) -> Result<VerifiedIdentity, ApiError> {
+        let provider = self
+            .providers
+            .get(provider_name)
+            .ok_or(ApiError::UnknownProvider)?;
+        provider.verify(token).await
+    }
+}
+
+impl Provider {
+    fn new(p: &ProviderSettings, http: &reqwest::Client, limits: &FetchLimits) -> anyhow::Result<Provider> {
+        ensure!(!p.issuer.is_empty(), "issuer is required");
+        ensure!(!p.audience.is_empty(), "audience is required");
+        ensure!(!p.algorithms.is_empty(), "algorithms are required");
+        ensure!(p.leeway_secs <= MAX_LEEWAY_SECS, "leeway_secs must be at most 60");
+        let keys = match (&p.secret, &p.jwks_url) {
+            (Some(secret), None) => {
+                ensure!(
+                    p.algorithms.iter().all(|a| is_symmetric(*a)),
+                    "a secret provider allows HS256/HS384/HS512 only"
+                );
+                Keys::Secret(DecodingKey::from_secret(secret.expose_secret().as_bytes()))
+            }
+            (None, Some(url)) => {
+                ensure!(
+                    p.algorithms.iter().all(|a| !is_symmetric(*a)),
+                    "a jwks_url provider allows asymmetric algorithms only"
+                );
+                ensure!(url.starts_with("https://") || url.starts_with("http://"), "jwks_url must be http(s)");
+                Keys::Remote(RemoteJwks::new(url.clone(), http.clone(), limits.clone()))
+            }
+            _ => bail!("set exactly one of secret or jwks_url"),
+        };
+        Ok(Provider {
+            name: p.name.clone(),
+            issuer: p.issuer.clone(),
+            audience: p.audience.clone(),
+            algorithms: p.algorithms.clone(),
+            leeway_secs: p.leeway_secs,
+            keys,
+        })
+    }
+
+    async fn verify(&self, token: &str) -> Result<VerifiedIdentity, ApiError> {
+        let invalid = || ApiError::InvalidBridgeToken;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(invalid());
+        }
+        let key = match &self.keys {
+            Keys::Secret(key) => key.clone(),
+            Keys::Remote(jwks) => {
+                let kid = header.kid.as_deref().ok_or_else(invalid)?;
+                let jwk = jwks.key(kid).await.map_err(|JwksError::Unavailable(why)| {
+                    ApiError::Unavailable(anyhow::anyhow!("bridge provider {}: {why}", self.name))
+                })?;
+                let jwk = jwk.ok_or_else(invalid)?;
+                // A key published for one algorithm is not used with another.
+                if let Some(alg) = jwk.common.key_algorithm
+                    && alg.to_string() != format!("{:?}", header.alg)
+                {
+                    return Err(invalid());
+                }
+                DecodingKey::from_jwk(&jwk).map_err(|_| invalid())?
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway_secs;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&self.audience);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        let claims = jsonwebtoken::decode::<ThirdPartyClaims>(token, &key, &validation)
+            .map_err(|_| invalid())?
+            .claims;
+        let now = crate::clock::now();
+        if claims.iat.is_some_and(|iat| iat > now + self.leeway_secs as i64) {
+            return Err(invalid());
+        }
+        let subject = claims.sub.filter(|s| !s.is_empty()).ok_or_else(invalid)?;
+        Ok(VerifiedIdentity {
+            provider: self.name.clone(),
+            issuer: self.issuer.clone(),
+            subject,
+            email: claims.email,
+        })
+    }
+}
