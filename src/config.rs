@@ -21,6 +21,7 @@ pub struct Settings {
     pub passwords: PasswordSettings,
     pub log: LogSettings,
     pub bridge: crate::bridge::BridgeSettings,
+    pub rate_limits: crate::rate_limit::RateLimitSettings,
     /// Keys for trusted backends, in addition to those made with `sessiond service-keys`.
     #[serde(default)]
     pub service_keys: Vec<crate::service_keys::ConfiguredKey>,

@@ -46,6 +46,8 @@ pub enum ApiError {
     InvalidEmail(&'static str),
     #[error("{0}")]
     WeakPassword(String),
+    #[error("too many attempts; retry later")]
+    RateLimited(u64),
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -79,6 +81,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::InvalidEmail(_) => "invalid_email",
             ApiError::WeakPassword(_) => "weak_password",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -106,6 +109,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidEmail(_) | ApiError::WeakPassword(_) | ApiError::UnknownProvider => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -119,8 +123,14 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CACHE_CONTROL, "no-store"));
-        if let ApiError::Unavailable(_) = self {
-            response.insert_header((header::RETRY_AFTER, "5"));
+        match self {
+            ApiError::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::RateLimited(wait) => {
+                response.insert_header((header::RETRY_AFTER, wait.to_string()));
+            }
+            _ => {}
         }
         if let ApiError::InvalidToken(_) = self {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));

@@ -12,6 +12,7 @@ pub mod issuance;
 pub mod maintenance;
 pub mod metrics;
 pub mod passwords;
+pub mod rate_limit;
 pub mod routes;
 pub mod service_keys;
 pub mod startup;

@@ -44,6 +44,7 @@ pub fn spawn(state: Arc<AppState>) {
             timer.tick().await;
             purge_ended_sessions(&state).await;
             purge_expired_tickets(&state).await;
+            state.rate_limits.tidy();
         }
     });
 }

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use crate::config::Settings;
 use crate::bridge::Bridge;
+use crate::config::Settings;
 use crate::gate::SessionGate;
 use crate::metrics::Metrics;
 use crate::passwords::PasswordHasher;
+use crate::rate_limit::RateLimits;
 use crate::service_keys::ServiceKeys;
 use crate::store::Store;
 use crate::tokens::{AccessTokens, KeyRing};
@@ -20,6 +21,7 @@ pub struct AppState {
     pub service_keys: ServiceKeys,
     pub metrics: Metrics,
     pub bridge: Bridge,
+    pub rate_limits: RateLimits,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
             settings.sessions.cache_entries,
         ));
         let bridge = Bridge::new(&settings.bridge)?;
+        let rate_limits = RateLimits::new(&settings.rate_limits);
         let service_keys = ServiceKeys::load(store.clone(), &settings.service_keys).await?;
         Ok(AppState {
             settings,
@@ -68,6 +71,7 @@ impl AppState {
             service_keys,
             metrics: Metrics::new(),
             bridge,
+            rate_limits,
         })
     }
 }

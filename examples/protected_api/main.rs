@@ -23,9 +23,16 @@ async fn main() -> std::io::Result<()> {
         http: reqwest::Client::new(),
         jwks: RwLock::new(None),
     });
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
-    HttpServer::new(move || App::new().app_data(sessiond.clone()).configure(service::routes))
-        .bind(("127.0.0.1", port))?
-        .run()
-        .await
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
+    HttpServer::new(move || {
+        App::new()
+            .app_data(sessiond.clone())
+            .configure(service::routes)
+    })
+    .bind(("127.0.0.1", port))?
+    .run()
+    .await
 }

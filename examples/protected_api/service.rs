@@ -97,7 +97,8 @@ fn unauthorized() -> HttpResponse {
 }
 
 fn hello(principal: Principal, how: &str) -> HttpResponse {
-    HttpResponse::Ok().json(json!({"hello": principal.sub, "session": principal.sid, "checked_by": how}))
+    HttpResponse::Ok()
+        .json(json!({"hello": principal.sub, "session": principal.sid, "checked_by": how}))
 }
 
 async fn hello_introspected(req: HttpRequest, sessiond: web::Data<Sessiond>) -> HttpResponse {

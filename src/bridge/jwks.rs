@@ -67,11 +67,7 @@ impl RemoteJwks {
     fn lookup(&self, kid: &str) -> (Option<Jwk>, bool, bool) {
         let held = self.held.lock().expect("jwks lock");
         match held.as_ref() {
-            Some(h) => (
-                h.keys.find(kid).cloned(),
-                h.fetched.elapsed() < h.ttl,
-                true,
-            ),
+            Some(h) => (h.keys.find(kid).cloned(), h.fetched.elapsed() < h.ttl, true),
             None => (None, false, false),
         }
     }
@@ -82,7 +78,9 @@ impl RemoteJwks {
             return if self.held.lock().expect("jwks lock").is_some() {
                 Ok(())
             } else {
-                Err(JwksError::Unavailable("fetched recently without success".into()))
+                Err(JwksError::Unavailable(
+                    "fetched recently without success".into(),
+                ))
             };
         }
         *last_attempt = Some(Instant::now());
@@ -112,7 +110,10 @@ impl RemoteJwks {
         let ttl = max_age(&response)
             .unwrap_or(self.limits.default_ttl)
             .clamp(self.limits.min_refetch, self.limits.max_ttl);
-        if response.content_length().is_some_and(|n| n as usize > self.limits.max_bytes) {
+        if response
+            .content_length()
+            .is_some_and(|n| n as usize > self.limits.max_bytes)
+        {
             return Err("response too large".into());
         }
         let mut body = Vec::new();
@@ -128,7 +129,11 @@ impl RemoteJwks {
 }
 
 fn max_age(response: &reqwest::Response) -> Option<Duration> {
-    let value = response.headers().get(reqwest::header::CACHE_CONTROL)?.to_str().ok()?;
+    let value = response
+        .headers()
+        .get(reqwest::header::CACHE_CONTROL)?
+        .to_str()
+        .ok()?;
     value.split(',').find_map(|directive| {
         let seconds = directive.trim().strip_prefix("max-age=")?;
         seconds.parse().ok().map(Duration::from_secs)

@@ -132,11 +132,18 @@ impl Bridge {
 }
 
 impl Provider {
-    fn new(p: &ProviderSettings, http: &reqwest::Client, limits: &FetchLimits) -> anyhow::Result<Provider> {
+    fn new(
+        p: &ProviderSettings,
+        http: &reqwest::Client,
+        limits: &FetchLimits,
+    ) -> anyhow::Result<Provider> {
         ensure!(!p.issuer.is_empty(), "issuer is required");
         ensure!(!p.audience.is_empty(), "audience is required");
         ensure!(!p.algorithms.is_empty(), "algorithms are required");
-        ensure!(p.leeway_secs <= MAX_LEEWAY_SECS, "leeway_secs must be at most 60");
+        ensure!(
+            p.leeway_secs <= MAX_LEEWAY_SECS,
+            "leeway_secs must be at most 60"
+        );
         let keys = match (&p.secret, &p.jwks_url) {
             (Some(secret), None) => {
                 ensure!(
@@ -150,7 +157,10 @@ impl Provider {
                     p.algorithms.iter().all(|a| !is_symmetric(*a)),
                     "a jwks_url provider allows asymmetric algorithms only"
                 );
-                ensure!(url.starts_with("https://") || url.starts_with("http://"), "jwks_url must be http(s)");
+                ensure!(
+                    url.starts_with("https://") || url.starts_with("http://"),
+                    "jwks_url must be http(s)"
+                );
                 Keys::Remote(RemoteJwks::new(url.clone(), http.clone(), limits.clone()))
             }
             _ => bail!("set exactly one of secret or jwks_url"),
@@ -198,7 +208,10 @@ impl Provider {
             .map_err(|_| invalid())?
             .claims;
         let now = crate::clock::now();
-        if claims.iat.is_some_and(|iat| iat > now + self.leeway_secs as i64) {
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now + self.leeway_secs as i64)
+        {
             return Err(invalid());
         }
         let subject = claims.sub.filter(|s| !s.is_empty()).ok_or_else(invalid)?;

@@ -28,13 +28,14 @@ pub async fn signup(
     req: HttpRequest,
     Json(body): Json<Credentials>,
 ) -> ApiResult<HttpResponse> {
+    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
+    state.rate_limits.credentials(&client)?;
     let email = Email::parse(&body.email)?;
     let policy = PasswordPolicy {
         min_strength: state.settings.passwords.min_strength,
     };
     let password = Password::parse(body.password, policy, &[email.as_str()])?;
     let hash = state.hasher.hash(password.secret()).await?;
-    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
     let now = clock::now();
     let user = UserRow {
         id: uuid::Uuid::now_v7().to_string(),
@@ -84,6 +85,8 @@ pub async fn login(
     req: HttpRequest,
     Json(body): Json<Credentials>,
 ) -> ApiResult<HttpResponse> {
+    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
+    state.rate_limits.credentials(&client)?;
     // An unparseable email is looked up as no user at all, so it costs the same dummy hash.
     let email = Email::parse(&body.email).ok();
     let stored = match &email {
@@ -113,7 +116,6 @@ pub async fn login(
         .find_user(&user_id)
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
-    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
     let mut tx = state.store.begin().await?;
     let kind = SessionKind::Password;
     let opened = open_session(&mut tx, &state, &user.id, kind, &client, clock::now()).await?;

@@ -28,12 +28,13 @@ pub async fn bridge(
     req: HttpRequest,
     Json(body): Json<BridgeBody>,
 ) -> ApiResult<HttpResponse> {
+    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
+    state.rate_limits.credentials(&client)?;
     let identity = state
         .bridge
         .verify(&body.provider, body.token.expose_secret())
         .await?;
     let user = local_user(&state, &identity).await?;
-    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
     let kind = SessionKind::Bridge(&identity.provider);
     let mut tx = state.store.begin().await?;
     let opened = open_session(&mut tx, &state, &user.id, kind, &client, clock::now()).await?;
@@ -41,7 +42,9 @@ pub async fn bridge(
     tracing::info!(user_id = %user.id, session_id = %opened.session_id, "bridged session");
     let detail = json!({ "provider": identity.provider, "issuer": identity.issuer });
     let sid = Some(opened.session_id.as_str());
-    state.audit(Event::Bridge, Some(&user.id), sid, &req, detail).await;
+    state
+        .audit(Event::Bridge, Some(&user.id), sid, &req, detail)
+        .await;
     opened_response(&state, StatusCode::OK, &user, kind, &opened)
 }
 
@@ -75,5 +78,7 @@ async fn local_user(state: &AppState, identity: &VerifiedIdentity) -> ApiResult<
             return Ok(store.find_user(&user.id).await?.unwrap_or(user));
         }
     }
-    Err(ApiError::Internal(anyhow::anyhow!("could not link a bridged identity")))
+    Err(ApiError::Internal(anyhow::anyhow!(
+        "could not link a bridged identity"
+    )))
 }

@@ -55,13 +55,16 @@ pub async fn refresh(
             state.metrics.refreshes.inc();
             respond(&state, &session, &same).await
         }
-        RefreshOutcome::Reused { session_id } => {
+        RefreshOutcome::Reused {
+            session_id,
+            user_id,
+        } => {
             tracing::warn!(%session_id, "refresh token reuse detected; session revoked");
             state.gate.ended(std::slice::from_ref(&session_id)).await?;
             state.metrics.reuse_detections.inc();
-            let sid = Some(session_id.as_str());
+            let (user, sid) = (Some(user_id.as_str()), Some(session_id.as_str()));
             state
-                .audit(Event::RefreshReuseDetected, None, sid, &req, json!({}))
+                .audit(Event::RefreshReuseDetected, user, sid, &req, json!({}))
                 .await;
             Err(ApiError::RefreshTokenReused)
         }

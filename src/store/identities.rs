@@ -47,10 +47,11 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let email = match &user.email {
             Some(email) => {
-                let taken: Option<(String,)> = sqlx::query_as("select id from users where email = $1")
-                    .bind(email)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                let taken: Option<(String,)> =
+                    sqlx::query_as("select id from users where email = $1")
+                        .bind(email)
+                        .fetch_optional(&mut *tx)
+                        .await?;
                 taken.is_none().then_some(email.as_str())
             }
             None => None,

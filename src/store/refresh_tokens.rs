@@ -28,6 +28,7 @@ pub enum RefreshOutcome {
     /// A spent token outside the grace window: the session has just been revoked.
     Reused {
         session_id: String,
+        user_id: String,
     },
     Unknown,
     SessionRevoked,
@@ -166,6 +167,7 @@ impl Store {
                 .await?;
                 Ok(RefreshOutcome::Reused {
                     session_id: session.id,
+                    user_id: session.user_id,
                 })
             }
         }

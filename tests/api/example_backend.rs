@@ -35,10 +35,14 @@ async fn the_example_backend_validates_through_sessiond() {
         http: reqwest::Client::new(),
         jwks: RwLock::new(None),
     });
-    let server = HttpServer::new(move || App::new().app_data(client.clone()).configure(service::routes))
-        .workers(1)
-        .bind(("127.0.0.1", 0))
-        .unwrap();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(client.clone())
+            .configure(service::routes)
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
     let backend = format!("http://{}", server.addrs()[0]);
     let server = server.run();
     let handle = server.handle();
@@ -59,14 +63,30 @@ async fn the_example_backend_validates_through_sessiond() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["hello"], session.user_id.as_str());
-        assert_eq!(get(path, None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(get(path, Some("forged.token.x")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            get(path, None).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            get(path, Some("forged.token.x")).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
 
     sessiond.logout(&session.access_token, None).await;
     let introspected = get("/hello", Some(&session.access_token)).await.unwrap();
-    assert_eq!(introspected.status(), StatusCode::UNAUTHORIZED, "introspection sees the logout");
-    let local = get("/hello-local", Some(&session.access_token)).await.unwrap();
-    assert_eq!(local.status(), StatusCode::OK, "JWKS-only checks cannot see a logout");
+    assert_eq!(
+        introspected.status(),
+        StatusCode::UNAUTHORIZED,
+        "introspection sees the logout"
+    );
+    let local = get("/hello-local", Some(&session.access_token))
+        .await
+        .unwrap();
+    assert_eq!(
+        local.status(),
+        StatusCode::OK,
+        "JWKS-only checks cannot see a logout"
+    );
     handle.stop(false).await;
 }

@@ -52,15 +52,14 @@ pub async fn create_cli_key(app: &TestApp, name: &str, scopes: &[Scope]) -> Stri
     key.expose_secret().to_string()
 }
 
-/// Sends the request built by `build` until it is not 401, for at most 2.5 s: an instance
+/// Sends the request built by `build` until it is not 401, for at most 5 s: an instance
 /// re-reads the key table on an unknown key at most once a second, so a key created within a
 /// second of start-up (or of the previous re-read) is recognised on a later attempt.
 pub async fn until_key_known(build: impl Fn() -> RequestBuilder) -> Response {
     let start = Instant::now();
     loop {
         let response = build().send().await.unwrap();
-        if response.status() != StatusCode::UNAUTHORIZED
-            || start.elapsed() > Duration::from_millis(2500)
+        if response.status() != StatusCode::UNAUTHORIZED || start.elapsed() > Duration::from_secs(5)
         {
             return response;
         }
@@ -116,7 +115,12 @@ pub async fn issue_ticket(app: &TestApp, access_token: &str) -> String {
 }
 
 /// A request to the admin API with `key`.
-pub fn admin(app: &TestApp, method: reqwest::Method, path: &str, key: Option<&str>) -> RequestBuilder {
+pub fn admin(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+) -> RequestBuilder {
     with_key(app.client.request(method, app.url(path)), key)
 }
 

@@ -1,0 +1,61 @@
+//! Per-client-IP rate limits on the endpoints that take credentials (signup, login, password
+//! change, bridge): a brute-force or credential-stuffing run from one address gets
+//! `429 rate_limited` with `Retry-After` instead of argon2 time. Counters are per instance (a
+//! client spread over N instances gets N times the budget); they are not session state, so
+//! instances disagreeing here never changes who is signed in.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::extract::ClientInfo;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitSettings {
+    /// Sustained attempts per minute per client IP; 0 turns the limit off.
+    pub credentials_per_minute: u32,
+    /// Attempts allowed at once before the sustained rate applies.
+    pub credentials_burst: u32,
+}
+
+pub struct RateLimits {
+    credentials: Option<DefaultKeyedRateLimiter<Option<IpAddr>>>,
+    clock: DefaultClock,
+}
+
+impl RateLimits {
+    pub fn new(settings: &RateLimitSettings) -> RateLimits {
+        let credentials = NonZeroU32::new(settings.credentials_per_minute).map(|per_minute| {
+            let burst = NonZeroU32::new(settings.credentials_burst).unwrap_or(per_minute);
+            DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst))
+        });
+        RateLimits {
+            credentials,
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Spends one credential attempt for this client, or says how long to wait.
+    pub fn credentials(&self, client: &ClientInfo) -> Result<(), ApiError> {
+        let Some(limiter) = &self.credentials else {
+            return Ok(());
+        };
+        let ip = client.ip_address.as_deref().and_then(|ip| ip.parse().ok());
+        limiter.check_key(&ip).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            ApiError::RateLimited(wait.as_secs().max(1))
+        })
+    }
+
+    /// Forgets clients whose budget is full again, so the table stays small.
+    pub fn tidy(&self) {
+        if let Some(limiter) = &self.credentials {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
