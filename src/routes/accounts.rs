@@ -44,7 +44,6 @@ pub async fn signup(
         created_at: now,
     };
 
-    let mut tx = state.store.begin().await?;
     let new_user = NewUser {
         id: &user.id,
         email: user.email.as_deref(),
@@ -52,31 +51,8 @@ pub async fn signup(
         is_guest: false,
         now,
     };
-    if !Store::insert_user(&mut tx, &new_user).await? {
-        return Err(ApiError::EmailTaken);
-    }
-    let opened = open_session(
-        &mut tx,
-        &state,
-        &user.id,
-        SessionKind::Password,
-        &client,
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(user_id = %user.id, session_id = %opened.session_id, "signed up");
-    let sid = Some(opened.session_id.as_str());
-    state
-        .audit(Event::Signup, Some(&user.id), sid, &req, json!({}))
-        .await;
-    opened_response(
-        &state,
-        StatusCode::CREATED,
-        &user,
-        SessionKind::Password,
-        &opened,
-    )
+    let kind = SessionKind::Password;
+    create_user_with_session(&state, &req, &client, &user, &new_user, kind, Event::Signup).await
 }
 
 #[tracing::instrument(name = "login", skip_all)]
@@ -143,7 +119,6 @@ pub async fn guest(
         is_guest: 1,
         created_at: now,
     };
-    let mut tx = state.store.begin().await?;
     let new_user = NewUser {
         id: &user.id,
         email: None,
@@ -151,19 +126,30 @@ pub async fn guest(
         is_guest: true,
         now,
     };
-    Store::insert_user(&mut tx, &new_user).await?;
-    let opened = open_session(&mut tx, &state, &user.id, SessionKind::Guest, &client, now).await?;
+    let kind = SessionKind::Guest;
+    create_user_with_session(&state, &req, &client, &user, &new_user, kind, Event::Guest).await
+}
+
+/// Inserts a new user and opens their first session in one transaction, then answers 201.
+async fn create_user_with_session(
+    state: &AppState,
+    req: &HttpRequest,
+    client: &ClientInfo,
+    user: &UserRow,
+    new_user: &NewUser<'_>,
+    kind: SessionKind<'_>,
+    event: Event,
+) -> ApiResult<HttpResponse> {
+    let mut tx = state.store.begin().await?;
+    if !Store::insert_user(&mut tx, new_user).await? {
+        return Err(ApiError::EmailTaken);
+    }
+    let opened = open_session(&mut tx, state, &user.id, kind, client, new_user.now).await?;
     tx.commit().await?;
-    tracing::info!(user_id = %user.id, session_id = %opened.session_id, "guest session");
+    tracing::info!(user_id = %user.id, session_id = %opened.session_id, kind = kind.as_str(), "new user");
     let sid = Some(opened.session_id.as_str());
     state
-        .audit(Event::Guest, Some(&user.id), sid, &req, json!({}))
+        .audit(event, Some(&user.id), sid, req, json!({}))
         .await;
-    opened_response(
-        &state,
-        StatusCode::CREATED,
-        &user,
-        SessionKind::Guest,
-        &opened,
-    )
+    opened_response(state, StatusCode::CREATED, user, kind, &opened)
 }
