@@ -1,4 +1,6 @@
-use sqlx::FromRow;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, FromRow};
 
 use super::{Store, StoreResult, is_unique_violation};
 
@@ -35,18 +37,10 @@ impl Store {
     /// Inserts a key as the active one unless another instance already has one active.
     /// Returns `Ok(false)` when that race was lost (the unique `active` column decided).
     pub async fn insert_first_active_key(&self, key: &SigningKeyRow) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "insert into signing_keys (kid, alg, private_der, public_jwk, active, created_at) \
-             values ($1, $2, $3, $4, 1, $5)",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.private_der)
-        .bind(&key.public_jwk)
-        .bind(key.created_at)
-        .execute(&self.writer)
-        .await;
-        match result {
+        match insert_active(key, key.created_at)
+            .execute(&self.writer)
+            .await
+        {
             Ok(_) => Ok(true),
             Err(err) if is_unique_violation(&err) => Ok(false),
             Err(err) => Err(err.into()),
@@ -61,18 +55,21 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "insert into signing_keys (kid, alg, private_der, public_jwk, active, created_at) \
-             values ($1, $2, $3, $4, 1, $5)",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.private_der)
-        .bind(&key.public_jwk)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_active(key, now).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// The insert that makes `key` the active key (the unique `active` column allows one).
+fn insert_active(key: &SigningKeyRow, created_at: i64) -> Query<'_, Any, AnyArguments> {
+    sqlx::query(
+        "insert into signing_keys (kid, alg, private_der, public_jwk, active, created_at) \
+         values ($1, $2, $3, $4, 1, $5)",
+    )
+    .bind(&key.kid)
+    .bind(&key.alg)
+    .bind(&key.private_der)
+    .bind(&key.public_jwk)
+    .bind(created_at)
 }
