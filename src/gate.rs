@@ -94,7 +94,13 @@ impl SessionGate {
         self.store.announce_ended(session_ids).await
     }
 
-    /// A session changed (refreshed, upgraded) but did not end: re-read it on next use here.
+    /// A session or its user changed in a way every instance must see (a guest upgraded):
+    /// forget it here and tell the others, as for an ended session.
+    pub async fn changed_everywhere(&self, session_id: &str) -> StoreResult<()> {
+        self.ended(&[session_id.to_string()]).await
+    }
+
+    /// A session changed (refreshed) but did not end: re-read it on next use here.
     pub fn changed(&self, session_id: &str) {
         self.forget(std::iter::once(session_id));
     }

@@ -14,6 +14,7 @@ mod password;
 mod refresh;
 mod revoke;
 mod sessions;
+mod upgrade;
 mod ws_tickets;
 
 use actix_web::http::Method;
@@ -42,6 +43,7 @@ pub fn table() -> Vec<RouteSpec> {
         spec(M::POST, "/v1/signup", web::post().to(accounts::signup)),
         spec(M::POST, "/v1/login", web::post().to(accounts::login)),
         spec(M::POST, "/v1/guest", web::post().to(accounts::guest)),
+        spec(M::POST, "/v1/upgrade", web::post().to(upgrade::upgrade)),
         spec(
             M::POST,
             "/v1/token/refresh",

@@ -33,29 +33,25 @@ pub async fn revoke(
         .token
         .ok_or_else(|| ApiError::InvalidRequest("the token parameter is required".into()))?;
     let token = token.expose_secret();
-    let session_id = if opaque::looks_valid(token) {
+    let owner = if opaque::looks_valid(token) {
         state
             .store
             .session_of_refresh_token(&opaque::hash(token))
             .await?
     } else {
-        state
-            .tokens
-            .verify(token)
-            .await
-            .ok()
-            .map(|claims| claims.sid.clone())
+        let claims = state.tokens.verify(token).await.ok();
+        claims.map(|claims| (claims.sid.clone(), claims.sub.clone()))
     };
-    if let Some(session_id) = session_id {
+    if let Some((session_id, user_id)) = owner {
         let revoked = state
             .store
             .revoke_session(&session_id, None, "revoked", clock::now())
             .await?;
         if revoked {
             state.gate.ended(std::slice::from_ref(&session_id)).await?;
-            let sid = Some(session_id.as_str());
+            let (user, sid) = (Some(user_id.as_str()), Some(session_id.as_str()));
             state
-                .audit(Event::TokenRevoked, None, sid, &req, json!({}))
+                .audit(Event::TokenRevoked, user, sid, &req, json!({}))
                 .await;
         }
         tracing::info!(%session_id, revoked, "token revoked");

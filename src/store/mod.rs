@@ -32,7 +32,7 @@ pub use keys::SigningKeyRow;
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use service_keys::ServiceKeyRow;
 pub use sessions::{NewSession, SessionRow};
-pub use users::{NewUser, UserRow};
+pub use users::{GuestUpgrade, NewUser, UpgradeOutcome, UserRow};
 
 /// The PostgreSQL NOTIFY channel on which instances announce ended sessions (payload: ids,
 /// comma-separated).

@@ -66,14 +66,18 @@ impl Store {
         Ok(())
     }
 
-    /// The session a refresh token (spent or not) belongs to.
-    pub async fn session_of_refresh_token(&self, hash: &[u8]) -> StoreResult<Option<String>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("select session_id from refresh_tokens where token_hash = $1")
-                .bind(hash)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(id,)| id))
+    /// The session (and its user) a refresh token, spent or not, belongs to.
+    pub async fn session_of_refresh_token(
+        &self,
+        hash: &[u8],
+    ) -> StoreResult<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "select t.session_id, s.user_id from refresh_tokens t \
+             join user_sessions s on s.id = t.session_id where t.token_hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Spends a refresh token in one transaction. The `UPDATE … WHERE rotated_at IS NULL

@@ -137,3 +137,68 @@ impl Store {
         Ok((deleted.rows_affected() == 1).then(|| sessions.into_iter().map(|(id,)| id).collect()))
     }
 }
+
+/// What became of a guest upgrade.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UpgradeOutcome {
+    Upgraded,
+    EmailTaken,
+    NotAGuest,
+}
+
+pub struct GuestUpgrade<'a> {
+    pub user_id: &'a str,
+    pub session_id: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub session_expires_at: i64,
+    pub refresh_token_id: &'a str,
+    pub refresh_token_hash: &'a [u8],
+    pub now: i64,
+}
+
+impl Store {
+    /// Turns a guest into a permanent user in place (same user id), makes the calling session
+    /// a permanent password session, and gives it a new refresh token, in one transaction.
+    /// The session's earlier refresh token keeps working, so a tab racing the upgrade is not
+    /// mistaken for a replay.
+    pub async fn upgrade_guest(&self, up: &GuestUpgrade<'_>) -> StoreResult<UpgradeOutcome> {
+        let mut tx = self.writer.begin().await?;
+        let updated = sqlx::query(
+            "update users set email = $1, password_hash = $2, is_guest = 0, updated_at = $3 \
+             where id = $4 and is_guest = 1",
+        )
+        .bind(up.email)
+        .bind(up.password_hash)
+        .bind(up.now)
+        .bind(up.user_id)
+        .execute(&mut *tx)
+        .await;
+        match updated {
+            Ok(result) if result.rows_affected() == 0 => return Ok(UpgradeOutcome::NotAGuest),
+            Ok(_) => {}
+            Err(err) if is_unique_violation(&err) => return Ok(UpgradeOutcome::EmailTaken),
+            Err(err) => return Err(err.into()),
+        }
+        sqlx::query(
+            "update user_sessions set kind = 'password', amr = '[\"pwd\"]', expires_at = $1 \
+             where id = $2 and user_id = $3",
+        )
+        .bind(up.session_expires_at)
+        .bind(up.session_id)
+        .bind(up.user_id)
+        .execute(&mut *tx)
+        .await?;
+        Store::insert_refresh_token(
+            &mut tx,
+            up.refresh_token_id,
+            up.session_id,
+            up.refresh_token_hash,
+            None,
+            up.now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(UpgradeOutcome::Upgraded)
+    }
+}

@@ -26,4 +26,5 @@ mod revocation;
 mod revoke;
 mod service;
 mod sessions;
+mod upgrade;
 mod ws_tickets;

@@ -1,0 +1,90 @@
+//! `POST /v1/upgrade`: a guest becomes a permanent user in place: same user id, the calling
+//! session now permanent, email and password set.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::Event;
+use crate::clock;
+use crate::domain::{Email, Password, PasswordPolicy};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Authenticated, ClientInfo, Json};
+use crate::issuance::{OpenedSession, SessionKind, opened_response};
+use crate::state::AppState;
+use crate::store::{GuestUpgrade, UpgradeOutcome, UserRow};
+use crate::tokens::opaque;
+
+#[derive(Deserialize)]
+pub struct UpgradeBody {
+    email: String,
+    password: SecretString,
+}
+
+#[tracing::instrument(name = "upgrade", skip_all)]
+pub async fn upgrade(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: Authenticated,
+    Json(body): Json<UpgradeBody>,
+) -> ApiResult<HttpResponse> {
+    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
+    state.rate_limits.credentials(&client)?;
+    let guest = &auth.snapshot.user;
+    if guest.is_guest == 0 {
+        return Err(ApiError::Forbidden("only a guest session can be upgraded"));
+    }
+    let email = Email::parse(&body.email)?;
+    let policy = PasswordPolicy {
+        min_strength: state.settings.passwords.min_strength,
+    };
+    let password = Password::parse(body.password, policy, &[email.as_str()])?;
+    let hash = state.hasher.hash(password.secret()).await?;
+    let now = clock::now();
+    let session = &auth.snapshot.session;
+    let refresh_token = opaque::generate();
+    let outcome = state
+        .store
+        .upgrade_guest(&GuestUpgrade {
+            user_id: &guest.id,
+            session_id: &session.id,
+            email: email.as_str(),
+            password_hash: &hash,
+            session_expires_at: session.created_at + state.settings.sessions.permanent_ttl_secs,
+            refresh_token_id: &uuid::Uuid::now_v7().to_string(),
+            refresh_token_hash: &opaque::hash(refresh_token.expose_secret()),
+            now,
+        })
+        .await?;
+    match outcome {
+        UpgradeOutcome::Upgraded => {}
+        UpgradeOutcome::EmailTaken => return Err(ApiError::EmailTaken),
+        UpgradeOutcome::NotAGuest => {
+            return Err(ApiError::Forbidden("only a guest session can be upgraded"));
+        }
+    }
+    state.gate.changed_everywhere(&session.id).await?;
+    let user = UserRow {
+        email: Some(email.as_str().to_string()),
+        is_guest: 0,
+        ..guest.clone()
+    };
+    tracing::info!(user_id = %user.id, session_id = %session.id, "guest upgraded");
+    let sid = Some(session.id.as_str());
+    state
+        .audit(Event::Upgrade, Some(&user.id), sid, &req, json!({}))
+        .await;
+    let opened = OpenedSession {
+        session_id: session.id.clone(),
+        refresh_token,
+    };
+    opened_response(
+        &state,
+        StatusCode::OK,
+        &user,
+        SessionKind::Password,
+        &opened,
+    )
+}

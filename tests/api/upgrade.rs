@@ -1,0 +1,140 @@
+//! `POST /v1/upgrade`: a guest becomes a permanent user in place.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app, spawn_on};
+
+async fn upgrade(
+    app: &TestApp,
+    access_token: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    app.post("/v1/upgrade")
+        .bearer_auth(access_token)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_guest_becomes_permanent_with_the_same_user_and_session() {
+    let app = spawn_app().await;
+    let guest = app.guest().await;
+
+    let response = upgrade(
+        &app,
+        &guest.access_token,
+        "Ann@Example.com",
+        STRONG_PASSWORD,
+    )
+    .await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let upgraded = Session::from_body(response.json().await.unwrap());
+    assert_eq!(upgraded.user_id, guest.user_id);
+    assert_eq!(upgraded.session_id, guest.session_id);
+    assert_eq!(upgraded.body["user"]["is_guest"], false);
+    assert_eq!(upgraded.body["user"]["email"], "ann@example.com");
+
+    let me: Value = app.me(&upgraded.access_token).await.json().await.unwrap();
+    assert_eq!(me["user"]["is_guest"], false);
+    assert_eq!(me["session"]["kind"], "password");
+    let expires = me["session"]["expires_at"].as_i64().unwrap();
+    assert!(
+        expires - sessiond::clock::now() > 29 * 24 * 3600,
+        "now a 30-day session"
+    );
+
+    let login = app.login("ann@example.com", STRONG_PASSWORD).await;
+    let login: Value = login.json().await.unwrap();
+    assert_eq!(login["user"]["id"], guest.user_id.as_str());
+    // Both the new refresh token and the one the guest held keep the session going.
+    assert_eq!(
+        app.refresh(&upgraded.refresh_token).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.refresh(&guest.refresh_token).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn upgrading_to_a_taken_email_is_409_and_leaves_the_guest_a_guest() {
+    let app = spawn_app().await;
+    app.new_user_with_email("taken@example.com").await;
+    let guest = app.guest().await;
+    let response = upgrade(
+        &app,
+        &guest.access_token,
+        "TAKEN@example.com",
+        STRONG_PASSWORD,
+    )
+    .await;
+    assert_error(response, StatusCode::CONFLICT, "email_taken").await;
+    let me: Value = app.me(&guest.access_token).await.json().await.unwrap();
+    assert_eq!(me["user"]["is_guest"], true);
+    assert_eq!(me["user"]["email"], Value::Null);
+}
+
+#[tokio::test]
+async fn only_guests_can_upgrade_and_input_is_validated() {
+    let app = spawn_app().await;
+    let member = app.new_user().await;
+    let response = upgrade(
+        &app,
+        &member.access_token,
+        "other@example.com",
+        STRONG_PASSWORD,
+    )
+    .await;
+    assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+
+    let guest = app.guest().await;
+    let weak = upgrade(&app, &guest.access_token, "g@example.com", "password").await;
+    assert_error(weak, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
+    let bad_email = upgrade(&app, &guest.access_token, "not-an-email", STRONG_PASSWORD).await;
+    assert_error(bad_email, StatusCode::UNPROCESSABLE_ENTITY, "invalid_email").await;
+    let anonymous = app
+        .post("/v1/upgrade")
+        .json(&json!({"email": "g@example.com", "password": STRONG_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(anonymous, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    // Still a guest after the refused attempts.
+    let me: Value = app.me(&guest.access_token).await.json().await.unwrap();
+    assert_eq!(me["user"]["is_guest"], true);
+}
+
+#[tokio::test]
+async fn another_instance_sees_the_upgrade_within_a_second() {
+    let a = spawn_app().await;
+    let b = spawn_on(a.db.clone(), |_| {}).await;
+    let guest = a.guest().await;
+    let me: Value = b.me(&guest.access_token).await.json().await.unwrap();
+    assert_eq!(me["user"]["is_guest"], true);
+
+    let response = upgrade(&a, &guest.access_token, "ann@example.com", STRONG_PASSWORD).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let start = Instant::now();
+    loop {
+        let me: Value = b.me(&guest.access_token).await.json().await.unwrap();
+        if me["user"]["is_guest"] == false {
+            assert_eq!(me["user"]["email"], "ann@example.com");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "B still shows a guest after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
