@@ -22,6 +22,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub bridge: crate::bridge::BridgeSettings,
     pub rate_limits: crate::rate_limit::RateLimitSettings,
+    pub cors: crate::cors::CorsSettings,
     /// Keys for trusted backends, in addition to those made with `sessiond service-keys`.
     #[serde(default)]
     pub service_keys: Vec<crate::service_keys::ConfiguredKey>,
@@ -112,6 +113,7 @@ impl Settings {
         let mut settings: Settings = raw
             .try_deserialize()
             .context("Failed to read the configuration")?;
+        settings.cors.validate()?;
         if settings.tokens.issuer.is_empty() {
             settings.tokens.issuer = settings.server.public_url.trim_end_matches('/').into();
         }

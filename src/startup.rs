@@ -27,6 +27,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        settings.cors.validate()?;
         let store = Store::connect(&settings.database).await.with_context(|| {
             format!(
                 "cannot reach the database at {}",
@@ -74,12 +75,15 @@ fn serve(
     state: web::Data<AppState>,
     workers: usize,
 ) -> anyhow::Result<Server> {
+    let cors = state.settings.cors.clone();
     let mut server =
         HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(crate::metrics::record))
                 .wrap(from_fn(echo_request_id))
                 .wrap(TracingLogger::<RequestSpan>::new())
+                // Outermost: preflights are answered before anything else runs.
+                .wrap(cors.middleware())
                 .app_data(state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     crate::error::ApiError::InvalidRequest(format!("invalid query: {err}")).into()

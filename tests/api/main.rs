@@ -9,6 +9,7 @@ mod outage;
 mod accounts;
 mod admin;
 mod binary;
+mod cors;
 mod example_backend;
 mod health;
 mod introspect;
