@@ -23,6 +23,7 @@ pub struct Settings {
     pub bridge: crate::bridge::BridgeSettings,
     pub rate_limits: crate::rate_limit::RateLimitSettings,
     pub cors: crate::cors::CorsSettings,
+    pub cookies: crate::cookies::CookieSettings,
     /// Keys for trusted backends, in addition to those made with `sessiond service-keys`.
     #[serde(default)]
     pub service_keys: Vec<crate::service_keys::ConfiguredKey>,
@@ -114,6 +115,7 @@ impl Settings {
             .try_deserialize()
             .context("Failed to read the configuration")?;
         settings.cors.validate()?;
+        settings.cookies.validate()?;
         if settings.tokens.issuer.is_empty() {
             settings.tokens.issuer = settings.server.public_url.trim_end_matches('/').into();
         }

@@ -159,21 +159,6 @@ fn app_state(req: &HttpRequest) -> web::Data<AppState> {
         .clone()
 }
 
-/// A validly signed, unexpired access token, whether or not its session is still live.
-/// Logout takes this, so that repeating a logout with the same token is still 204.
-pub struct SignedToken(pub std::sync::Arc<AccessClaims>);
-
-impl FromRequest for SignedToken {
-    type Error = ApiError;
-    type Future = Boxed<Self>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = app_state(req);
-        let token = bearer_token(req).map(str::to_string);
-        Box::pin(async move { Ok(SignedToken(state.tokens.verify(&token?).await?)) })
-    }
-}
-
 /// A valid access token whose session is live right now, with that session and its user.
 pub struct Authenticated {
     pub claims: std::sync::Arc<AccessClaims>,

@@ -120,7 +120,9 @@ struct TokenResponse<'a> {
     token_type: &'static str,
     expires_in: i64,
     expires_at: i64,
-    refresh_token: &'a str,
+    /// Absent in cookie mode: the browser keeps it in an HttpOnly cookie instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
     session_id: &'a str,
     user: UserView,
 }
@@ -146,18 +148,24 @@ pub fn token_response(
         },
         now,
     )?;
-    Ok(HttpResponse::build(status)
+    let mut response = HttpResponse::build(status);
+    response
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(TokenResponse {
-            access_token,
-            token_type: "Bearer",
-            expires_in: expires_at - now,
-            expires_at,
-            refresh_token: refresh_token.expose_secret(),
-            session_id,
-            user: UserView::from(user),
-        }))
+        .insert_header((header::PRAGMA, "no-cache"));
+    let cookies = &state.settings.cookies;
+    if cookies.enabled {
+        let max_age = state.settings.sessions.permanent_ttl_secs;
+        response.cookie(cookies.refresh_cookie(refresh_token.expose_secret(), max_age));
+    }
+    Ok(response.json(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: expires_at - now,
+        expires_at,
+        refresh_token: (!cookies.enabled).then(|| refresh_token.expose_secret()),
+        session_id,
+        user: UserView::from(user),
+    }))
 }
 
 /// The token response for a session that was just opened by `kind`.

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bridge;
 pub mod clock;
 pub mod config;
+pub mod cookies;
 pub mod cors;
 pub mod domain;
 pub mod error;

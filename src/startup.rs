@@ -28,6 +28,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         settings.cors.validate()?;
+        settings.cookies.validate()?;
         let store = Store::connect(&settings.database).await.with_context(|| {
             format!(
                 "cannot reach the database at {}",

@@ -1,15 +1,20 @@
-//! `POST /v1/logout` with the scopes `local` (this session), `others` and `global`.
+//! `POST /v1/logout` with the scopes `local` (this session), `others` and `global`. The caller
+//! is named by its access token, or in cookie mode by the refresh cookie (then with the CSRF
+//! checks); in cookie mode the answer also expires the cookie.
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::Event;
-
 use crate::clock;
-use crate::error::ApiResult;
-use crate::extract::{OptionalJson, SignedToken};
+use crate::cookies::check_cookie_request;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{OptionalJson, bearer_token};
 use crate::state::AppState;
+use crate::tokens::opaque;
 
 #[derive(Deserialize, Serialize, Default, Clone, Copy, PartialEq, Debug)]
 #[serde(rename_all = "lowercase")]
@@ -30,34 +35,59 @@ pub struct LogoutBody {
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
-    SignedToken(claims): SignedToken,
     OptionalJson(body): OptionalJson<LogoutBody>,
 ) -> ApiResult<HttpResponse> {
     let scope = body.map(|b| b.scope).unwrap_or_default();
+    let (sid, sub) = caller(&state, &req).await?;
     let now = clock::now();
     let store = &state.store;
     let reason = "logout";
     let ended = match scope {
         Scope::Local => {
-            let revoked = store.revoke_session(&claims.sid, None, reason, now).await?;
-            revoked.then(|| claims.sid.clone()).into_iter().collect()
+            let revoked = store.revoke_session(&sid, None, reason, now).await?;
+            revoked.then(|| sid.clone()).into_iter().collect()
         }
         Scope::Others => {
             store
-                .revoke_user_sessions(&claims.sub, Some(&claims.sid), reason, now)
+                .revoke_user_sessions(&sub, Some(&sid), reason, now)
                 .await?
         }
-        Scope::Global => {
-            store
-                .revoke_user_sessions(&claims.sub, None, reason, now)
-                .await?
-        }
+        Scope::Global => store.revoke_user_sessions(&sub, None, reason, now).await?,
     };
     state.gate.ended(&ended).await?;
     let revoked = ended.len();
-    tracing::info!(user_id = %claims.sub, session_id = %claims.sid, ?scope, revoked, "logout");
+    tracing::info!(user_id = %sub, session_id = %sid, ?scope, revoked, "logout");
     let detail = json!({ "scope": scope, "revoked": ended });
-    let (user, sid) = (Some(claims.sub.as_str()), Some(claims.sid.as_str()));
-    state.audit(Event::Logout, user, sid, &req, detail).await;
-    Ok(HttpResponse::NoContent().finish())
+    let (user, session) = (Some(sub.as_str()), Some(sid.as_str()));
+    state
+        .audit(Event::Logout, user, session, &req, detail)
+        .await;
+    let mut response = HttpResponse::NoContent();
+    let cookies = &state.settings.cookies;
+    if cookies.enabled {
+        response.cookie(cookies.clearing_cookie());
+    }
+    Ok(response.finish())
+}
+
+/// The (session id, user id) logging out: from the access token when there is one (a valid
+/// signature is enough, so repeating a logout is still 204), else from the refresh cookie.
+async fn caller(state: &AppState, req: &HttpRequest) -> Result<(String, String), ApiError> {
+    if req.headers().contains_key(header::AUTHORIZATION) || !state.settings.cookies.enabled {
+        let claims = state.tokens.verify(bearer_token(req)?).await?;
+        return Ok((claims.sid.clone(), claims.sub.clone()));
+    }
+    let cookie = state
+        .settings
+        .cookies
+        .read(req)
+        .ok_or(ApiError::InvalidToken(
+            "an access token or the session cookie is required",
+        ))?;
+    check_cookie_request(req, &state.settings)?;
+    state
+        .store
+        .session_of_refresh_token(&opaque::hash(cookie.expose_secret()))
+        .await?
+        .ok_or(ApiError::InvalidToken("the session cookie is not valid"))
 }

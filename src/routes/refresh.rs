@@ -9,8 +9,9 @@ use serde_json::json;
 use crate::audit::Event;
 
 use crate::clock;
+use crate::cookies::check_cookie_request;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::OptionalJson;
 use crate::issuance::token_response;
 use crate::state::AppState;
 use crate::store::{RefreshOutcome, RotationRequest, SessionRow};
@@ -18,16 +19,27 @@ use crate::tokens::opaque;
 
 #[derive(Deserialize)]
 pub struct RefreshBody {
-    refresh_token: SecretString,
+    refresh_token: Option<SecretString>,
 }
 
 #[tracing::instrument(name = "refresh", skip_all)]
 pub async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
-    Json(body): Json<RefreshBody>,
+    OptionalJson(body): OptionalJson<RefreshBody>,
 ) -> ApiResult<HttpResponse> {
-    let presented = body.refresh_token;
+    let presented = match body.and_then(|b| b.refresh_token) {
+        Some(token) => token,
+        None => {
+            let cookie = state
+                .settings
+                .cookies
+                .read(&req)
+                .ok_or_else(|| ApiError::InvalidRequest("refresh_token is required".into()))?;
+            check_cookie_request(&req, &state.settings)?;
+            cookie
+        }
+    };
     if !opaque::looks_valid(presented.expose_secret()) {
         return Err(ApiError::InvalidRefreshToken);
     }

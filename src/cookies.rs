@@ -1,0 +1,148 @@
+//! Browser cookie mode. Token responses set the refresh token as an HttpOnly cookie (and leave
+//! it out of the JSON, so page scripts never hold it); refresh and logout accept that cookie.
+//! Because a browser attaches cookies to cross-site requests too, a cookie-authenticated
+//! state change must come from an allowed `Origin` with a JSON content type (which a plain
+//! HTML form cannot send): otherwise `403 forbidden`.
+
+use actix_web::HttpRequest;
+use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::config::Settings;
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CookieSettings {
+    pub enabled: bool,
+    /// `__Host-` binds the cookie to this exact host (it requires `secure` and path `/`).
+    pub name: String,
+    /// Off only for local development over http://localhost.
+    pub secure: bool,
+    /// `lax`, `strict` or `none` (`none` needs `secure`).
+    pub same_site: String,
+    pub path: String,
+}
+
+impl CookieSettings {
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            matches!(self.same_site.as_str(), "lax" | "strict" | "none"),
+            "cookies.same_site must be lax, strict or none"
+        );
+        if self.name.starts_with("__Host-") {
+            anyhow::ensure!(
+                self.secure && self.path == "/",
+                "a __Host- cookie needs secure = true and path = \"/\" (for http://localhost, \
+                 set secure = false and a name without __Host-)"
+            );
+        }
+        anyhow::ensure!(
+            self.same_site != "none" || self.secure,
+            "cookies.same_site = none needs secure = true"
+        );
+        Ok(())
+    }
+
+    fn same_site(&self) -> SameSite {
+        match self.same_site.as_str() {
+            "strict" => SameSite::Strict,
+            "none" => SameSite::None,
+            _ => SameSite::Lax,
+        }
+    }
+
+    fn build(&self, value: String, max_age_secs: i64) -> Cookie<'static> {
+        Cookie::build(self.name.clone(), value)
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(self.same_site())
+            .path(self.path.clone())
+            .max_age(CookieDuration::seconds(max_age_secs))
+            .finish()
+    }
+
+    pub fn refresh_cookie(&self, token: &str, max_age_secs: i64) -> Cookie<'static> {
+        self.build(token.to_string(), max_age_secs)
+    }
+
+    /// Expires the cookie in the browser (logout).
+    pub fn clearing_cookie(&self) -> Cookie<'static> {
+        self.build(String::new(), 0)
+    }
+
+    /// The refresh token from the cookie, when cookie mode is on.
+    pub fn read(&self, req: &HttpRequest) -> Option<SecretString> {
+        if !self.enabled {
+            return None;
+        }
+        let cookie = req.cookie(&self.name)?;
+        let value = cookie.value();
+        (!value.is_empty()).then(|| SecretString::from(value.to_string()))
+    }
+}
+
+/// The CSRF defence for a request authenticated by the cookie: an `Origin` that is ours or on
+/// the CORS allowlist, and `Content-Type: application/json`.
+pub fn check_cookie_request(req: &HttpRequest, settings: &Settings) -> Result<(), ApiError> {
+    let forbidden = |why| Err(ApiError::Forbidden(why));
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    let Some(origin) = origin else {
+        return forbidden("a cookie-authenticated request needs an Origin header");
+    };
+    let own = url::Url::parse(&settings.server.public_url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let allowed = origin == own || settings.cors.allowed_origins.iter().any(|o| o == origin);
+    if !allowed {
+        return forbidden("this Origin may not use the session cookie");
+    }
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+    if !json {
+        return forbidden("a cookie-authenticated request needs Content-Type: application/json");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CookieSettings {
+        Settings::defaults().cookies
+    }
+
+    #[test]
+    fn the_default_cookie_is_a_secure_host_only_httponly_cookie() {
+        let cookie = settings().refresh_cookie("abc", 60).to_string();
+        assert!(
+            cookie.starts_with("__Host-sessiond_refresh=abc"),
+            "{cookie}"
+        );
+        for part in ["HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=60"] {
+            assert!(cookie.contains(part), "{cookie} lacks {part}");
+        }
+    }
+
+    #[test]
+    fn insecure_host_cookies_and_insecure_samesite_none_are_refused() {
+        let mut bad = settings();
+        bad.secure = false;
+        assert!(bad.validate().is_err());
+        let mut local = settings();
+        local.secure = false;
+        local.name = "sessiond_refresh".into();
+        assert!(local.validate().is_ok());
+        local.same_site = "none".into();
+        assert!(local.validate().is_err());
+    }
+}
