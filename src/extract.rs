@@ -74,6 +74,12 @@ async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes
 }
 
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body in the contract is an object; serde would also build a struct from an array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::InvalidRequest(
+            "the body must be a JSON object".into(),
+        ));
+    }
     serde_json::from_slice(bytes).map_err(|err| {
         // serde's message names the field and position, never the value.
         let what = match err.classify() {

@@ -135,7 +135,10 @@ fn max_age(response: &reqwest::Response) -> Option<Duration> {
         .to_str()
         .ok()?;
     value.split(',').find_map(|directive| {
-        let seconds = directive.trim().strip_prefix("max-age=")?;
-        seconds.parse().ok().map(Duration::from_secs)
+        let (name, seconds) = directive.trim().split_once('=')?;
+        if !name.eq_ignore_ascii_case("max-age") {
+            return None;
+        }
+        seconds.trim().parse().ok().map(Duration::from_secs)
     })
 }

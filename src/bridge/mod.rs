@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
+use jsonwebtoken::jwk::{KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -81,6 +82,8 @@ struct ThirdPartyClaims {
     iat: Option<i64>,
     #[serde(default)]
     email: Option<String>,
+    #[serde(default)]
+    email_verified: Option<bool>,
 }
 
 pub struct Bridge {
@@ -94,9 +97,19 @@ fn is_symmetric(alg: Algorithm) -> bool {
 impl Bridge {
     pub fn new(settings: &BridgeSettings) -> anyhow::Result<Bridge> {
         let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(3))
+            // A redirect could lead from https to http or elsewhere: keys come from the URL
+            // as configured, or not at all.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("Failed to build the JWKS HTTP client")?;
+        ensure!(
+            settings.jwks_min_refetch_secs <= settings.jwks_max_ttl_secs,
+            "bridge.jwks_min_refetch_secs must not exceed bridge.jwks_max_ttl_secs"
+        );
+        ensure!(
+            settings.jwks_max_bytes > 0 && settings.jwks_timeout_ms > 0,
+            "bridge.jwks_max_bytes and bridge.jwks_timeout_ms must be positive"
+        );
         let limits = FetchLimits {
             timeout: Duration::from_millis(settings.jwks_timeout_ms),
             max_bytes: settings.jwks_max_bytes,
@@ -189,6 +202,20 @@ impl Provider {
                     ApiError::Unavailable(anyhow::anyhow!("bridge provider {}: {why}", self.name))
                 })?;
                 let jwk = jwk.ok_or_else(invalid)?;
+                // Only keys published for signatures verify signatures.
+                if jwk
+                    .common
+                    .public_key_use
+                    .as_ref()
+                    .is_some_and(|u| *u != PublicKeyUse::Signature)
+                    || jwk
+                        .common
+                        .key_operations
+                        .as_ref()
+                        .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
+                {
+                    return Err(invalid());
+                }
                 // A key published for one algorithm is not used with another.
                 if let Some(alg) = jwk.common.key_algorithm
                     && alg.to_string() != format!("{:?}", header.alg)
@@ -219,7 +246,11 @@ impl Provider {
             provider: self.name.clone(),
             issuer: self.issuer.clone(),
             subject,
-            email: claims.email,
+            // An address the issuer says it has not verified is not copied: whoever typed it
+            // there may not own it.
+            email: claims
+                .email
+                .filter(|_| claims.email_verified != Some(false)),
         })
     }
 }

@@ -182,8 +182,8 @@ fn rsa_material(index: usize) -> &'static RsaMaterial {
 }
 
 fn generate_rsa() -> RsaMaterial {
-    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-        .expect("an RSA key");
+    let pair =
+        aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("an RSA key");
     // aws-lc-rs exports PKCS#8 only; jsonwebtoken's RSA signer parses the PKCS#1
     // `RSAPrivateKey` that PKCS#8 wraps in its `privateKey` OCTET STRING.
     let pkcs8 = pair.as_der().expect("PKCS#8 export");
