@@ -25,6 +25,33 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The caller of a credential endpoint, after spending one of its rate-limited attempts.
+    pub fn credential_attempt(
+        &self,
+        req: &actix_web::HttpRequest,
+    ) -> Result<crate::extract::ClientInfo, crate::error::ApiError> {
+        let client =
+            crate::extract::ClientInfo::from_request(req, self.settings.server.trust_proxy);
+        self.rate_limits.credentials(&client)?;
+        Ok(client)
+    }
+
+    /// Validates a new email and password (the password may not lean on the email) and
+    /// hashes the password.
+    pub async fn new_credentials(
+        &self,
+        email: &str,
+        password: secrecy::SecretString,
+    ) -> Result<(crate::domain::Email, String), crate::error::ApiError> {
+        let email = crate::domain::Email::parse(email)?;
+        let policy = crate::domain::PasswordPolicy {
+            min_strength: self.settings.passwords.min_strength,
+        };
+        let password = crate::domain::Password::parse(password, policy, &[email.as_str()])?;
+        let hash = self.hasher.hash(password.secret()).await?;
+        Ok((email, hash))
+    }
+
     /// Records an audit event about `user_id` / `session_id`, from the request's client.
     pub async fn audit(
         &self,

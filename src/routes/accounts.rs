@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::audit::Event;
 
 use crate::clock;
-use crate::domain::{Email, Password, PasswordPolicy};
+use crate::domain::Email;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ClientInfo, Json, OptionalJson};
 use crate::issuance::{SessionKind, open_session, opened_response};
@@ -28,14 +28,8 @@ pub async fn signup(
     req: HttpRequest,
     Json(body): Json<Credentials>,
 ) -> ApiResult<HttpResponse> {
-    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
-    state.rate_limits.credentials(&client)?;
-    let email = Email::parse(&body.email)?;
-    let policy = PasswordPolicy {
-        min_strength: state.settings.passwords.min_strength,
-    };
-    let password = Password::parse(body.password, policy, &[email.as_str()])?;
-    let hash = state.hasher.hash(password.secret()).await?;
+    let client = state.credential_attempt(&req)?;
+    let (email, hash) = state.new_credentials(&body.email, body.password).await?;
     let now = clock::now();
     let user = UserRow {
         id: uuid::Uuid::now_v7().to_string(),
@@ -61,8 +55,7 @@ pub async fn login(
     req: HttpRequest,
     Json(body): Json<Credentials>,
 ) -> ApiResult<HttpResponse> {
-    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
-    state.rate_limits.credentials(&client)?;
+    let client = state.credential_attempt(&req)?;
     // An unparseable email is looked up as no user at all, so it costs the same dummy hash.
     let email = Email::parse(&body.email).ok();
     let stored = match &email {

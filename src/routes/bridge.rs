@@ -11,7 +11,7 @@ use crate::bridge::VerifiedIdentity;
 use crate::clock;
 use crate::domain::Email;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ClientInfo, Json};
+use crate::extract::Json;
 use crate::issuance::{SessionKind, open_session, opened_response};
 use crate::state::AppState;
 use crate::store::UserRow;
@@ -28,8 +28,7 @@ pub async fn bridge(
     req: HttpRequest,
     Json(body): Json<BridgeBody>,
 ) -> ApiResult<HttpResponse> {
-    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
-    state.rate_limits.credentials(&client)?;
+    let client = state.credential_attempt(&req)?;
     let identity = state
         .bridge
         .verify(&body.provider, body.token.expose_secret())

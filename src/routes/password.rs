@@ -26,8 +26,7 @@ pub async fn change(
     req: HttpRequest,
     Json(body): Json<ChangePassword>,
 ) -> ApiResult<HttpResponse> {
-    let client = crate::extract::ClientInfo::from_request(&req, state.settings.server.trust_proxy);
-    state.rate_limits.credentials(&client)?;
+    state.credential_attempt(&req)?;
     let user_id = &auth.claims.sub;
     let stored = state.store.password_hash(user_id).await?;
     // A guest has no password to confirm: the dummy hash keeps the timing uniform.

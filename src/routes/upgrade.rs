@@ -9,9 +9,8 @@ use serde_json::json;
 
 use crate::audit::Event;
 use crate::clock;
-use crate::domain::{Email, Password, PasswordPolicy};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Authenticated, ClientInfo, Json};
+use crate::extract::{Authenticated, Json};
 use crate::issuance::{OpenedSession, SessionKind, opened_response};
 use crate::state::AppState;
 use crate::store::{GuestUpgrade, UpgradeOutcome, UserRow};
@@ -30,18 +29,12 @@ pub async fn upgrade(
     auth: Authenticated,
     Json(body): Json<UpgradeBody>,
 ) -> ApiResult<HttpResponse> {
-    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
-    state.rate_limits.credentials(&client)?;
+    state.credential_attempt(&req)?;
     let guest = &auth.snapshot.user;
     if guest.is_guest == 0 {
         return Err(ApiError::Forbidden("only a guest session can be upgraded"));
     }
-    let email = Email::parse(&body.email)?;
-    let policy = PasswordPolicy {
-        min_strength: state.settings.passwords.min_strength,
-    };
-    let password = Password::parse(body.password, policy, &[email.as_str()])?;
-    let hash = state.hasher.hash(password.secret()).await?;
+    let (email, hash) = state.new_credentials(&body.email, body.password).await?;
     let now = clock::now();
     let session = &auth.snapshot.session;
     let refresh_token = opaque::generate();
