@@ -282,6 +282,15 @@ impl Drop for TestApp {
     }
 }
 
+/// A well-formed refresh token (43 base64url characters, from the service's own generator)
+/// that was never issued.
+pub fn unknown_refresh_token() -> String {
+    use secrecy::ExposeSecret;
+    sessiond::tokens::opaque::generate()
+        .expose_secret()
+        .to_string()
+}
+
 /// Reads an error response and checks it has the contract's shape and the expected code.
 pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> Value {
     assert_eq!(response.status(), status, "unexpected status");

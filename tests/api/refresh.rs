@@ -8,20 +8,12 @@ use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
 use serde_json::{Value, json};
 
-use crate::helpers::{Session, TestApp, assert_error, spawn_app, spawn_app_with, spawn_on};
+use crate::helpers::{
+    Session, TestApp, assert_error, spawn_app, spawn_app_with, spawn_on, unknown_refresh_token,
+};
 
 /// Long enough for a one-second TTL or grace window to be over, whatever the sub-second phase.
 const PAST_ONE_SECOND: Duration = Duration::from_millis(2100);
-
-/// A well-formed (43 base64url characters) refresh token that was never issued.
-fn unknown_refresh_token() -> String {
-    let hex = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    hex[..43].to_string()
-}
 
 /// Refreshes and expects a 200 token response; returns the new session view of it.
 async fn refresh_ok(app: &TestApp, refresh_token: &str) -> Session {

@@ -4,20 +4,12 @@ use reqwest::header::CONTENT_TYPE;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app};
+use crate::helpers::{
+    STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app, unknown_refresh_token,
+};
 
 async fn revoke_json(app: &TestApp, body: &Value) -> Response {
     app.post_json("/v1/revoke", body).await
-}
-
-/// A well-formed (43 base64url characters) refresh token that was never issued.
-fn unknown_refresh_token() -> String {
-    let hex = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    hex[..43].to_string()
 }
 
 #[tokio::test]
