@@ -127,6 +127,13 @@ struct TokenResponse<'a> {
     user: UserView,
 }
 
+/// A response builder for anything carrying a token, ticket or token status: never cached.
+pub fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::build(status);
+    builder.insert_header((header::CACHE_CONTROL, "no-store"));
+    builder
+}
+
 /// Mints an access token for `session` and renders the token response.
 pub fn token_response(
     state: &AppState,
@@ -148,10 +155,8 @@ pub fn token_response(
         },
         now,
     )?;
-    let mut response = HttpResponse::build(status);
-    response
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"));
+    let mut response = no_store(status);
+    response.insert_header((header::PRAGMA, "no-cache"));
     let cookies = &state.settings.cookies;
     if cookies.enabled {
         let max_age = state.settings.sessions.permanent_ttl_secs;

@@ -2,7 +2,7 @@
 //! holding a service key. Anything but a live token answers exactly `{"active": false}`.
 //! Answered from memory in the steady state (verified-token cache and session gate).
 
-use actix_web::http::header;
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonOrForm, ServiceClient};
+use crate::issuance::no_store;
 use crate::service_keys::Scope;
 use crate::state::AppState;
 
@@ -36,7 +37,7 @@ pub async fn introspect(
         .live(&claims.sid, &claims.sub, clock::now())
         .await
     {
-        Ok(_) => Ok(no_store().json(json!({
+        Ok(_) => Ok(no_store(StatusCode::OK).json(json!({
             "active": true,
             "sub": claims.sub,
             "sid": claims.sid,
@@ -55,12 +56,6 @@ pub async fn introspect(
     }
 }
 
-pub fn no_store() -> actix_web::HttpResponseBuilder {
-    let mut builder = HttpResponse::Ok();
-    builder.insert_header((header::CACHE_CONTROL, "no-store"));
-    builder
-}
-
 pub fn inactive() -> HttpResponse {
-    no_store().json(json!({ "active": false }))
+    no_store(StatusCode::OK).json(json!({ "active": false }))
 }

@@ -1,7 +1,7 @@
 //! `POST /v1/revoke` (RFC 7009): whoever holds a token may revoke it, which ends its session.
 //! The answer is 200 whether or not the token was known, so it reveals nothing.
 
-use actix_web::http::header;
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -12,6 +12,7 @@ use crate::audit::Event;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonOrForm;
+use crate::issuance::no_store;
 use crate::state::AppState;
 use crate::tokens::opaque;
 
@@ -56,7 +57,5 @@ pub async fn revoke(
         }
         tracing::info!(%session_id, revoked, "token revoked");
     }
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    Ok(no_store(StatusCode::OK).finish())
 }

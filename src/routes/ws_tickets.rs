@@ -2,7 +2,7 @@
 //! asks for a ticket (Bearer) and puts it in the handshake; the socket server redeems it once
 //! (service key). Tickets are 128+ random bits (we use 256), stored hashed, live 30 seconds.
 
-use actix_web::http::{StatusCode, header};
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -11,7 +11,8 @@ use serde_json::json;
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Authenticated, Json, ServiceClient};
-use crate::routes::introspect::{inactive, no_store};
+use crate::issuance::no_store;
+use crate::routes::introspect::inactive;
 use crate::service_keys::Scope;
 use crate::state::AppState;
 use crate::tokens::opaque;
@@ -31,8 +32,7 @@ pub async fn issue(state: web::Data<AppState>, auth: Authenticated) -> ApiResult
             now + TICKET_TTL_SECS,
         )
         .await?;
-    Ok(HttpResponse::build(StatusCode::CREATED)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
+    Ok(no_store(StatusCode::CREATED)
         .json(json!({ "ticket": ticket.expose_secret(), "expires_in": TICKET_TTL_SECS })))
 }
 
@@ -65,7 +65,7 @@ pub async fn redeem(
         return Ok(inactive());
     };
     let user = &snapshot.user;
-    Ok(no_store().json(json!({
+    Ok(no_store(StatusCode::OK).json(json!({
         "active": true,
         "sub": user.id,
         "sid": session_id,
