@@ -1,0 +1,101 @@
+/**
+ * `requireSession()`: Express (or Connect / plain `node:http`) middleware that checks
+ * `Authorization: Bearer <access token>` with sessiond and sets `req.auth`.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Sessiond, SessiondUnavailableError } from "./sessiond.js";
+import type { SessionAuth, SessiondOptions } from "./sessiond.js";
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** Set by requireSession(): the caller's session, or null (anonymous mode, no token). */
+      auth?: SessionAuth | null;
+    }
+  }
+}
+
+export interface RequireSessionOptions extends Partial<SessiondOptions> {
+  /** A shared {@link Sessiond} (one feed connection for several middlewares); else `url` etc. */
+  sessiond?: Sessiond;
+  /**
+   * Let requests without an `Authorization` header through with `req.auth = null`. A header
+   * with a bad, expired or revoked token is still refused. Default false.
+   */
+  anonymous?: boolean;
+  /** The `realm` of `WWW-Authenticate` (default `sessiond`). */
+  realm?: string;
+}
+
+type Request = IncomingMessage & { auth?: SessionAuth | null };
+type Next = (err?: unknown) => void;
+
+export interface SessionMiddleware {
+  (req: Request, res: ServerResponse, next: Next): Promise<void>;
+  /** The checker used (its feed, `close()`). */
+  readonly sessiond: Sessiond;
+}
+
+/** The token of `Authorization: Bearer <token>`; null when absent, false when malformed. */
+export function bearerToken(header: string | string[] | undefined): string | null | false {
+  if (header === undefined || header === "") return null;
+  if (Array.isArray(header)) return false;
+  const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
+  return match ? match[1] : false;
+}
+
+/** The contract's error JSON with `WWW-Authenticate` (RFC 6750). */
+function refuse(res: ServerResponse, realm: string, description: string) {
+  const quoted = (s: string) => s.replace(/["\\]/g, "");
+  res.statusCode = 401;
+  res.setHeader(
+    "www-authenticate",
+    `Bearer realm="${quoted(realm)}", error="invalid_token", error_description="${quoted(description)}"`,
+  );
+  res.setHeader("content-type", "application/json");
+  res.setHeader("cache-control", "no-store");
+  res.end(JSON.stringify({ error: "invalid_token", error_description: description }));
+}
+
+function unavailable(res: ServerResponse) {
+  res.statusCode = 503;
+  res.setHeader("retry-after", "1");
+  res.setHeader("content-type", "application/json");
+  res.setHeader("cache-control", "no-store");
+  res.end(JSON.stringify({ error: "unavailable", error_description: "the session service cannot be reached" }));
+}
+
+/**
+ * Middleware that lets a request through only with a valid access token, and sets
+ * `req.auth = { sub, sid, is_guest, email }`. Otherwise it answers 401
+ * `{"error": "invalid_token", "error_description": …}` with `WWW-Authenticate: Bearer …`, or 503
+ * `unavailable` when sessiond cannot be asked.
+ */
+export function requireSession(options: RequireSessionOptions): SessionMiddleware {
+  const sessiond = options.sessiond ?? new Sessiond(options as SessiondOptions);
+  const anonymous = options.anonymous === true;
+  const realm = options.realm ?? "sessiond";
+  const middleware = async (req: Request, res: ServerResponse, next: Next) => {
+    const token = bearerToken(req.headers.authorization);
+    if (token === null) {
+      if (anonymous) {
+        req.auth = null;
+        return next();
+      }
+      return refuse(res, realm, "an access token is required");
+    }
+    if (token === false) return refuse(res, realm, "the Authorization header must be Bearer <access token>");
+    let auth: SessionAuth | null;
+    try {
+      auth = await sessiond.verifyAccessToken(token);
+    } catch (err) {
+      if (err instanceof SessiondUnavailableError) return unavailable(res);
+      return next(err);
+    }
+    if (!auth) return refuse(res, realm, "the access token is invalid, expired or revoked");
+    req.auth = auth;
+    next();
+  };
+  return Object.assign(middleware, { sessiond }) as SessionMiddleware;
+}

@@ -1,0 +1,25 @@
+// Runs the node:test files of both packages and of test/ in one `node --test` process tree.
+//   node test/run.mjs          every *.test.js except the *.feed.test.js files
+//   node test/run.mjs --feed   only the *.feed.test.js files (they need sessiond's GET /v1/events)
+import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const feed = process.argv.includes("--feed");
+const files = ["client/test", "node/test", "test"].flatMap((dir) =>
+  readdirSync(join(ROOT, dir))
+    .filter((f) => f.endsWith(".test.js") && f.endsWith(".feed.test.js") === feed)
+    .map((f) => relative(ROOT, join(ROOT, dir, f))),
+).sort();
+if (files.length === 0) {
+  console.error("no test files found");
+  process.exit(1);
+}
+const { status, signal } = spawnSync(
+  process.execPath,
+  ["--test", "--test-concurrency=2", ...files],
+  { cwd: ROOT, stdio: "inherit" },
+);
+process.exit(status ?? (signal ? 1 : 0));
