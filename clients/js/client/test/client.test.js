@@ -1,0 +1,405 @@
+// @sessiond/client on Node's fetch against the real sessiond (bearer mode: Node has no cookie
+// jar; cookie mode is covered in Chromium by test/browser.test.js).
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { SessiondClient, SessiondError, createClient, memoryStorage } from "@sessiond/client";
+import { auditEvents, bridgeProvider, call, eventually, sleep, startSessiond } from "../../test/harness.js";
+
+const T = { timeout: 20_000 };
+const PASSWORD = "correct horse battery staple";
+const { provider, mint } = bridgeProvider();
+let stack;
+
+before(async () => {
+  stack = await startSessiond({ accessTtlSecs: 4, bridge: provider });
+}, { timeout: 60_000 });
+after(async () => stack?.stop());
+
+/** A fetch that records every request path (and can be told to answer one request itself). */
+function recordingFetch() {
+  const calls = [];
+  const f = async (input, init = {}) => {
+    const url = new URL(typeof input === "string" ? input : input.url);
+    calls.push({ method: init.method ?? "GET", path: url.pathname });
+    if (f.intercept) {
+      const answer = f.intercept(url, init);
+      if (answer) return answer;
+    }
+    return fetch(input, init);
+  };
+  f.calls = calls;
+  f.count = (path) => calls.filter((c) => c.path === path).length;
+  return f;
+}
+
+function newClient(extra = {}) {
+  const fetch = extra.fetch ?? recordingFetch();
+  const storage = extra.storage ?? memoryStorage();
+  const client = createClient({ url: stack.url, mode: "bearer", storage, fetch, ...extra });
+  const events = [];
+  client.onChange((e) => events.push(e));
+  return { client, storage, fetch, events };
+}
+
+async function me(token) {
+  return call(stack, "GET", "/v1/me", { token });
+}
+
+describe("signing in and out", () => {
+  test("guest: signed in, the access token works, the refresh token is in storage only", T, async () => {
+    const { client, storage, events } = newClient();
+    try {
+      await client.ready;
+      assert.equal(client.signedIn, false);
+      const user = await client.guest();
+      assert.equal(user.is_guest, true);
+      assert.equal(client.user.id, user.id);
+      assert.deepEqual(events.map((e) => [e.type, e.remote]), [["signed_in", false]]);
+      const token = await client.getAccessToken();
+      const res = await me(token);
+      assert.equal(res.status, 200);
+      assert.equal(res.body.user.id, user.id);
+      const stored = await storage.get();
+      assert.equal(typeof stored, "string");
+      assert.ok(stored.length >= 40);
+      assert.ok(!JSON.stringify(client).includes(stored), "the client exposes the refresh token");
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("signUp, logIn, logOut: the session ends and storage is emptied", T, async () => {
+    const email = `ann-${Date.now()}@example.com`;
+    const a = newClient();
+    const b = newClient();
+    try {
+      const signed = await a.client.signUp(email, PASSWORD);
+      assert.equal(signed.email, email);
+      await assert.rejects(b.client.logIn(email, "wrong password!!"), (err) => {
+        assert.ok(err instanceof SessiondError);
+        assert.equal(err.status, 401);
+        assert.equal(err.code, "invalid_credentials");
+        return true;
+      });
+      const user = await b.client.logIn(email, PASSWORD);
+      assert.equal(user.id, signed.id);
+      const stored = await b.storage.get();
+      const token = await b.client.getAccessToken();
+
+      await b.client.logOut();
+      assert.equal(b.client.signedIn, false);
+      assert.equal(await b.client.getAccessToken(), null);
+      assert.equal(await b.storage.get(), null);
+      assert.deepEqual(b.events.map((e) => e.type), ["signed_in", "signed_out"]);
+      assert.equal(b.events[1].reason, "logout");
+      assert.equal((await me(token)).status, 401);
+      const refresh = await call(stack, "POST", "/v1/token/refresh", { body: { refresh_token: stored } });
+      assert.equal(refresh.status, 401);
+      // The other session of the same user is untouched.
+      assert.equal((await me(await a.client.getAccessToken())).status, 200);
+    } finally {
+      a.client.dispose();
+      b.client.dispose();
+    }
+  });
+
+  test("logOut('others') keeps this session and ends the others", T, async () => {
+    const email = `bo-${Date.now()}@example.com`;
+    const a = newClient();
+    const b = newClient();
+    try {
+      await a.client.signUp(email, PASSWORD);
+      await b.client.logIn(email, PASSWORD);
+      const bToken = await b.client.getAccessToken();
+      await a.client.logOut("others");
+      assert.equal(a.client.signedIn, true);
+      assert.equal((await me(await a.client.getAccessToken())).status, 200);
+      assert.equal((await me(bToken)).status, 401);
+    } finally {
+      a.client.dispose();
+      b.client.dispose();
+    }
+  });
+
+  test("bridge(provider, token) signs in with a third-party JWT", T, async () => {
+    const { client } = newClient();
+    try {
+      const sub = `ext-${Date.now()}`;
+      const user = await client.bridge(provider.name, mint(sub, { email: `${sub}@example.com`, email_verified: true }));
+      assert.equal(user.is_guest, false);
+      assert.equal(user.email, `${sub}@example.com`);
+      const { body } = await me(await client.getAccessToken());
+      assert.equal(body.session.kind, "bridge");
+      await assert.rejects(client.bridge(provider.name, mint(sub, { aud: "other" })), /invalid_bridge_token/);
+      await assert.rejects(client.bridge("nope", mint(sub)), /unknown_provider/);
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("upgrade makes the guest permanent with the same user id", T, async () => {
+    const { client, events } = newClient();
+    try {
+      const guest = await client.guest();
+      const user = await client.upgrade(`up-${Date.now()}@example.com`, PASSWORD);
+      assert.equal(user.id, guest.id);
+      assert.equal(user.is_guest, false);
+      assert.equal(client.user.is_guest, false);
+      assert.equal(events.length, 2);
+      const { body } = await me(await client.getAccessToken());
+      assert.equal(body.user.is_guest, false);
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("whenSignedIn() waits for the sign-in, and resolves at once after it", T, async () => {
+    const { client } = newClient();
+    try {
+      let resolved = null;
+      const waiting = client.whenSignedIn().then((s) => { resolved = s; });
+      await sleep(50);
+      assert.equal(resolved, null);
+      const user = await client.guest();
+      await waiting;
+      assert.equal(resolved.user.id, user.id);
+      assert.equal(typeof resolved.accessToken, "string");
+      assert.equal((await client.whenSignedIn()).sessionId, client.sessionId);
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("a stored refresh token restores the session at start", T, async () => {
+    const first = newClient();
+    const user = await first.client.guest();
+    first.client.dispose();
+    const second = newClient({ storage: first.storage });
+    try {
+      await second.client.ready;
+      assert.equal(second.client.user?.id, user.id);
+      assert.deepEqual(second.events.map((e) => e.type), ["signed_in"]);
+      assert.equal((await me(await second.client.getAccessToken())).status, 200);
+    } finally {
+      second.client.dispose();
+    }
+  });
+});
+
+describe("refresh", () => {
+  test("the access token is refreshed before it expires (4 s lifetime, 9 s of use)", T, async () => {
+    const { client, fetch, events } = newClient();
+    try {
+      await client.guest();
+      const first = await client.getAccessToken();
+      const statuses = [];
+      const deadline = Date.now() + 9000;
+      while (Date.now() < deadline) {
+        // Each check uses the token the client holds right now, without asking for a new one.
+        statuses.push((await me(await client.getAccessToken())).status);
+        await sleep(300);
+      }
+      assert.ok(statuses.every((s) => s === 200), `statuses: ${statuses}`);
+      assert.notEqual(await client.getAccessToken(), first);
+      const refreshes = fetch.count("/v1/token/refresh");
+      assert.ok(refreshes >= 2 && refreshes <= 5, `${refreshes} refreshes in 9 s`);
+      assert.ok(events.filter((e) => e.type === "refreshed").length >= 2);
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("one refresh in flight: ten concurrent calls make one request", T, async () => {
+    const { client, fetch } = newClient();
+    try {
+      await client.guest();
+      const results = await Promise.all(Array.from({ length: 10 }, () => client.refresh()));
+      assert.equal(fetch.count("/v1/token/refresh"), 1);
+      assert.ok(results.every((r) => r.accessToken === results[0].accessToken));
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("a 401 triggers one refresh and one retry; the app sees the 200", T, async () => {
+    const { client, fetch } = newClient();
+    try {
+      await client.guest();
+      let refused = 0;
+      fetch.intercept = (url) => {
+        if (url.pathname === "/v1/me" && refused === 0) {
+          refused++;
+          return new Response(JSON.stringify({ error: "invalid_token", error_description: "test" }), {
+            status: 401, headers: { "content-type": "application/json" },
+          });
+        }
+        return null;
+      };
+      const res = await client.fetch(`${stack.url}/v1/me`);
+      assert.equal(res.status, 200);
+      assert.equal(refused, 1);
+      assert.equal(fetch.count("/v1/token/refresh"), 1);
+      assert.equal(fetch.count("/v1/me"), 2);
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("after a 401 for an ended session the refresh fails: the app gets the 401, the client signs out", T, async () => {
+    const { client, fetch, events } = newClient();
+    try {
+      const user = await client.guest();
+      const revoke = await call(stack, "POST", `/v1/admin/users/${user.id}/revoke-sessions`, { token: stack.adminKey });
+      assert.equal(revoke.status, 204);
+      const res = await client.fetch(`${stack.url}/v1/me`);
+      assert.equal(res.status, 401);
+      assert.equal(fetch.count("/v1/token/refresh"), 1);
+      assert.equal(client.signedIn, false);
+      assert.deepEqual(events.map((e) => e.type), ["signed_in", "signed_out"]);
+      assert.equal(events[1].reason, "session_revoked");
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("network failures never sign out; the same refresh token is retried", T, async () => {
+    const { client, fetch, storage } = newClient();
+    try {
+      await client.guest();
+      const before = await storage.get();
+      let failures = 0;
+      fetch.intercept = (url) => {
+        if (url.pathname === "/v1/token/refresh" && failures < 2) {
+          failures++;
+          return Promise.reject(new TypeError("fetch failed"));
+        }
+        return null;
+      };
+      const state = await client.refresh();
+      assert.equal(failures, 2);
+      assert.equal(fetch.count("/v1/token/refresh"), 3);
+      assert.ok(state && client.signedIn);
+      assert.notEqual(await storage.get(), before);
+    } finally {
+      client.dispose();
+    }
+  });
+});
+
+describe("two tabs (two clients sharing storage and a BroadcastChannel)", () => {
+  function sharedStorage() {
+    const s = memoryStorage();
+    return { ...s, shared: true };
+  }
+
+  test("refreshing at the same moment 25 times: both stay signed in, no refresh_token_reused", T, async () => {
+    const storage = sharedStorage();
+    const channel = `test-${Math.random()}`;
+    const a = newClient({ storage, channel });
+    const user = await a.client.guest();
+    const b = newClient({ storage, channel });
+    try {
+      await b.client.ready;
+      for (let i = 0; i < 25; i++) {
+        const [ra, rb] = await Promise.all([a.client.refresh(), b.client.refresh()]);
+        assert.ok(ra && rb, `round ${i}: a=${!!ra} b=${!!rb}`);
+      }
+      assert.equal(a.client.signedIn && b.client.signedIn, true);
+      assert.equal((await me(await a.client.getAccessToken())).status, 200);
+      assert.equal((await me(await b.client.getAccessToken())).status, 200);
+      const refresh = await call(stack, "POST", "/v1/token/refresh", { body: { refresh_token: await storage.get() } });
+      assert.equal(refresh.status, 200, JSON.stringify(refresh.body));
+      const types = (await auditEvents(stack, user.id)).map((e) => e.type);
+      assert.ok(!types.some((t) => /reuse/.test(t)), `audit: ${types}`);
+      assert.ok(![...a.events, ...b.events].some((e) => e.type === "signed_out"));
+    } finally {
+      a.client.dispose();
+      b.client.dispose();
+    }
+  });
+
+  test("a refresh in one tab reaches the other; logging out in one signs out the other", T, async () => {
+    const storage = sharedStorage();
+    const channel = `test-${Math.random()}`;
+    const a = newClient({ storage, channel });
+    const b = newClient({ storage, channel });
+    try {
+      await Promise.all([a.client.ready, b.client.ready]);
+      const user = await a.client.guest();
+      const signedInB = await eventually(() => b.events.find((e) => e.type === "signed_in"), { what: "b signed in" });
+      assert.equal(signedInB.remote, true);
+      assert.equal(b.client.user.id, user.id);
+      assert.equal(b.fetch.count("/v1/token/refresh"), 0);
+
+      const state = await a.client.refresh();
+      await eventually(async () => (await b.client.getAccessToken()) === state.accessToken, { what: "b has a's token" });
+      assert.equal(b.fetch.count("/v1/token/refresh"), 0);
+
+      await a.client.logOut();
+      const out = await eventually(() => b.events.find((e) => e.type === "signed_out"), { what: "b signed out" });
+      assert.equal(out.remote, true);
+      assert.equal(out.reason, "logout");
+      assert.equal(b.client.signedIn, false);
+      assert.equal(await b.client.getAccessToken(), null);
+    } finally {
+      a.client.dispose();
+      b.client.dispose();
+    }
+  });
+});
+
+describe("API calls", () => {
+  test("wsTicket() returns a one-time ticket the service key redeems", T, async () => {
+    const { client } = newClient();
+    try {
+      const user = await client.guest();
+      const ticket = await client.wsTicket();
+      const redeem = () => call(stack, "POST", "/v1/ws-tickets/redeem", { body: { ticket }, token: stack.serviceKey });
+      const first = await redeem();
+      assert.equal(first.body.active, true);
+      assert.equal(first.body.sub, user.id);
+      assert.equal(first.body.sid, client.sessionId);
+      assert.deepEqual((await redeem()).body, { active: false });
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("sessions() lists the devices; revokeSession ends another, or this one (signing out)", T, async () => {
+    const email = `cy-${Date.now()}@example.com`;
+    const a = newClient();
+    const b = newClient();
+    try {
+      await a.client.signUp(email, PASSWORD);
+      await b.client.logIn(email, PASSWORD);
+      const sessions = await a.client.sessions();
+      assert.equal(sessions.length, 2);
+      assert.equal(sessions.find((s) => s.current).id, a.client.sessionId);
+      await a.client.revokeSession(b.client.sessionId);
+      assert.equal((await me(await b.client.getAccessToken())).status, 401);
+      await assert.rejects(a.client.revokeSession("0190c8d1-0000-7000-8000-000000000000"), /not_found/);
+      await a.client.revokeSession(a.client.sessionId);
+      assert.equal(a.client.signedIn, false);
+      assert.equal(a.events.at(-1).type, "signed_out");
+    } finally {
+      a.client.dispose();
+      b.client.dispose();
+    }
+  });
+
+  test("dispose() stops timers and listeners", T, async () => {
+    const { client, fetch, events } = newClient();
+    await client.guest();
+    client.dispose();
+    const count = events.length;
+    await sleep(4500); // longer than the 4 s token lifetime: a live client would have refreshed
+    assert.equal(fetch.count("/v1/token/refresh"), 0);
+    assert.equal(events.length, count);
+    assert.throws(() => client.refresh(), /disposed/);
+  });
+
+  test("the class is exported and options are checked", () => {
+    assert.throws(() => new SessiondClient({}), /url is required/);
+    assert.throws(() => new SessiondClient({ url: stack.url, mode: "nope" }), /unknown mode/);
+  });
+});
