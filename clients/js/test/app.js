@@ -1,0 +1,81 @@
+// The app the Chromium tests drive: a page that uses @sessiond/client (the built ESM file, as
+// a browser would load it), an Express API guarded by requireSession(), and a Socket.IO server
+// guarded by socketAuth(), all on one origin that sessiond's CORS list allows.
+import { once } from "node:events";
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import express from "express";
+import { Server } from "socket.io";
+import { requireSession, socketAuth } from "@sessiond/node";
+import { HOST } from "./harness.js";
+
+const require = createRequire(import.meta.url);
+const CLIENT_DIST = join(dirname(require.resolve("@sessiond/client/package.json")), "dist", "esm");
+
+const PAGE = (sessiondUrl) => `<!doctype html>
+<html><head><meta charset="utf-8"><title>sessiond client test</title>
+<script src="/socket.io/socket.io.js"></script>
+<script type="module">
+  import { createClient } from "/client/index.js";
+  const client = createClient({ url: ${JSON.stringify(sessiondUrl)} });
+  window.client = client;
+  window.changes = [];
+  client.onChange((e) => window.changes.push(e));
+  window.socketEvents = [];
+  // Opens a Socket.IO connection with a fresh ticket; resolves with the server's "hello".
+  window.connectSocket = () => new Promise((resolve, reject) => {
+    const socket = io({
+      auth: (cb) => client.wsTicket().then((ticket) => cb({ ticket }), () => cb({})),
+      reconnection: false,
+    });
+    window.socket = socket;
+    socket.on("hello", resolve);
+    socket.on("connect_error", (err) => reject(new Error("connect_error: " + err.message)));
+    socket.on("session_ended", (why) => window.socketEvents.push({ type: "session_ended", ...why, at: Date.now() }));
+    socket.on("disconnect", (reason) => window.socketEvents.push({ type: "disconnect", reason, at: Date.now() }));
+  });
+  window.appReady = true;
+</script></head><body>test app</body></html>`;
+
+/**
+ * Starts the app on `port` (chosen before sessiond starts, so sessiond's CORS list can name
+ * it). `events`: follow sessiond's event feed in socketAuth (needs the key's `events` scope).
+ */
+export async function startApp({ port, sessiondUrl, serviceKey, events = false }) {
+  const stats = { refused: 0, ok: 0 };
+  const app = express();
+  app.get("/", (req, res) => res.type("html").set("cache-control", "no-store").send(PAGE(sessiondUrl)));
+  app.get("/client/:file", async (req, res) => {
+    if (!/^[\w.-]+\.js$/.test(req.params.file)) return res.sendStatus(404);
+    try {
+      res.type("js").send(await readFile(join(CLIENT_DIST, req.params.file)));
+    } catch {
+      res.sendStatus(404);
+    }
+  });
+  const guard = requireSession({ url: sessiondUrl, serviceKey });
+  app.get("/api/me", (req, res, next) => {
+    res.on("finish", () => { if (res.statusCode === 401) stats.refused++; else if (res.statusCode === 200) stats.ok++; });
+    next();
+  }, guard, (req, res) => res.json(req.auth));
+
+  const http = createServer(app);
+  const io = new Server(http);
+  const auth = socketAuth({ url: sessiondUrl, serviceKey, events });
+  io.use(auth);
+  io.on("connection", (socket) => socket.emit("hello", socket.data.session));
+  http.listen(port, HOST);
+  await once(http, "listening");
+  return {
+    url: `http://${HOST}:${port}`,
+    stats,
+    auth,
+    close: async () => {
+      await new Promise((r) => io.close(() => r()));
+      await auth.close();
+      await guard.sessiond.close();
+    },
+  };
+}
