@@ -123,3 +123,36 @@ test("the same page from an origin not on sessiond's CORS list cannot sign in", 
     await context.close();
   }
 });
+
+test("a second tab follows the first: signed in there, connected here; logged out there, here too", T, async () => {
+  const { context, page, seen } = await openPage();
+  try {
+    const other = await context.newPage();
+    await other.goto(`${stack.exampleUrl}/`);
+    await page.getByRole("button", { name: "Start as guest" }).click();
+    const sub = await connectedSub(page, seen);
+    // The other tab learns the sign-in over the BroadcastChannel and opens its own socket.
+    assert.equal(await connectedSub(other, seen), sub);
+    await page.getByRole("button", { name: "Log out" }).click();
+    await other.locator("#status").filter({ hasText: "logged out in another tab" }).waitFor({ timeout: 5000 });
+    assert.equal(await other.getByRole("button", { name: "Log out" }).isHidden(), true);
+    // A reload of a signed-in page would reconnect from the cookie; after logout it stays out.
+    await other.reload();
+    await other.waitForTimeout(500);
+    assert.equal(await other.locator("#status").textContent(), "not connected");
+  } finally {
+    await context.close();
+  }
+});
+
+test("a reload reconnects from the refresh cookie, without signing in again", T, async () => {
+  const { context, page, seen } = await openPage();
+  try {
+    await page.getByRole("button", { name: "Start as guest" }).click();
+    const sub = await connectedSub(page, seen);
+    await page.reload();
+    assert.equal(await connectedSub(page, seen), sub);
+  } finally {
+    await context.close();
+  }
+});

@@ -1,5 +1,7 @@
 // Starts sessiond (cookie mode, CORS for the example's origin, a temp SQLite file) and the
-// example's server.js on free 127.0.0.1 ports, and stops both afterwards.
+// example's server.js on free 127.0.0.1 ports, and stops both afterwards. `startStack({ events:
+// true })` gives the service key the `events` scope and runs server.js with SESSIOND_EVENTS=on
+// (the *.feed.test.js files; they need sessiond's GET /v1/events).
 //
 // The sessiond binary is $SESSIOND_BIN, by default ../../target/debug/sessiond relative to
 // examples/socketio (scripts/test builds it with `cargo build`).
@@ -86,7 +88,7 @@ async function stop(child) {
   clearTimeout(timer);
 }
 
-export async function startStack() {
+export async function startStack({ events = false } = {}) {
   if (!existsSync(SESSIOND_BIN)) {
     throw new Error(`no sessiond binary at ${SESSIOND_BIN}: run \`cargo build\` or set SESSIOND_BIN`);
   }
@@ -111,7 +113,7 @@ export async function startStack() {
 
   const { stdout } = await promisify(execFile)(
     SESSIOND_BIN,
-    ["service-keys", "create", "socketio", "--scope", "introspect"],
+    ["service-keys", "create", "socketio", "--scope", "introspect", ...(events ? ["--scope", "events"] : [])],
     { env: sessiondEnv, timeout: 30_000 },
   );
   const serviceKey = stdout.trim();
@@ -142,6 +144,7 @@ export async function startStack() {
         PORT: String(examplePort),
         SESSIOND_URL: sessiondUrl,
         SESSIOND_SERVICE_KEY: serviceKey,
+        SESSIOND_EVENTS: events ? "on" : "off",
       },
     });
     stack.children.push(example);
@@ -164,9 +167,12 @@ export function logs(stack) {
   return (stack?.children ?? []).map((c) => `--- ${c.label} ---\n${c.output}`).join("\n");
 }
 
-/** POST to sessiond as a server would (no Origin, no cookies); the JSON answer or null. */
+/**
+ * POST to sessiond as the page would, without cookies; the JSON answer or null. In cookie mode
+ * sessiond answers requests that set the refresh cookie only for an allowed Origin.
+ */
 export async function post(stack, path, { body, token } = {}) {
-  const headers = { "content-type": "application/json" };
+  const headers = { "content-type": "application/json", origin: stack.exampleUrl };
   if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(`${stack.sessiondUrl}${path}`, {
     method: "POST",
