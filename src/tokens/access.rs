@@ -125,6 +125,8 @@ impl AccessTokens {
         }
         let mut validation = Validation::new(algorithm);
         validation.leeway = 0;
+        // RFC 7519 §4.1.5: a token is not accepted before its `nbf`.
+        validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);

@@ -467,3 +467,44 @@ async fn a_logout_on_one_instance_is_reflected_by_anothers_introspection() {
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
     inactive_within_a_second(&b, &session.access_token).await;
 }
+
+#[tokio::test]
+async fn a_correctly_signed_token_that_is_not_yet_valid_is_refused() {
+    // Arrange: the real token's claims with `nbf` an hour ahead, signed by the service's key.
+    let app = spawn_service_app().await;
+    let session = app.new_user().await;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(session.access_token.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let kid = header["kid"].as_str().unwrap();
+    let keys = app.state.store.all_signing_keys().await.unwrap();
+    let own = keys.iter().find(|k| k.kid == kid).expect("the signing key");
+    let mut claims = claims_of(&session.access_token);
+    claims["nbf"] = json!(sessiond::clock::now() + 3600);
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(kid.to_string());
+    let early = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ec_der(&own.private_der),
+    )
+    .unwrap();
+    // The same claims without the future nbf are accepted: only nbf differs.
+    claims["nbf"] = json!(sessiond::clock::now() - 5);
+    let valid = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_ec_der(&own.private_der),
+    )
+    .unwrap();
+
+    // Act + Assert
+    assert_inactive(introspect(&app, KEY, &early).await).await;
+    let me = app.me(&early).await;
+    assert_error(me, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_active(introspect(&app, KEY, &valid).await).await;
+}
