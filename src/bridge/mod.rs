@@ -47,6 +47,10 @@ pub struct ProviderSettings {
     pub jwks_url: Option<String>,
     #[serde(default = "default_leeway")]
     pub leeway_secs: u64,
+    /// Copy the `email` claim even without `email_verified: true`: only for issuers that
+    /// confirm every address before putting it in a token (see README, "Session bridge").
+    #[serde(default)]
+    pub trust_email: bool,
 }
 
 fn default_leeway() -> u64 {
@@ -64,6 +68,7 @@ struct Provider {
     audience: Vec<String>,
     algorithms: Vec<Algorithm>,
     leeway_secs: u64,
+    trust_email: bool,
     keys: Keys,
 }
 
@@ -184,6 +189,7 @@ impl Provider {
             audience: p.audience.clone(),
             algorithms: p.algorithms.clone(),
             leeway_secs: p.leeway_secs,
+            trust_email: p.trust_email,
             keys,
         })
     }
@@ -246,11 +252,11 @@ impl Provider {
             provider: self.name.clone(),
             issuer: self.issuer.clone(),
             subject,
-            // An address the issuer says it has not verified is not copied: whoever typed it
-            // there may not own it.
+            // Only an address the issuer vouches for is copied: whoever typed an unconfirmed one
+            // may not own it, and copying it would block its owner's signup.
             email: claims
                 .email
-                .filter(|_| claims.email_verified != Some(false)),
+                .filter(|_| claims.email_verified == Some(true) || self.trust_email),
         })
     }
 }

@@ -949,6 +949,35 @@ async fn an_email_the_issuer_has_not_verified_is_not_copied() {
 }
 
 #[tokio::test]
+async fn an_email_without_email_verified_is_copied_only_from_a_trusted_provider() {
+    // Arrange: Supabase access tokens carry `email` but no `email_verified`.
+    let app = spawn_bridge_app("http://127.0.0.1:9/unused", |s| {
+        let staging = s.bridge.providers.iter_mut().find(|p| p.name == STAGING);
+        staging.unwrap().trust_email = true;
+    })
+    .await;
+    let mut silent = supabase_claims(&new_sub(), Some("victim@example.com"));
+    silent.as_object_mut().unwrap().remove("email_verified");
+
+    // Act + Assert: an untrusted provider's unconfirmed address is not copied...
+    let session = exchanged(&app, SUPABASE, &sign_hs256(SUPABASE_SECRET, &silent)).await;
+    assert_eq!(session.body["user"]["email"], Value::Null);
+    assert!(claims_of(&session.access_token).get("email").is_none());
+    app.new_user_with_email("victim@example.com").await;
+
+    // ...while a provider configured with trust_email = true vouches for its addresses.
+    let mut trusted = claims(
+        STAGING_ISS,
+        SUPABASE_AUD,
+        &new_sub(),
+        Some("bo@example.com"),
+    );
+    trusted.as_object_mut().unwrap().remove("email_verified");
+    let session = exchanged(&app, STAGING, &sign_hs256(STAGING_SECRET, &trusted)).await;
+    assert_eq!(session.body["user"]["email"], "bo@example.com");
+}
+
+#[tokio::test]
 async fn a_json_array_body_is_refused() {
     let app = spawn_bridge_app("http://127.0.0.1:9/unused", |_| {}).await;
     let token = supabase_token(&new_sub(), None);

@@ -119,7 +119,7 @@ pub fn jwks_of(keys: &[&IssuerKey]) -> String {
 }
 
 /// Claims as an issuer would put them in a fresh token: `iss`, `aud`, `sub`, `iat`, `exp`
-/// (an hour from now) and `email`.
+/// (an hour from now) and `email` with `email_verified: true`.
 pub fn claims(issuer: &str, audience: &str, sub: &str, email: Option<&str>) -> Value {
     let now = sessiond::clock::now();
     let mut claims = json!({
@@ -132,6 +132,7 @@ pub fn claims(issuer: &str, audience: &str, sub: &str, email: Option<&str>) -> V
     });
     if let Some(email) = email {
         claims["email"] = json!(email);
+        claims["email_verified"] = json!(true);
     }
     claims
 }
@@ -146,6 +147,7 @@ pub fn secret_provider(name: &str, issuer: &str, audience: &str, secret: &str) -
         secret: Some(SecretString::from(secret.to_string())),
         jwks_url: None,
         leeway_secs: 30,
+        trust_email: false,
     }
 }
 
@@ -165,6 +167,7 @@ pub fn jwks_provider(
         secret: None,
         jwks_url: Some(jwks_url.into()),
         leeway_secs: 30,
+        trust_email: false,
     }
 }
 
