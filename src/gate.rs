@@ -23,7 +23,15 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::Cache;
 
 use crate::error::ApiError;
-use crate::store::{Backend, SessionRow, Store, StoreResult, UserRow};
+use crate::store::{Backend, SessionRow, Store, StoreError, StoreResult, UserRow};
+
+/// How often an instance announces a heartbeat to its own listener.
+const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
+/// Silence after which the listener counts as lost: one heartbeat missed, plus scheduling slack.
+const HEARTBEAT_LOST_AFTER: Duration = Duration::from_millis(600);
+/// How long connecting the listener (and hearing the first heartbeat) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
 /// How long a snapshot is trusted while instances are told of every revocation.
 const LISTENING_TTL: Duration = Duration::from_secs(10);
@@ -40,6 +48,7 @@ pub struct Snapshot {
 pub struct SessionGate {
     store: Store,
     idle_timeout_secs: i64,
+    read_timeout: Duration,
     cache: Cache<String, Arc<Snapshot>>,
     /// Bumped by every invalidation; a load that saw it change is not cached.
     generation: AtomicU64,
@@ -48,10 +57,16 @@ pub struct SessionGate {
 }
 
 impl SessionGate {
-    pub fn new(store: Store, idle_timeout_secs: i64, capacity: usize) -> SessionGate {
+    pub fn new(
+        store: Store,
+        idle_timeout_secs: i64,
+        read_timeout: Duration,
+        capacity: usize,
+    ) -> SessionGate {
         SessionGate {
             store,
             idle_timeout_secs,
+            read_timeout,
             cache: Cache::new(capacity.max(16)),
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
@@ -88,19 +103,20 @@ impl SessionGate {
             && session.last_seen_at + self.idle_timeout_secs > now
     }
 
-    /// Sessions that ended through this instance: forget them here and tell the others.
-    pub async fn ended(&self, session_ids: &[String]) -> StoreResult<()> {
+    /// Sessions that ended through this instance: forget them here at once. Other instances
+    /// hear of it from the database itself: on PostgreSQL a trigger announces every ended or
+    /// reshaped session in the transaction that changes it (`migrations/postgres/0004_…`).
+    pub fn ended(&self, session_ids: &[String]) {
         self.forget(session_ids.iter().map(String::as_str));
-        self.store.announce_ended(session_ids).await
     }
 
-    /// A session or its user changed in a way every instance must see (a guest upgraded):
-    /// forget it here and tell the others, as for an ended session.
-    pub async fn changed_everywhere(&self, session_id: &str) -> StoreResult<()> {
-        self.ended(&[session_id.to_string()]).await
+    /// True while this instance hears its own heartbeats through the announcement listener, i.e.
+    /// trusts that it is told of every ended session.
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::SeqCst)
     }
 
-    /// A session changed (refreshed) but did not end: re-read it on next use here.
+    /// A session changed (refreshed, or upgraded from a guest): re-read it on next use here.
     pub fn changed(&self, session_id: &str) {
         self.forget(std::iter::once(session_id));
     }
@@ -127,7 +143,13 @@ impl SessionGate {
 
     async fn load(&self, sid: &str) -> StoreResult<Option<Arc<Snapshot>>> {
         let generation = self.generation.load(Ordering::SeqCst);
-        let Some((session, user)) = self.store.session_with_user(sid).await? else {
+        // A connection that has gone silent would hang this read for minutes: past the read
+        // timeout the database counts as unavailable (503), never as "live".
+        let read = tokio::time::timeout(self.read_timeout, self.store.session_with_user(sid));
+        let loaded = read
+            .await
+            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        let Some((session, user)) = loaded? else {
             return Ok(None);
         };
         let snapshot = Arc::new(Snapshot {
@@ -141,7 +163,7 @@ impl SessionGate {
         Ok(Some(snapshot))
     }
 
-    /// Follows other instances' announcements for as long as the process runs (PostgreSQL
+    /// Follows announcements of ended sessions for as long as the process runs (PostgreSQL
     /// only). Reconnects by itself; empties the cache whenever it may have missed something.
     pub async fn follow_announcements(self: Arc<Self>, database_url: String) {
         if self.store.backend() != Backend::Postgres {
@@ -156,22 +178,93 @@ impl SessionGate {
             }
             self.listening.store(false, Ordering::SeqCst);
             self.forget_all();
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(RECONNECT_PAUSE).await;
         }
     }
 
+    /// Listens until the connection fails or goes silent. A connection can die without an
+    /// error (an idle NAT entry dropped, a hung proxy): so this instance announces a heartbeat
+    /// to itself every `HEARTBEAT_EVERY`, through the same database, and counts itself as
+    /// listening only while it hears them. Until the first one arrives, and once one is
+    /// missed, snapshots live only `UNSURE_TTL`.
     async fn listen_until_lost(&self, database_url: &str) -> Result<(), sqlx::Error> {
-        let mut listener = sqlx::postgres::PgListener::connect(database_url).await?;
-        listener
-            .listen(crate::store::ENDED_SESSIONS_CHANNEL)
-            .await?;
-        // Anything cached before we were subscribed may have missed an announcement.
-        self.forget_all();
-        self.listening.store(true, Ordering::SeqCst);
-        tracing::info!("following ended-session announcements");
-        while let Some(notification) = listener.try_recv().await? {
-            self.forget(notification.payload().split(','));
+        let heartbeat_channel = format!("sessiond_heartbeat_{}", uuid::Uuid::new_v4().simple());
+        let mut listener = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            let mut listener = sqlx::postgres::PgListener::connect(database_url).await?;
+            listener
+                .listen_all([crate::store::ENDED_SESSIONS_CHANNEL, &heartbeat_channel])
+                .await?;
+            Ok::<_, sqlx::Error>(listener)
+        })
+        .await
+        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        // The listener runs in its own task and hands notifications over a channel, so that
+        // giving up on a silent connection never cancels a half-read message.
+        let (sender, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        let receiving = AbortOnDrop(tokio::spawn(async move {
+            loop {
+                let next = listener.try_recv().await;
+                let lost = !matches!(next, Ok(Some(_)));
+                if sender.send(next).is_err() || lost {
+                    return;
+                }
+            }
+        }));
+        let beating = AbortOnDrop(tokio::spawn(send_heartbeats(
+            self.store.clone(),
+            heartbeat_channel.clone(),
+        )));
+        let mut last_beat: Option<Instant> = None;
+        let connected = Instant::now();
+        let mut check = tokio::time::interval(HEARTBEAT_EVERY);
+        loop {
+            tokio::select! {
+                next = heard.recv() => {
+                    let Some(notification) = next.transpose()?.flatten() else {
+                        return Ok(());
+                    };
+                    if notification.channel() != heartbeat_channel {
+                        self.forget(notification.payload().split(','));
+                    } else if last_beat.replace(Instant::now()).is_none() {
+                        // Anything cached before we could hear may have missed an announcement.
+                        self.forget_all();
+                        self.listening.store(true, Ordering::SeqCst);
+                        tracing::info!("following ended-session announcements");
+                    }
+                }
+                _ = check.tick() => {
+                    let silent_since = last_beat.unwrap_or(connected);
+                    let patience = if last_beat.is_some() { HEARTBEAT_LOST_AFTER } else { CONNECT_TIMEOUT };
+                    if silent_since.elapsed() > patience {
+                        tracing::warn!("no heartbeat through the announcement listener");
+                        drop((receiving, beating));
+                        return Ok(());
+                    }
+                }
+            }
         }
-        Ok(())
+    }
+}
+
+/// Announces a heartbeat on `channel` every `HEARTBEAT_EVERY` until aborted. A send that hangs
+/// is abandoned: the missing heartbeat is exactly what the listener should notice.
+async fn send_heartbeats(store: Store, channel: String) {
+    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let sent = tokio::time::timeout(HEARTBEAT_EVERY, store.notify(&channel, "")).await;
+        if let Ok(Err(error)) = sent {
+            tracing::debug!(error = %error, "heartbeat not sent");
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped, so no task outlives the listener it serves.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

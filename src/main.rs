@@ -121,8 +121,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let ended = store
                 .revoke_user_sessions(&user_id, None, "revoked_by_admin", clock::now())
                 .await?;
-            // Running instances drop these at once (PostgreSQL) or within a second (SQLite).
-            store.announce_ended(&ended).await?;
+            // Running instances drop these at once (PostgreSQL: announced by a trigger when
+            // this commits) or within a second (SQLite).
             println!("revoked {} sessions", ended.len());
         }
     }

@@ -84,6 +84,7 @@ impl AppState {
         let gate = Arc::new(SessionGate::new(
             store.clone(),
             settings.sessions.idle_timeout_secs,
+            settings.database.acquire_timeout(),
             settings.sessions.cache_entries,
         ));
         let bridge = Bridge::new(&settings.bridge)?;

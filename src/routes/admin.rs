@@ -52,7 +52,7 @@ pub async fn revoke_sessions(
         .store
         .revoke_user_sessions(&user_id, None, "revoked_by_admin", clock::now())
         .await?;
-    state.gate.ended(&ended).await?;
+    state.gate.ended(&ended);
     let detail = json!({ "service": &*client.0.name, "revoked": ended.len() });
     state
         .audit(
@@ -79,7 +79,7 @@ pub async fn delete_user(
         .delete_user(&user_id)
         .await?
         .ok_or(ApiError::NotFound("no such user"))?;
-    state.gate.ended(&ended).await?;
+    state.gate.ended(&ended);
     let detail = json!({ "service": &*client.0.name, "sessions": ended.len() });
     state
         .audit(Event::AdminDeletedUser, Some(&user_id), None, &req, detail)

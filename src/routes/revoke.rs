@@ -49,7 +49,7 @@ pub async fn revoke(
             .revoke_session(&session_id, None, "revoked", clock::now())
             .await?;
         if revoked {
-            state.gate.ended(std::slice::from_ref(&session_id)).await?;
+            state.gate.ended(std::slice::from_ref(&session_id));
             let (user, sid) = (Some(user_id.as_str()), Some(session_id.as_str()));
             state
                 .audit(Event::TokenRevoked, user, sid, &req, json!({}))

@@ -2,9 +2,6 @@ use sqlx::{Any, FromRow, Transaction};
 
 use super::{Store, StoreResult, UserRow};
 
-/// Session ids per notification: 36 bytes each, well under PostgreSQL's 8000-byte payload cap.
-const ANNOUNCE_CHUNK: usize = 150;
-
 #[derive(FromRow)]
 struct SessionAndUser {
     #[sqlx(flatten)]
@@ -178,19 +175,13 @@ impl Store {
         Ok(row.map(SessionAndUser::split))
     }
 
-    /// Tells every instance listening on PostgreSQL that these sessions ended. SQLite has one
-    /// instance per file, so there is no one else to tell.
-    pub async fn announce_ended(&self, session_ids: &[String]) -> StoreResult<()> {
-        if self.backend != super::Backend::Postgres {
-            return Ok(());
-        }
-        for chunk in session_ids.chunks(ANNOUNCE_CHUNK) {
-            sqlx::query("select pg_notify($1, $2)")
-                .bind(super::ENDED_SESSIONS_CHANNEL)
-                .bind(chunk.join(","))
-                .execute(&self.pool)
-                .await?;
-        }
+    /// Sends a PostgreSQL notification (the session gate's heartbeat to itself).
+    pub async fn notify(&self, channel: &str, payload: &str) -> StoreResult<()> {
+        sqlx::query("select pg_notify($1, $2)")
+            .bind(channel)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -282,6 +282,22 @@ impl Drop for TestApp {
     }
 }
 
+/// On PostgreSQL, waits until the app hears its own heartbeats (and so trusts its session
+/// snapshots for long); panics after 5 s. SQLite has no listener: returns at once.
+pub async fn until_listening(app: &TestApp) {
+    if backend() != Backend::Postgres {
+        return;
+    }
+    let start = std::time::Instant::now();
+    while !app.state.gate.is_listening() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the announcement listener never heard its heartbeat"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 /// A well-formed refresh token (43 base64url characters, from the service's own generator)
 /// that was never issued.
 pub fn unknown_refresh_token() -> String {

@@ -23,6 +23,7 @@ async fn refused_within_a_second(app: &TestApp, token: &str) -> Duration {
 async fn a_logout_on_one_instance_is_seen_by_another_within_a_second() {
     let a = spawn_app().await;
     let b = spawn_on(a.db.clone(), |_| {}).await;
+    crate::helpers::until_listening(&b).await;
     let session = a.new_user().await;
     // B has the session cached as live.
     assert_eq!(b.me(&session.access_token).await.status(), StatusCode::OK);
@@ -39,6 +40,7 @@ async fn a_logout_on_one_instance_is_seen_by_another_within_a_second() {
 async fn a_password_change_on_one_instance_ends_other_sessions_everywhere() {
     let a = spawn_app().await;
     let b = spawn_on(a.db.clone(), |_| {}).await;
+    crate::helpers::until_listening(&b).await;
     let phone = a.new_user_with_email("ann@example.com").await;
     let laptop = crate::helpers::Session::from_body(
         a.login("ann@example.com", crate::helpers::STRONG_PASSWORD)
@@ -96,6 +98,5 @@ async fn the_cli_revocation_path_is_seen_by_a_running_instance() {
         .await
         .unwrap();
     assert_eq!(ended, vec![session.session_id.clone()]);
-    store.announce_ended(&ended).await.unwrap();
     refused_within_a_second(&app, &session.access_token).await;
 }
