@@ -32,7 +32,7 @@ pub use keys::SigningKeyRow;
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use service_keys::ServiceKeyRow;
 pub use sessions::{NewSession, SessionRow};
-pub use users::{GuestUpgrade, NewUser, UpgradeOutcome, UserRow};
+pub use users::{GuestUpgrade, NewUser, PresentedToken, UpgradeOutcome, UserRow};
 
 /// The PostgreSQL NOTIFY channel on which instances announce ended sessions (payload: ids,
 /// comma-separated).
@@ -96,15 +96,33 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
         | sqlx::Error::Protocol(_) => true,
         sqlx::Error::Database(db) => {
             let code = db.code().unwrap_or_default();
-            // PostgreSQL: connection exceptions, shutdown, too many connections.
-            // SQLite: SQLITE_BUSY / SQLITE_LOCKED and their extended codes.
-            code.starts_with("08")
-                || code.starts_with("57P")
-                || code == "53300"
-                || matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517")
+            is_unavailable_code(&code)
         }
         _ => false,
     }
+}
+
+/// Database error codes that mean "cannot serve right now, try again": the condition is the
+/// server's or the operator's to clear, not a bug in the request or in us.
+fn is_unavailable_code(code: &str) -> bool {
+    // PostgreSQL classes: 08 connection exceptions; 53 insufficient resources (disk full, out
+    // of memory, too many connections); 57P operator intervention (shutdown, crash recovery,
+    // "the database system is starting up"). Single codes: 55000 "database is not currently
+    // accepting connections" (ALLOW_CONNECTIONS false) and 55P03 lock not available; 57014 a
+    // statement timeout; 25006 a read-only transaction (a failover left us on a standby);
+    // 40001/40P01 serialization failure and deadlock; 3D000 the database is gone; 28xxx our
+    // credentials were refused.
+    let postgres = ["08", "53", "57P", "28"]
+        .iter()
+        .any(|c| code.starts_with(c))
+        || matches!(
+            code,
+            "55000" | "55P03" | "57014" | "25006" | "40001" | "40P01" | "3D000"
+        );
+    // SQLite: SQLITE_BUSY / SQLITE_LOCKED and their extended codes, SQLITE_CANTOPEN (14) and
+    // SQLITE_FULL (13).
+    let sqlite = matches!(code, "5" | "6" | "13" | "14" | "261" | "262" | "517");
+    postgres || sqlite
 }
 
 pub(crate) fn is_unique_violation(err: &sqlx::Error) -> bool {
@@ -234,6 +252,18 @@ mod tests {
         let url = prepare_sqlite_url(&raw).unwrap();
         assert!(url.ends_with("x.db?mode=rwc"), "{url}");
         assert!(dir.is_dir());
+    }
+
+    #[test]
+    fn conditions_that_pass_are_unavailable_and_bugs_are_not() {
+        for code in [
+            "08006", "53300", "53100", "57P01", "57P03", "55000", "3D000", "5", "517",
+        ] {
+            assert!(is_unavailable_code(code), "{code}");
+        }
+        for code in ["23505", "42601", "42P01", "22P02", "19", "1"] {
+            assert!(!is_unavailable_code(code), "{code}");
+        }
     }
 
     #[test]

@@ -91,3 +91,106 @@ async fn a_lost_database_gives_503_and_recovers_by_itself() {
         .await;
     assert_eq!(signup.status(), StatusCode::CREATED);
 }
+
+/// Makes the test database refuse new connections and ends the ones open (PostgreSQL), or holds
+/// its write lock (SQLite, which has no connection to refuse), until `end` is called.
+enum Refusal {
+    Postgres(String),
+    Sqlite(crate::outage::Switch),
+}
+
+async fn pg_admin(sql: String) {
+    use sqlx::Connection;
+    let admin = std::env::var("SESSIOND_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+impl Refusal {
+    async fn start(app: &crate::helpers::TestApp) -> Refusal {
+        match crate::helpers::backend() {
+            crate::helpers::Backend::Postgres => {
+                let url = url::Url::parse(&app.db.url).unwrap();
+                let name = url.path().trim_start_matches('/').to_string();
+                pg_admin(format!(
+                    "alter database \"{name}\" allow_connections false; \
+                     select pg_terminate_backend(pid) from pg_stat_activity \
+                     where datname = '{name}' and pid <> pg_backend_pid();"
+                ))
+                .await;
+                Refusal::Postgres(name)
+            }
+            crate::helpers::Backend::Sqlite => {
+                let mut switch = crate::outage::Switch::Sqlite {
+                    url: app.db.url.clone(),
+                    holder: None,
+                };
+                switch.cut().await;
+                Refusal::Sqlite(switch)
+            }
+        }
+    }
+
+    async fn end(self) {
+        match self {
+            Refusal::Postgres(name) => {
+                pg_admin(format!("alter database \"{name}\" allow_connections true")).await
+            }
+            Refusal::Sqlite(mut switch) => switch.restore().await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_database_refusing_connections_is_503_with_retry_after_never_500() {
+    // Arrange
+    let app = crate::helpers::spawn_app_with(|s| {
+        crate::service::with_test_keys(s);
+        s.database.acquire_timeout_ms = 1000;
+    })
+    .await;
+    let session = app.new_user_with_email("ann@example.com").await;
+
+    // Act
+    let refusal = Refusal::start(&app).await;
+    let login = app
+        .login("ann@example.com", crate::helpers::STRONG_PASSWORD)
+        .await;
+    let introspection = crate::service::introspect(
+        &app,
+        Some(crate::service::INTROSPECT_KEY),
+        &session.access_token,
+    )
+    .await;
+
+    // Assert: login cannot write, so it is 503; introspection never claims what it cannot know.
+    assert!(login.headers().contains_key("retry-after"));
+    assert_error(login, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    match crate::helpers::backend() {
+        crate::helpers::Backend::Postgres => {
+            assert!(introspection.headers().contains_key("retry-after"));
+            assert_error(
+                introspection,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+            )
+            .await;
+        }
+        // SQLite readers are not blocked by a writer: the session can still be read, and is live.
+        crate::helpers::Backend::Sqlite => {
+            crate::service::assert_active(introspection).await;
+        }
+    }
+    let ready = app.get("/readyz").send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    refusal.end().await;
+    let login = app
+        .login("ann@example.com", crate::helpers::STRONG_PASSWORD)
+        .await;
+    assert_eq!(login.status(), StatusCode::OK);
+}
