@@ -187,6 +187,26 @@ impl FromRequest for Authenticated {
     }
 }
 
+/// Marks an endpoint whose answer sets the refresh cookie. In cookie mode its request must pass
+/// the cookie-mode checks (allowed `Origin`, JSON content type) before anything else runs, so a
+/// cross-site form can neither plant a cookie nor replace the victim's (403 `forbidden`).
+pub struct SetsRefreshCookie;
+
+impl FromRequest for SetsRefreshCookie {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = app_state(req);
+        let checked = if state.settings.cookies.enabled {
+            crate::cookies::check_cookie_request(req, &state.settings)
+        } else {
+            Ok(())
+        };
+        std::future::ready(checked.map(|()| SetsRefreshCookie))
+    }
+}
+
 /// A trusted backend, authenticated by a service key (`Authorization: Bearer sk_…`).
 pub struct ServiceClient(pub crate::service_keys::Caller);
 

@@ -11,7 +11,7 @@ use crate::audit::Event;
 use crate::clock;
 use crate::domain::Email;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ClientInfo, Json, OptionalJson};
+use crate::extract::{ClientInfo, Json, OptionalJson, SetsRefreshCookie};
 use crate::issuance::{SessionKind, open_session, opened_response};
 use crate::state::AppState;
 use crate::store::{NewUser, Store, UserRow};
@@ -26,6 +26,7 @@ pub struct Credentials {
 pub async fn signup(
     state: web::Data<AppState>,
     req: HttpRequest,
+    _browser: SetsRefreshCookie,
     Json(body): Json<Credentials>,
 ) -> ApiResult<HttpResponse> {
     let client = state.credential_attempt(&req)?;
@@ -53,6 +54,7 @@ pub async fn signup(
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
+    _browser: SetsRefreshCookie,
     Json(body): Json<Credentials>,
 ) -> ApiResult<HttpResponse> {
     let client = state.credential_attempt(&req)?;
@@ -66,10 +68,11 @@ pub async fn login(
         Some((id, hash)) => (Some(id), hash),
         None => (None, None),
     };
+    let verified_hash = hash.clone();
     let verified = state.hasher.verify(&body.password, hash).await?;
-    let user_id = match user_id {
-        Some(id) if verified => id,
-        known => {
+    let (user_id, verified_hash) = match (user_id, verified_hash) {
+        (Some(id), Some(verified_hash)) if verified => (id, verified_hash),
+        (known, _) => {
             tracing::info!("login failed");
             state.metrics.logins.with_label_values(&["failed"]).inc();
             let detail = json!({ "email": email.as_ref().map(|e| e.as_str()) });
@@ -86,6 +89,11 @@ pub async fn login(
         .await?
         .ok_or(ApiError::InvalidCredentials)?;
     let mut tx = state.store.begin().await?;
+    if !Store::lock_current_credentials(&mut tx, &user.id, &verified_hash).await? {
+        // The password changed while we were verifying it: it no longer opens sessions.
+        tracing::info!(user_id = %user.id, "login raced a password change");
+        return Err(ApiError::InvalidCredentials);
+    }
     let kind = SessionKind::Password;
     let opened = open_session(&mut tx, &state, &user.id, kind, &client, clock::now()).await?;
     tx.commit().await?;
@@ -102,6 +110,7 @@ pub async fn login(
 pub async fn guest(
     state: web::Data<AppState>,
     req: HttpRequest,
+    _browser: SetsRefreshCookie,
     OptionalJson(_body): OptionalJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<HttpResponse> {
     let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);

@@ -11,7 +11,7 @@ use crate::bridge::VerifiedIdentity;
 use crate::clock;
 use crate::domain::Email;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Json;
+use crate::extract::{Json, SetsRefreshCookie};
 use crate::issuance::{SessionKind, open_session, opened_response};
 use crate::state::AppState;
 use crate::store::UserRow;
@@ -26,6 +26,7 @@ pub struct BridgeBody {
 pub async fn bridge(
     state: web::Data<AppState>,
     req: HttpRequest,
+    _browser: SetsRefreshCookie,
     Json(body): Json<BridgeBody>,
 ) -> ApiResult<HttpResponse> {
     let client = state.credential_attempt(&req)?;

@@ -38,8 +38,8 @@ pub async fn logout(
     OptionalJson(body): OptionalJson<LogoutBody>,
 ) -> ApiResult<HttpResponse> {
     let scope = body.map(|b| b.scope).unwrap_or_default();
-    let (sid, sub) = caller(&state, &req).await?;
     let now = clock::now();
+    let (sid, sub) = caller(&state, &req, scope, now).await?;
     let store = &state.store;
     let reason = "logout";
     let ended = match scope {
@@ -54,7 +54,7 @@ pub async fn logout(
         }
         Scope::Global => store.revoke_user_sessions(&sub, None, reason, now).await?,
     };
-    state.gate.ended(&ended).await?;
+    state.gate.ended(&ended);
     let revoked = ended.len();
     tracing::info!(user_id = %sub, session_id = %sid, ?scope, revoked, "logout");
     let detail = json!({ "scope": scope, "revoked": ended });
@@ -70,11 +70,24 @@ pub async fn logout(
     Ok(response.finish())
 }
 
-/// The (session id, user id) logging out: from the access token when there is one (a valid
-/// signature is enough, so repeating a logout is still 204), else from the refresh cookie.
-async fn caller(state: &AppState, req: &HttpRequest) -> Result<(String, String), ApiError> {
+/// The (session id, user id) logging out: from the access token when there is one, else from
+/// the refresh cookie.
+///
+/// Ending only the caller's own session needs just a valid signature, so repeating a logout is
+/// still 204. Ending the user's other sessions is a power only a live session has: a token of a
+/// session that already ended must not be able to sign its owner out everywhere. The cookie
+/// names the caller only while it is the session's current, unspent refresh token.
+async fn caller(
+    state: &AppState,
+    req: &HttpRequest,
+    scope: Scope,
+    now: i64,
+) -> Result<(String, String), ApiError> {
     if req.headers().contains_key(header::AUTHORIZATION) || !state.settings.cookies.enabled {
         let claims = state.tokens.verify(bearer_token(req)?).await?;
+        if scope != Scope::Local {
+            state.gate.live(&claims.sid, &claims.sub, now).await?;
+        }
         return Ok((claims.sid.clone(), claims.sub.clone()));
     }
     let cookie = state
@@ -85,9 +98,11 @@ async fn caller(state: &AppState, req: &HttpRequest) -> Result<(String, String),
             "an access token or the session cookie is required",
         ))?;
     check_cookie_request(req, &state.settings)?;
-    state
+    let (sid, sub) = state
         .store
-        .session_of_refresh_token(&opaque::hash(cookie.expose_secret()))
+        .session_of_unspent_refresh_token(&opaque::hash(cookie.expose_secret()))
         .await?
-        .ok_or(ApiError::InvalidToken("the session cookie is not valid"))
+        .ok_or(ApiError::InvalidToken("the session cookie is not valid"))?;
+    state.gate.live(&sid, &sub, now).await?;
+    Ok((sid, sub))
 }

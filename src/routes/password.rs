@@ -30,9 +30,11 @@ pub async fn change(
     let user_id = &auth.claims.sub;
     let stored = state.store.password_hash(user_id).await?;
     // A guest has no password to confirm: the dummy hash keeps the timing uniform.
+    let verified_hash = stored.clone();
     if !state.hasher.verify(&body.current_password, stored).await? {
         return Err(ApiError::InvalidCredentials);
     }
+    let verified_hash = verified_hash.ok_or(ApiError::InvalidCredentials)?;
     let policy = PasswordPolicy {
         min_strength: state.settings.passwords.min_strength,
     };
@@ -42,9 +44,11 @@ pub async fn change(
     let now = clock::now();
     let ended = state
         .store
-        .change_password(user_id, &hash, &auth.claims.sid, now)
-        .await?;
-    state.gate.ended(&ended).await?;
+        .change_password(user_id, &verified_hash, &hash, &auth.claims.sid, now)
+        .await?
+        // Another change committed since we verified: the current password is not this one.
+        .ok_or(ApiError::InvalidCredentials)?;
+    state.gate.ended(&ended);
     tracing::info!(%user_id, revoked = ended.len(), "password changed");
     let detail = json!({ "revoked": ended });
     let sid = Some(auth.claims.sid.as_str());

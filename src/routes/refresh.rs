@@ -9,9 +9,8 @@ use serde_json::json;
 use crate::audit::Event;
 
 use crate::clock;
-use crate::cookies::check_cookie_request;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::OptionalJson;
+use crate::extract::{OptionalJson, SetsRefreshCookie};
 use crate::issuance::token_response;
 use crate::state::AppState;
 use crate::store::{RefreshOutcome, RotationRequest, SessionRow};
@@ -26,18 +25,18 @@ pub struct RefreshBody {
 pub async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
+    _browser: SetsRefreshCookie,
     OptionalJson(body): OptionalJson<RefreshBody>,
 ) -> ApiResult<HttpResponse> {
     let presented = match body.and_then(|b| b.refresh_token) {
         Some(token) => token,
         None => {
-            let cookie = state
+            // `SetsRefreshCookie` has already applied the cookie-mode checks.
+            state
                 .settings
                 .cookies
                 .read(&req)
-                .ok_or_else(|| ApiError::InvalidRequest("refresh_token is required".into()))?;
-            check_cookie_request(&req, &state.settings)?;
-            cookie
+                .ok_or_else(|| ApiError::InvalidRequest("refresh_token is required".into()))?
         }
     };
     if !opaque::looks_valid(presented.expose_secret()) {
@@ -72,7 +71,7 @@ pub async fn refresh(
             user_id,
         } => {
             tracing::warn!(%session_id, "refresh token reuse detected; session revoked");
-            state.gate.ended(std::slice::from_ref(&session_id)).await?;
+            state.gate.ended(std::slice::from_ref(&session_id));
             state.metrics.reuse_detections.inc();
             let (user, sid) = (Some(user_id.as_str()), Some(session_id.as_str()));
             state
@@ -80,7 +79,7 @@ pub async fn refresh(
                 .await;
             Err(ApiError::RefreshTokenReused)
         }
-        RefreshOutcome::Unknown => Err(ApiError::InvalidRefreshToken),
+        RefreshOutcome::Unknown | RefreshOutcome::Superseded => Err(ApiError::InvalidRefreshToken),
         RefreshOutcome::SessionRevoked => Err(ApiError::SessionRevoked),
         RefreshOutcome::SessionExpired => Err(ApiError::SessionExpired),
     }

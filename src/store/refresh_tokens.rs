@@ -31,6 +31,9 @@ pub enum RefreshOutcome {
         user_id: String,
     },
     Unknown,
+    /// A token spent within the grace window whose successor cannot be handed back (a guest
+    /// upgrade that did not present it): refused, but not treated as reuse.
+    Superseded,
     SessionRevoked,
     SessionExpired,
 }
@@ -64,6 +67,22 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// The session (and its user) of a refresh token that is still the session's current one
+    /// (neither rotated nor revoked).
+    pub async fn session_of_unspent_refresh_token(
+        &self,
+        hash: &[u8],
+    ) -> StoreResult<Option<(String, String)>> {
+        Ok(sqlx::query_as(
+            "select t.session_id, s.user_id from refresh_tokens t \
+             join user_sessions s on s.id = t.session_id \
+             where t.token_hash = $1 and t.rotated_at is null and t.revoked_at is null",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// The session (and its user) a refresh token, spent or not, belongs to.
@@ -155,10 +174,12 @@ impl Store {
         let in_grace = spent
             .rotated_at
             .is_some_and(|at| req.now.saturating_sub(at) <= req.grace_secs);
+        let successor_unused = spent.successor_rotated_at.is_none();
         match spent.successor_sealed {
-            Some(sealed) if in_grace && spent.successor_rotated_at.is_none() => {
+            Some(sealed) if in_grace && successor_unused => {
                 Ok(RefreshOutcome::Replayed { session, sealed })
             }
+            None if in_grace && successor_unused => Ok(RefreshOutcome::Superseded),
             _ => {
                 sqlx::query(
                     "update user_sessions set revoked_at = $1, revoked_reason = $2 \

@@ -80,23 +80,52 @@ impl Store {
         Ok(row.and_then(|c| c.password_hash))
     }
 
-    /// Sets a new password hash and revokes every other session of the user, in one
-    /// transaction: a new password never coexists with sessions the old one opened.
-    /// Returns the revoked session ids.
+    /// Inside a session-opening transaction: `true` if `verified_hash` (the hash a login just
+    /// checked the password against) is still the user's, and then holds the user's row lock
+    /// until commit. A password change either commits first (then this is `false`: the login
+    /// verified credentials that no longer exist) or waits for this transaction, and then
+    /// revokes the session it opened. Either way no session outlives the password it proved.
+    pub(crate) async fn lock_current_credentials(
+        tx: &mut Transaction<'static, Any>,
+        user_id: &str,
+        verified_hash: &str,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "update users set password_hash = password_hash \
+             where id = $1 and password_hash = $2",
+        )
+        .bind(user_id)
+        .bind(verified_hash)
+        .execute(&mut **tx)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Replaces the password hash the caller verified (`None` if it is no longer the current
+    /// one) and revokes every other session of the user, in one transaction: a new password
+    /// never coexists with sessions the old one opened. Returns the revoked session ids.
     pub async fn change_password(
         &self,
         user_id: &str,
+        verified_hash: &str,
         hash: &str,
         keep_session: &str,
         now: i64,
-    ) -> StoreResult<Vec<String>> {
+    ) -> StoreResult<Option<Vec<String>>> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("update users set password_hash = $1, updated_at = $2 where id = $3")
-            .bind(hash)
-            .bind(now)
-            .bind(user_id)
-            .execute(&mut *tx)
-            .await?;
+        let changed = sqlx::query(
+            "update users set password_hash = $1, updated_at = $2 \
+             where id = $3 and password_hash = $4",
+        )
+        .bind(hash)
+        .bind(now)
+        .bind(user_id)
+        .bind(verified_hash)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() != 1 {
+            return Ok(None);
+        }
         let ended: Vec<(String,)> = sqlx::query_as(
             "update user_sessions set revoked_at = $1, revoked_reason = 'password_changed' \
              where user_id = $2 and revoked_at is null and id <> $3 returning id",
@@ -107,7 +136,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(ended.into_iter().map(|(id,)| id).collect())
+        Ok(Some(ended.into_iter().map(|(id,)| id).collect()))
     }
 
     /// Counts users; used by the CLI and tests.
@@ -144,6 +173,8 @@ pub enum UpgradeOutcome {
     Upgraded,
     EmailTaken,
     NotAGuest,
+    /// The refresh token presented with the upgrade is not one of this session's.
+    ForeignRefreshToken,
 }
 
 pub struct GuestUpgrade<'a> {
@@ -154,16 +185,37 @@ pub struct GuestUpgrade<'a> {
     pub session_expires_at: i64,
     pub refresh_token_id: &'a str,
     pub refresh_token_hash: &'a [u8],
+    /// The session's refresh token as the client presented it (body or cookie), with the new
+    /// token sealed under it, so a tab that races the upgrade with it converges on the new one.
+    pub presented: Option<PresentedToken<'a>>,
     pub now: i64,
+}
+
+pub struct PresentedToken<'a> {
+    pub hash: &'a [u8],
+    pub successor_sealed: &'a [u8],
 }
 
 impl Store {
     /// Turns a guest into a permanent user in place (same user id), makes the calling session
     /// a permanent password session, and gives it a new refresh token, in one transaction.
-    /// The session's earlier refresh token keeps working, so a tab racing the upgrade is not
-    /// mistaken for a replay.
+    ///
+    /// The session keeps one refresh chain: the guest's current token is spent by the upgrade,
+    /// with the new token as its successor. When the client presented it, the successor is
+    /// sealed under it as a rotation does, so within the grace window it converges on the new
+    /// token; later (or once the new token is used) presenting it is reuse.
     pub async fn upgrade_guest(&self, up: &GuestUpgrade<'_>) -> StoreResult<UpgradeOutcome> {
         let mut tx = self.writer.begin().await?;
+        if let Some(presented) = &up.presented {
+            let owner: Option<(String,)> =
+                sqlx::query_as("select session_id from refresh_tokens where token_hash = $1")
+                    .bind(presented.hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if owner.is_none_or(|(session_id,)| session_id != up.session_id) {
+                return Ok(UpgradeOutcome::ForeignRefreshToken);
+            }
+        }
         let updated = sqlx::query(
             "update users set email = $1, password_hash = $2, is_guest = 0, updated_at = $3 \
              where id = $4 and is_guest = 1",
@@ -187,6 +239,29 @@ impl Store {
         .bind(up.session_expires_at)
         .bind(up.session_id)
         .bind(up.user_id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(presented) = &up.presented {
+            sqlx::query(
+                "update refresh_tokens set rotated_at = $1, successor_id = $2, \
+                 successor_sealed = $3 where token_hash = $4 and session_id = $5 \
+                 and rotated_at is null and revoked_at is null",
+            )
+            .bind(up.now)
+            .bind(up.refresh_token_id)
+            .bind(presented.successor_sealed)
+            .bind(presented.hash)
+            .bind(up.session_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "update refresh_tokens set rotated_at = $1, successor_id = $2 \
+             where session_id = $3 and rotated_at is null and revoked_at is null",
+        )
+        .bind(up.now)
+        .bind(up.refresh_token_id)
+        .bind(up.session_id)
         .execute(&mut *tx)
         .await?;
         Store::insert_refresh_token(

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::helpers::{STRONG_PASSWORD, TestDb};
 
-fn sessiond() -> Command {
+pub fn sessiond() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
     command
         .env_remove("DATABASE_URL")
@@ -19,7 +19,7 @@ fn sessiond() -> Command {
     command
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -51,10 +51,20 @@ async fn cookie_post(
     request.send().await.unwrap()
 }
 
+/// Signs up from the allowed origin, as the browser app does.
+async fn signup(app: &TestApp) -> reqwest::Response {
+    app.post("/v1/signup")
+        .header("origin", ORIGIN)
+        .json(&json!({"email": "ann@example.com", "password": STRONG_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn token_responses_set_an_httponly_cookie_and_leave_the_token_out_of_json() {
     let app = app().await;
-    let response = app.signup("ann@example.com", STRONG_PASSWORD).await;
+    let response = signup(&app).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let (value, header) = refresh_cookie(&response);
     assert_eq!(value.len(), 43);
@@ -70,7 +80,7 @@ async fn token_responses_set_an_httponly_cookie_and_leave_the_token_out_of_json(
 #[tokio::test]
 async fn refresh_with_the_cookie_from_an_allowed_origin_rotates_it() {
     let app = app().await;
-    let (cookie, _) = refresh_cookie(&app.signup("ann@example.com", STRONG_PASSWORD).await);
+    let (cookie, _) = refresh_cookie(&signup(&app).await);
     let response = cookie_post(&app, "/v1/token/refresh", &cookie, Some(ORIGIN)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let (next, _) = refresh_cookie(&response);
@@ -87,7 +97,7 @@ async fn refresh_with_the_cookie_from_an_allowed_origin_rotates_it() {
 #[tokio::test]
 async fn cookie_requests_without_an_allowed_origin_or_json_are_403_and_change_nothing() {
     let app = app().await;
-    let (cookie, _) = refresh_cookie(&app.signup("ann@example.com", STRONG_PASSWORD).await);
+    let (cookie, _) = refresh_cookie(&signup(&app).await);
     for origin in [None, Some("https://evil.example.com"), Some("null")] {
         let refused = cookie_post(&app, "/v1/token/refresh", &cookie, origin).await;
         assert_error(refused, StatusCode::FORBIDDEN, "forbidden").await;
@@ -111,7 +121,7 @@ async fn cookie_requests_without_an_allowed_origin_or_json_are_403_and_change_no
 #[tokio::test]
 async fn logout_with_the_cookie_ends_the_session_and_clears_the_cookie() {
     let app = app().await;
-    let signup = app.signup("ann@example.com", STRONG_PASSWORD).await;
+    let signup = signup(&app).await;
     let (cookie, _) = refresh_cookie(&signup);
     let body: Value = signup.json().await.unwrap();
     let access = body["access_token"].as_str().unwrap().to_string();
@@ -132,8 +142,12 @@ async fn logout_with_the_cookie_ends_the_session_and_clears_the_cookie() {
 async fn bearer_logout_in_cookie_mode_also_clears_the_cookie() {
     let app = app().await;
     let body: Value = app
-        .signup("ann@example.com", STRONG_PASSWORD)
+        .post("/v1/signup")
+        .header("origin", ORIGIN)
+        .json(&json!({"email": "ann@example.com", "password": STRONG_PASSWORD}))
+        .send()
         .await
+        .unwrap()
         .json()
         .await
         .unwrap();
@@ -146,4 +160,106 @@ async fn bearer_logout_in_cookie_mode_also_clears_the_cookie() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     assert!(refresh_cookie(&response).1.contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn a_spent_cookie_or_one_of_an_ended_session_cannot_log_anybody_out() {
+    // Arrange: C1 is spent by a refresh (C2 is the live one).
+    let app = app().await;
+    let (spent, _) = refresh_cookie(&signup(&app).await);
+    let rotated = cookie_post(&app, "/v1/token/refresh", &spent, Some(ORIGIN)).await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let (live, _) = refresh_cookie(&rotated);
+    let access: Value = rotated.json().await.unwrap();
+    let access = access["access_token"].as_str().unwrap().to_string();
+
+    // Act + Assert: the spent cookie names no session any more.
+    let refused = cookie_post(&app, "/v1/logout", &spent, Some(ORIGIN)).await;
+    assert_error(refused, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_eq!(app.me(&access).await.status(), StatusCode::OK);
+
+    // Once the session has ended, even its last cookie cannot end the user's other sessions.
+    let other: Value = app
+        .post("/v1/login")
+        .header("origin", ORIGIN)
+        .json(&json!({"email": "ann@example.com", "password": STRONG_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other = other["access_token"].as_str().unwrap().to_string();
+    let response = app
+        .post("/v1/logout")
+        .bearer_auth(&access)
+        .json(&json!({"scope": "local"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let global = app
+        .post("/v1/logout")
+        .header("cookie", format!("{COOKIE}={live}"))
+        .header("origin", ORIGIN)
+        .json(&json!({"scope": "global"}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(global, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_eq!(app.me(&other).await.status(), StatusCode::OK);
+}
+
+async fn count_users(app: &TestApp) -> i64 {
+    app.state.store.count_users().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_cross_site_form_cannot_plant_or_replace_the_refresh_cookie() {
+    let app = app().await;
+    let forms = [
+        ("application/x-www-form-urlencoded", ""),
+        ("text/plain", ""),
+        ("multipart/form-data; boundary=x", "--x--\r\n"),
+    ];
+    for path in ["/v1/guest", "/v1/signup", "/v1/login"] {
+        for (content_type, body) in forms {
+            for origin in [Some("https://evil.example"), Some(ORIGIN), None] {
+                let mut request = app.post(path).header(CONTENT_TYPE, content_type).body(body);
+                if let Some(origin) = origin {
+                    request = request.header("origin", origin);
+                }
+                let response = request.send().await.unwrap();
+                let case = format!("{path} {content_type} {origin:?}");
+                assert!(
+                    response.headers().get(SET_COOKIE).is_none(),
+                    "{case} set a cookie"
+                );
+                assert_eq!(response.status(), StatusCode::FORBIDDEN, "{case}");
+            }
+        }
+        // JSON from a foreign origin (a cross-site fetch without CORS consent) is refused too.
+        let response = app
+            .post(path)
+            .header("origin", "https://evil.example")
+            .json(&json!({"email": "ann@example.com", "password": STRONG_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.headers().get(SET_COOKIE).is_none());
+        assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    assert_eq!(count_users(&app).await, 0);
+
+    // The app's own origin with JSON still gets a guest and its cookie.
+    let guest = app
+        .post("/v1/guest")
+        .header("origin", ORIGIN)
+        .header(CONTENT_TYPE, "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(guest.status(), StatusCode::CREATED);
+    refresh_cookie(&guest);
+    assert_eq!(count_users(&app).await, 1);
 }

@@ -111,3 +111,63 @@ async fn logout_needs_a_valid_token_and_a_known_scope() {
     // Nothing was revoked by the refused requests.
     assert_eq!(app.me(&session.access_token).await.status(), StatusCode::OK);
 }
+
+/// A session ended elsewhere: its access token is still correctly signed and unexpired.
+async fn two_sessions_with_b_ended(app: &crate::helpers::TestApp) -> (Session, Session) {
+    let a = app.new_user_with_email("ann@example.com").await;
+    let b = Session::from_body(
+        app.login("ann@example.com", STRONG_PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    let deleted = app
+        .client
+        .delete(app.url(&format!("/v1/sessions/{}", b.session_id)))
+        .bearer_auth(&a.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    (a, b)
+}
+
+#[tokio::test]
+async fn a_dead_session_cannot_end_the_users_other_sessions() {
+    // Arrange: B was deleted by its owner from A.
+    let app = spawn_app().await;
+    let (a, b) = two_sessions_with_b_ended(&app).await;
+
+    // Act + Assert: B's token may not log anybody out any more.
+    for scope in ["others", "global"] {
+        let response = app.logout(&b.access_token, Some(scope)).await;
+        assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    }
+    assert_eq!(app.me(&a.access_token).await.status(), StatusCode::OK);
+    // Logging the dead session itself out again is still the idempotent 204.
+    assert_eq!(
+        app.logout(&b.access_token, Some("local")).await.status(),
+        StatusCode::NO_CONTENT
+    );
+}
+
+#[tokio::test]
+async fn a_session_that_logged_out_cannot_then_log_out_the_others() {
+    let app = spawn_app().await;
+    let a = app.new_user_with_email("ann@example.com").await;
+    let b = Session::from_body(
+        app.login("ann@example.com", STRONG_PASSWORD)
+            .await
+            .json()
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        app.logout(&b.access_token, None).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let response = app.logout(&b.access_token, Some("global")).await;
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    assert_eq!(app.me(&a.access_token).await.status(), StatusCode::OK);
+}

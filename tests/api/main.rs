@@ -8,11 +8,13 @@ mod outage;
 
 mod accounts;
 mod admin;
+mod announcements;
 mod binary;
 mod bridge;
 mod bridge_keys;
 mod cookies;
 mod cors;
+mod crash;
 mod example_backend;
 mod health;
 mod introspect;

@@ -243,3 +243,63 @@ async fn a_guest_has_no_password_to_change() {
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     assert_eq!(app.me(&guest.access_token).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn no_login_that_verified_the_old_password_survives_the_change() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    // Arrange: logins with the old password run continuously from four clients.
+    let app = Arc::new(spawn_app().await);
+    let email = fresh_email();
+    let owner = app.new_user_with_email(&email).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let (app, stop, email) = (app.clone(), stop.clone(), email.clone());
+        clients.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let started = Instant::now();
+                let status = app.login(&email, STRONG_PASSWORD).await.status();
+                answered.push((started, status));
+            }
+            answered
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Act: the owner changes the password while logins are in flight.
+    let body = json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD});
+    let change = change_password(&app, &owner.access_token, &body).await;
+    assert_eq!(change.status(), StatusCode::NO_CONTENT);
+    let changed = Instant::now();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut answers = Vec::new();
+    for client in clients {
+        answers.extend(client.await.unwrap());
+    }
+
+    // Assert: the owner's session is the only live one, and no login that started after the
+    // change was answered succeeded.
+    assert!(
+        answers.iter().any(|(_, s)| *s == StatusCode::OK),
+        "logins ran"
+    );
+    for (started, status) in &answers {
+        if *started > changed {
+            assert_eq!(*status, StatusCode::UNAUTHORIZED);
+        }
+    }
+    let idle = app.state.settings.sessions.idle_timeout_secs;
+    let live = app
+        .state
+        .store
+        .list_live_sessions(&owner.user_id, sessiond::clock::now(), idle)
+        .await
+        .unwrap();
+    let live: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(live, vec![owner.session_id.as_str()]);
+}

@@ -54,13 +54,8 @@ async fn a_guest_becomes_permanent_with_the_same_user_and_session() {
     let login = app.login("ann@example.com", STRONG_PASSWORD).await;
     let login: Value = login.json().await.unwrap();
     assert_eq!(login["user"]["id"], guest.user_id.as_str());
-    // Both the new refresh token and the one the guest held keep the session going.
     assert_eq!(
         app.refresh(&upgraded.refresh_token).await.status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        app.refresh(&guest.refresh_token).await.status(),
         StatusCode::OK
     );
 }
@@ -117,6 +112,7 @@ async fn only_guests_can_upgrade_and_input_is_validated() {
 async fn another_instance_sees_the_upgrade_within_a_second() {
     let a = spawn_app().await;
     let b = spawn_on(a.db.clone(), |_| {}).await;
+    crate::helpers::until_listening(&b).await;
     let guest = a.guest().await;
     let me: Value = b.me(&guest.access_token).await.json().await.unwrap();
     assert_eq!(me["user"]["is_guest"], true);
@@ -137,4 +133,111 @@ async fn another_instance_sees_the_upgrade_within_a_second() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+async fn upgrade_presenting(app: &TestApp, guest: &Session) -> Session {
+    let response = app
+        .post("/v1/upgrade")
+        .bearer_auth(&guest.access_token)
+        .json(&json!({
+            "email": "ann@example.com",
+            "password": STRONG_PASSWORD,
+            "refresh_token": guest.refresh_token,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    Session::from_body(response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_upgrade_spends_the_guest_refresh_token_and_a_racing_tab_converges() {
+    // Arrange: the guest's refresh token Rg, then an upgrade that presents it.
+    let app = spawn_app().await;
+    let guest = app.guest().await;
+    let upgraded = upgrade_presenting(&app, &guest).await;
+    assert_ne!(upgraded.refresh_token, guest.refresh_token);
+
+    // Act: a second tab still holding Rg refreshes within the grace window.
+    let racing = app.refresh(&guest.refresh_token).await;
+
+    // Assert: it gets the upgrade's refresh token, not a chain of its own.
+    assert_eq!(racing.status(), StatusCode::OK);
+    let racing = Session::from_body(racing.json().await.unwrap());
+    assert_eq!(racing.refresh_token, upgraded.refresh_token);
+    assert_eq!(racing.body["user"]["is_guest"], false);
+
+    // Once the upgrade's token has been used, Rg is a replay: the session ends.
+    let next = app.refresh(&upgraded.refresh_token).await;
+    assert_eq!(next.status(), StatusCode::OK);
+    let next = Session::from_body(next.json().await.unwrap());
+    let replay = app.refresh(&guest.refresh_token).await;
+    assert_error(replay, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
+    assert_eq!(
+        app.me(&next.access_token).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let after = app.refresh(&next.refresh_token).await;
+    assert_error(after, StatusCode::UNAUTHORIZED, "session_revoked").await;
+}
+
+#[tokio::test]
+async fn a_guest_refresh_token_presented_after_the_upgrade_is_reuse() {
+    // Arrange: an upgrade that does not present the guest's refresh token.
+    let app = crate::helpers::spawn_app_with(|s| s.sessions.refresh_grace_secs = 1).await;
+    let guest = app.guest().await;
+    let response = upgrade(
+        &app,
+        &guest.access_token,
+        "ann@example.com",
+        STRONG_PASSWORD,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let upgraded = Session::from_body(response.json().await.unwrap());
+
+    // Within the grace window the old token is refused without punishing the session...
+    let early = app.refresh(&guest.refresh_token).await;
+    assert_error(early, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
+    assert_eq!(
+        app.me(&upgraded.access_token).await.status(),
+        StatusCode::OK
+    );
+
+    // ...and later it is a replay of a spent token, which revokes the session.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let late = app.refresh(&guest.refresh_token).await;
+    assert_error(late, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
+    let after = app.refresh(&upgraded.refresh_token).await;
+    assert_error(after, StatusCode::UNAUTHORIZED, "session_revoked").await;
+}
+
+#[tokio::test]
+async fn an_upgrade_presenting_a_foreign_refresh_token_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let guest = app.guest().await;
+    let other = app.guest().await;
+    let response = app
+        .post("/v1/upgrade")
+        .bearer_auth(&guest.access_token)
+        .json(&json!({
+            "email": "ann@example.com",
+            "password": STRONG_PASSWORD,
+            "refresh_token": other.refresh_token,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
+    let me: Value = app.me(&guest.access_token).await.json().await.unwrap();
+    assert_eq!(me["user"]["is_guest"], true);
+    assert_eq!(
+        app.refresh(&guest.refresh_token).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.refresh(&other.refresh_token).await.status(),
+        StatusCode::OK
+    );
 }
