@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use sessiond::config::Settings;
+use sessiond::domain::RevokeReason;
 use sessiond::service_keys::Scope;
 use sessiond::startup::Application;
 use sessiond::store::Store;
@@ -119,7 +120,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Users(UsersCommand::RevokeSessions { user_id }) => {
             let store = connect(&settings).await?;
             let ended = store
-                .revoke_user_sessions(&user_id, None, "revoked_by_admin", clock::now())
+                .revoke_user_sessions(&user_id, None, RevokeReason::Admin, clock::now())
                 .await?;
             // Running instances drop these at once (PostgreSQL: announced by a trigger when
             // this commits) or within a second (SQLite).

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::audit::Event;
 use crate::clock;
+use crate::domain::RevokeReason;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ServiceClient;
 use crate::issuance::SessionView;
@@ -50,7 +51,7 @@ pub async fn revoke_sessions(
     existing_user(&state, &user_id).await?;
     let ended = state
         .store
-        .revoke_user_sessions(&user_id, None, "revoked_by_admin", clock::now())
+        .revoke_user_sessions(&user_id, None, RevokeReason::Admin, clock::now())
         .await?;
     state.gate.ended(&ended);
     let detail = json!({ "service": &*client.0.name, "revoked": ended.len() });

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::audit::Event;
 use crate::clock;
 use crate::cookies::check_cookie_request;
+use crate::domain::RevokeReason;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{OptionalJson, bearer_token};
 use crate::state::AppState;
@@ -41,7 +42,7 @@ pub async fn logout(
     let now = clock::now();
     let (sid, sub) = caller(&state, &req, scope, now).await?;
     let store = &state.store;
-    let reason = "logout";
+    let reason = RevokeReason::Logout;
     let ended = match scope {
         Scope::Local => {
             let revoked = store.revoke_session(&sid, None, reason, now).await?;

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::Event;
+use crate::domain::RevokeReason;
 
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
@@ -46,7 +47,7 @@ pub async fn revoke(
     if let Some((session_id, user_id)) = owner {
         let revoked = state
             .store
-            .revoke_session(&session_id, None, "revoked", clock::now())
+            .revoke_session(&session_id, None, RevokeReason::TokenRevoked, clock::now())
             .await?;
         if revoked {
             state.gate.ended(std::slice::from_ref(&session_id));

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::audit::Event;
 use crate::clock;
+use crate::domain::RevokeReason;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Authenticated;
 use crate::issuance::SessionView;
@@ -33,7 +34,12 @@ pub async fn revoke(
     let id = path.into_inner();
     let revoked = state
         .store
-        .revoke_session(&id, Some(&auth.claims.sub), "revoked_by_user", clock::now())
+        .revoke_session(
+            &id,
+            Some(&auth.claims.sub),
+            RevokeReason::Revoked,
+            clock::now(),
+        )
         .await?;
     if !revoked {
         return Err(ApiError::NotFound("no such session"));

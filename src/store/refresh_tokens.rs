@@ -2,6 +2,7 @@ use sqlx::{Any, FromRow, Transaction};
 
 use super::sessions::session_columns;
 use super::{SessionRow, Store, StoreResult};
+use crate::domain::RevokeReason;
 
 /// What the caller prepared for a rotation: the presented token's hash and its would-be
 /// successor (id, hash, and the successor sealed under a key only the presented token yields).
@@ -186,7 +187,7 @@ impl Store {
                      where id = $3 and revoked_at is null",
                 )
                 .bind(req.now)
-                .bind("refresh_token_reused")
+                .bind(RevokeReason::RefreshTokenReused.as_str())
                 .bind(&session.id)
                 .execute(&mut **tx)
                 .await?;

@@ -1,6 +1,7 @@
 use sqlx::{Any, FromRow, Transaction};
 
 use super::{Store, StoreResult, UserRow};
+use crate::domain::RevokeReason;
 
 #[derive(FromRow)]
 struct SessionAndUser {
@@ -123,7 +124,7 @@ impl Store {
         &self,
         id: &str,
         owner: Option<&str>,
-        reason: &str,
+        reason: RevokeReason,
         now: i64,
     ) -> StoreResult<bool> {
         let result = sqlx::query(
@@ -131,7 +132,7 @@ impl Store {
              where id = $3 and revoked_at is null and ($4 is null or user_id = $4)",
         )
         .bind(now)
-        .bind(reason)
+        .bind(reason.as_str())
         .bind(id)
         .bind(owner)
         .execute(&self.writer)
@@ -145,7 +146,7 @@ impl Store {
         &self,
         user_id: &str,
         keep: Option<&str>,
-        reason: &str,
+        reason: RevokeReason,
         now: i64,
     ) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
@@ -153,7 +154,7 @@ impl Store {
              where user_id = $3 and revoked_at is null and ($4 is null or id <> $4) returning id",
         )
         .bind(now)
-        .bind(reason)
+        .bind(reason.as_str())
         .bind(user_id)
         .bind(keep)
         .fetch_all(&self.writer)

@@ -127,10 +127,11 @@ impl Store {
             return Ok(None);
         }
         let ended: Vec<(String,)> = sqlx::query_as(
-            "update user_sessions set revoked_at = $1, revoked_reason = 'password_changed' \
-             where user_id = $2 and revoked_at is null and id <> $3 returning id",
+            "update user_sessions set revoked_at = $1, revoked_reason = $2 \
+             where user_id = $3 and revoked_at is null and id <> $4 returning id",
         )
         .bind(now)
+        .bind(crate::domain::RevokeReason::PasswordChanged.as_str())
         .bind(user_id)
         .bind(keep_session)
         .fetch_all(&mut *tx)

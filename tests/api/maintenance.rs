@@ -15,13 +15,23 @@ async fn long_ended_sessions_are_purged_and_live_ones_kept() {
     let eight_days_ago = now - 8 * 24 * 3600;
     assert!(
         store
-            .revoke_session(&recently_revoked.session_id, None, "test", now)
+            .revoke_session(
+                &recently_revoked.session_id,
+                None,
+                sessiond::domain::RevokeReason::Admin,
+                now
+            )
             .await
             .unwrap()
     );
     assert!(
         store
-            .revoke_session(&long_revoked.session_id, None, "test", eight_days_ago)
+            .revoke_session(
+                &long_revoked.session_id,
+                None,
+                sessiond::domain::RevokeReason::Admin,
+                eight_days_ago
+            )
             .await
             .unwrap()
     );

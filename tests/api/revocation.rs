@@ -92,7 +92,7 @@ async fn the_cli_revocation_path_is_seen_by_a_running_instance() {
         .revoke_user_sessions(
             &session.user_id,
             None,
-            "revoked_by_admin",
+            sessiond::domain::RevokeReason::Admin,
             sessiond::clock::now(),
         )
         .await

@@ -1,0 +1,66 @@
+//! Why a session ended. Stored with the session (`revoked_reason`) and published, unchanged, as
+//! the `reason` of its `session.ended` event (`../shared/API.md`, "Session events"), so the
+//! spelling here is part of the contract.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// `POST /v1/logout` (any scope).
+    Logout,
+    /// Its owner ended it from another session: `DELETE /v1/sessions/{id}`.
+    Revoked,
+    /// RFC 7009 `POST /v1/revoke`.
+    TokenRevoked,
+    /// A spent refresh token was presented outside the grace window.
+    RefreshTokenReused,
+    /// The user changed their password (their other sessions end).
+    PasswordChanged,
+    /// The admin API or the CLI.
+    Admin,
+    /// The user was deleted (written by the database itself, see the migrations).
+    UserDeleted,
+}
+
+impl RevokeReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevokeReason::Logout => "logout",
+            RevokeReason::Revoked => "revoked",
+            RevokeReason::TokenRevoked => "token_revoked",
+            RevokeReason::RefreshTokenReused => "refresh_token_reused",
+            RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::Admin => "admin",
+            RevokeReason::UserDeleted => "user_deleted",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RevokeReason::*;
+
+    #[test]
+    fn reasons_are_spelled_as_the_contract_says() {
+        let all = [
+            Logout,
+            Revoked,
+            TokenRevoked,
+            RefreshTokenReused,
+            PasswordChanged,
+            Admin,
+            UserDeleted,
+        ];
+        let names: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "logout",
+                "revoked",
+                "token_revoked",
+                "refresh_token_reused",
+                "password_changed",
+                "admin",
+                "user_deleted"
+            ]
+        );
+    }
+}
