@@ -18,6 +18,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub tokens: TokenSettings,
     pub sessions: SessionSettings,
+    pub events: EventSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
     pub bridge: crate::bridge::BridgeSettings,
@@ -62,6 +63,18 @@ pub struct SessionSettings {
     pub idle_timeout_secs: i64,
     pub refresh_grace_secs: i64,
     pub cache_entries: usize,
+}
+
+/// The session event feed (`GET /v1/events`, see `crate::events`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    /// Events older than this are purged; a consumer resuming from before them starts over.
+    pub retention_secs: i64,
+    /// Events kept in memory for connected consumers; one further behind is dropped.
+    pub consumer_ring: usize,
+    /// How often each instance looks for new events without being woken.
+    pub poll_interval_ms: u64,
+    pub keepalive_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

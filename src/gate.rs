@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use quick_cache::sync::Cache;
+use tokio::sync::Notify;
 
 use crate::error::ApiError;
 use crate::store::{Backend, SessionRow, Store, StoreError, StoreResult, UserRow};
@@ -49,6 +50,8 @@ pub struct SessionGate {
     store: Store,
     idle_timeout_secs: i64,
     read_timeout: Duration,
+    /// Woken when the announcement listener hears that a session event was committed.
+    events_committed: Arc<Notify>,
     cache: Cache<String, Arc<Snapshot>>,
     /// Bumped by every invalidation; a load that saw it change is not cached.
     generation: AtomicU64,
@@ -62,11 +65,13 @@ impl SessionGate {
         idle_timeout_secs: i64,
         read_timeout: Duration,
         capacity: usize,
+        events_committed: Arc<Notify>,
     ) -> SessionGate {
         SessionGate {
             store,
             idle_timeout_secs,
             read_timeout,
+            events_committed,
             cache: Cache::new(capacity.max(16)),
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
@@ -192,7 +197,11 @@ impl SessionGate {
         let mut listener = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let mut listener = sqlx::postgres::PgListener::connect(database_url).await?;
             listener
-                .listen_all([crate::store::ENDED_SESSIONS_CHANNEL, &heartbeat_channel])
+                .listen_all([
+                    crate::store::ENDED_SESSIONS_CHANNEL,
+                    crate::store::EVENTS_CHANNEL,
+                    &heartbeat_channel,
+                ])
                 .await?;
             Ok::<_, sqlx::Error>(listener)
         })
@@ -223,7 +232,9 @@ impl SessionGate {
                     let Some(notification) = next.transpose()?.flatten() else {
                         return Ok(());
                     };
-                    if notification.channel() != heartbeat_channel {
+                    if notification.channel() == crate::store::EVENTS_CHANNEL {
+                        self.events_committed.notify_one();
+                    } else if notification.channel() != heartbeat_channel {
                         self.forget(notification.payload().split(','));
                     } else if last_beat.replace(Instant::now()).is_none() {
                         // Anything cached before we could hear may have missed an announcement.

@@ -8,6 +8,7 @@ pub mod cookies;
 pub mod cors;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod gate;
 pub mod issuance;

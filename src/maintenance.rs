@@ -44,6 +44,7 @@ pub fn spawn(state: Arc<AppState>) {
             timer.tick().await;
             purge_ended_sessions(&state).await;
             purge_expired_tickets(&state).await;
+            purge_old_events(&state).await;
             state.rate_limits.tidy();
         }
     });
@@ -65,6 +66,26 @@ async fn purge_expired_tickets(state: &AppState) {
             }
         }
     }
+}
+
+/// Session events older than their retention, in batches.
+pub async fn purge_old_events(state: &AppState) -> u64 {
+    let cutoff = clock::now() - state.settings.events.retention_secs;
+    let mut total = 0;
+    loop {
+        match state.store.purge_events(cutoff, PURGE_BATCH).await {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                tokio::task::yield_now().await;
+            }
+            Err(error) => {
+                tracing::warn!(error = ?error, "could not purge session events");
+                break;
+            }
+        }
+    }
+    total
 }
 
 /// Deletes batch after batch until none is left, yielding between batches.

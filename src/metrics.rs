@@ -26,6 +26,7 @@ pub struct Metrics {
     pub logins: IntCounterVec,
     pub refreshes: IntCounter,
     pub reuse_detections: IntCounter,
+    pub event_consumers: IntGauge,
     live_sessions: IntGauge,
     argon2_queue: IntGauge,
     live_sessions_read: Mutex<Option<Instant>>,
@@ -62,6 +63,11 @@ impl Metrics {
             "Spent refresh tokens presented again (the session was revoked)",
         )
         .expect("metric");
+        let event_consumers = IntGauge::new(
+            "event_consumers",
+            "Connected session event stream consumers",
+        )
+        .expect("metric");
         let live_sessions =
             IntGauge::new("live_sessions", "Sessions neither revoked nor expired").expect("metric");
         let argon2_queue = IntGauge::new("argon2_queue_depth", "Password hashes queued or running")
@@ -72,6 +78,7 @@ impl Metrics {
             Box::new(logins.clone()),
             Box::new(refreshes.clone()),
             Box::new(reuse_detections.clone()),
+            Box::new(event_consumers.clone()),
             Box::new(live_sessions.clone()),
             Box::new(argon2_queue.clone()),
         ] {
@@ -84,6 +91,7 @@ impl Metrics {
             logins,
             refreshes,
             reuse_detections,
+            event_consumers,
             live_sessions,
             argon2_queue,
             live_sessions_read: Mutex::new(None),

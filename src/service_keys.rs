@@ -23,6 +23,8 @@ pub const KEY_PREFIX: &str = "sk_";
 pub enum Scope {
     Introspect,
     Admin,
+    /// Follows the session event feed (`GET /v1/events`).
+    Events,
 }
 
 impl Scope {
@@ -30,6 +32,7 @@ impl Scope {
         match name {
             "introspect" => Some(Scope::Introspect),
             "admin" => Some(Scope::Admin),
+            "events" => Some(Scope::Events),
             _ => None,
         }
     }
@@ -38,6 +41,7 @@ impl Scope {
         match self {
             Scope::Introspect => "introspect",
             Scope::Admin => "admin",
+            Scope::Events => "events",
         }
     }
 }

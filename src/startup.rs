@@ -44,6 +44,7 @@ impl Application {
         let state = web::Data::new(AppState::build(settings, store).await?);
         maintenance::spawn(state.clone().into_inner());
         tokio::spawn(state.gate.clone().follow_announcements(database_url));
+        tokio::spawn(state.events.clone().run());
         let server = serve(listener, state.clone(), workers)?;
         Ok(Application {
             port,

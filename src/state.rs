@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::bridge::Bridge;
 use crate::config::Settings;
+use crate::events::EventFeed;
 use crate::gate::SessionGate;
 use crate::metrics::Metrics;
 use crate::passwords::PasswordHasher;
@@ -18,6 +19,7 @@ pub struct AppState {
     pub tokens: AccessTokens,
     pub hasher: PasswordHasher,
     pub gate: Arc<SessionGate>,
+    pub events: Arc<EventFeed>,
     pub service_keys: ServiceKeys,
     pub metrics: Metrics,
     pub bridge: Bridge,
@@ -81,11 +83,18 @@ impl AppState {
             settings.tokens.verified_cache_entries,
         );
         let hasher = PasswordHasher::new(&settings.passwords)?;
+        let events = Arc::new(EventFeed::new(
+            store.clone(),
+            settings.events.consumer_ring,
+            std::time::Duration::from_millis(settings.events.poll_interval_ms.max(10)),
+        ));
+        events.start().await?;
         let gate = Arc::new(SessionGate::new(
             store.clone(),
             settings.sessions.idle_timeout_secs,
             settings.database.acquire_timeout(),
             settings.sessions.cache_entries,
+            events.waker(),
         ));
         let bridge = Bridge::new(&settings.bridge)?;
         let rate_limits = RateLimits::new(&settings.rate_limits);
@@ -96,6 +105,7 @@ impl AppState {
             tokens,
             hasher,
             gate,
+            events,
             service_keys,
             metrics: Metrics::new(),
             bridge,

@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod bridge;
 mod discovery;
+mod events;
 mod health;
 mod introspect;
 mod logout;
@@ -91,6 +92,7 @@ pub fn table() -> Vec<RouteSpec> {
             "/v1/admin/audit",
             web::get().to(admin::audit_events),
         ),
+        spec(M::GET, "/v1/events", web::get().to(events::events)),
         spec(
             M::GET,
             "/.well-known/jwks.json",

@@ -9,6 +9,7 @@
 //! `UPDATE … WHERE … IS NULL RETURNING …`, which both engines run.
 
 mod audit;
+mod events;
 mod identities;
 mod keys;
 mod refresh_tokens;
@@ -28,6 +29,7 @@ use sqlx::{AnyPool, Executor};
 use crate::config::DatabaseSettings;
 
 pub use audit::AuditRow;
+pub use events::SessionEventRow;
 pub use keys::SigningKeyRow;
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use service_keys::ServiceKeyRow;
@@ -37,6 +39,8 @@ pub use users::{GuestUpgrade, NewUser, PresentedToken, UpgradeOutcome, UserRow};
 /// The PostgreSQL NOTIFY channel on which instances announce ended sessions (payload: ids,
 /// comma-separated).
 pub const ENDED_SESSIONS_CHANNEL: &str = "sessiond_ended_sessions";
+/// The PostgreSQL NOTIFY channel on which a committed session event is announced (no payload).
+pub const EVENTS_CHANNEL: &str = "sessiond_events";
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -16,6 +16,8 @@ use crate::helpers::{TestApp, spawn_app_with};
 pub const INTROSPECT_KEY: &str = "sk_test_introspect";
 /// A configured key with only the `admin` scope.
 pub const ADMIN_KEY: &str = "sk_test_admin";
+/// A configured key with only the `events` scope.
+pub const EVENTS_KEY: &str = "sk_test_events";
 
 fn configured(name: &str, secret: &str, scopes: Vec<Scope>) -> ConfiguredKey {
     ConfiguredKey {
@@ -31,6 +33,7 @@ pub fn test_keys() -> Vec<ConfiguredKey> {
     vec![
         configured("api", INTROSPECT_KEY, vec![Scope::Introspect]),
         configured("backoffice", ADMIN_KEY, vec![Scope::Admin]),
+        configured("feed", EVENTS_KEY, vec![Scope::Events]),
     ]
 }
 

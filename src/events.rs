@@ -1,0 +1,102 @@
+//! The session event feed, per instance: one task tails `session_events` and fans each new
+//! event out to every connected consumer (`GET /v1/events`).
+//!
+//! The database is the only source of truth: events are written by triggers in the
+//! transaction of the change, ids become visible in order (see the migration), and every
+//! instance tails the same table, so every instance serves the same stream. The tail is woken
+//! by the `sessiond_events` announcement on PostgreSQL (milliseconds after a commit on any
+//! instance) and polls every `poll_interval` regardless, which is what wakes it on SQLite and
+//! what bounds the delay while the PostgreSQL listener is down.
+//!
+//! Consumers share one bounded ring (`broadcast`). A consumer that falls behind by more than
+//! the ring holds is dropped and resumes with `Last-Event-ID`; it never holds up the tail,
+//! revocation or other consumers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, broadcast};
+
+use crate::store::{SessionEventRow, Store, StoreResult};
+
+/// Events read from the database per query.
+pub const PAGE: i64 = 500;
+
+pub struct EventFeed {
+    store: Store,
+    sender: broadcast::Sender<Arc<SessionEventRow>>,
+    /// The id of the newest event fanned out so far.
+    head: AtomicI64,
+    wake: Arc<Notify>,
+    poll_interval: Duration,
+}
+
+impl EventFeed {
+    pub fn new(store: Store, ring: usize, poll_interval: Duration) -> EventFeed {
+        let (sender, _) = broadcast::channel(ring.max(16));
+        EventFeed {
+            store,
+            sender,
+            head: AtomicI64::new(0),
+            wake: Arc::new(Notify::new()),
+            poll_interval,
+        }
+    }
+
+    /// Notified when an event may have been committed (on PostgreSQL, by the listener).
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Every event fanned out from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionEventRow>> {
+        self.sender.subscribe()
+    }
+
+    /// The id of the newest event fanned out so far: a consumer without `Last-Event-ID`
+    /// starts after it.
+    pub fn head(&self) -> i64 {
+        self.head.load(Ordering::SeqCst)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Starts after the newest event in the database; keeps failing until the database answers.
+    pub async fn start(&self) -> StoreResult<()> {
+        let last = self.store.last_event_id().await?;
+        self.head.store(last, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Tails the table for as long as the process runs.
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.poll_interval) => {}
+            }
+            if let Err(error) = self.fan_out_new_events().await {
+                tracing::warn!(error = ?error, "could not read session events");
+            }
+        }
+    }
+
+    async fn fan_out_new_events(&self) -> StoreResult<()> {
+        loop {
+            let after = self.head();
+            let events = self.store.events_after(after, PAGE).await?;
+            let complete = (events.len() as i64) < PAGE;
+            for event in events {
+                self.head.store(event.id, Ordering::SeqCst);
+                // No receivers is fine: nobody is following right now.
+                let _ = self.sender.send(Arc::new(event));
+            }
+            if complete {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The session event log (`session_events`). Rows are written by database triggers in the
+//! transaction of the change they record (see `migrations/*/0005_session_events.sql`); this
+//! module only reads them and purges old ones.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreResult};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct SessionEventRow {
+    pub id: i64,
+    pub at: i64,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub user_id: String,
+    pub session_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Store {
+    /// Up to `limit` events with an id above `after`, in id order.
+    pub async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SessionEventRow>> {
+        Ok(sqlx::query_as(
+            "select id, at, type, user_id, session_id, reason from session_events \
+             where id > $1 order by id limit $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The id of the newest event (0 when there is none).
+    pub async fn last_event_id(&self) -> StoreResult<i64> {
+        let (id,): (Option<i64>,) = sqlx::query_as("select max(id) from session_events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.unwrap_or(0).max(self.events_purged_through().await?))
+    }
+
+    /// The largest id the retention purge has deleted: events up to it are gone.
+    pub async fn events_purged_through(&self) -> StoreResult<i64> {
+        let (through,): (i64,) =
+            sqlx::query_as("select through from session_events_purged where singleton = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(through)
+    }
+
+    /// Deletes up to `batch` of the oldest events older than `cutoff` and records how far the
+    /// purge has gone, in one transaction. Returns how many were deleted.
+    pub async fn purge_events(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
+        let mut tx = self.writer.begin().await?;
+        let (through,): (Option<i64>,) = sqlx::query_as(
+            "select max(id) from (select id from session_events where at < $1 \
+             order by id limit $2) oldest",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(through) = through else {
+            return Ok(0);
+        };
+        let deleted = sqlx::query("delete from session_events where id <= $1")
+            .bind(through)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "update session_events_purged set through = $1 \
+             where singleton = 1 and through < $1",
+        )
+        .bind(through)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(deleted.rows_affected())
+    }
+}
