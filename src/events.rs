@@ -5,17 +5,19 @@
 //! transaction of the change, ids become visible in order (see the migration), and every
 //! instance tails the same table, so every instance serves the same stream. The tail is woken
 //! by the `sessiond_events` announcement on PostgreSQL (milliseconds after a commit on any
-//! instance) and polls every `poll_interval` regardless, which is what wakes it on SQLite and
-//! what bounds the delay while the PostgreSQL listener is down.
+//! instance), by this instance's own commits that open or end sessions, and polls every
+//! `poll_interval` regardless, which catches writes by other processes (the CLI on SQLite) and
+//! bounds the delay while the PostgreSQL listener is down.
 //!
 //! Consumers share one bounded ring (`broadcast`). A consumer that falls behind by more than
 //! the ring holds is dropped and resumes with `Last-Event-ID`; it never holds up the tail,
 //! revocation or other consumers.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{Notify, broadcast};
 
 use crate::store::{SessionEventRow, Store, StoreResult};
@@ -23,9 +25,22 @@ use crate::store::{SessionEventRow, Store, StoreResult};
 /// Events read from the database per query.
 pub const PAGE: i64 = 500;
 
+/// An event as fanned out to every consumer, with its wire form rendered once for all of them.
+pub struct PublishedEvent {
+    pub row: SessionEventRow,
+    rendered: OnceLock<Bytes>,
+}
+
+impl PublishedEvent {
+    /// The event's wire form: rendered by the first consumer that needs it, shared by the rest.
+    pub fn rendered(&self, render: impl FnOnce(&SessionEventRow) -> Bytes) -> Bytes {
+        self.rendered.get_or_init(|| render(&self.row)).clone()
+    }
+}
+
 pub struct EventFeed {
     store: Store,
-    sender: broadcast::Sender<Arc<SessionEventRow>>,
+    sender: broadcast::Sender<Arc<PublishedEvent>>,
     /// The id of the newest event fanned out so far.
     head: AtomicI64,
     wake: Arc<Notify>,
@@ -50,7 +65,7 @@ impl EventFeed {
     }
 
     /// Every event fanned out from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionEventRow>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<PublishedEvent>> {
         self.sender.subscribe()
     }
 
@@ -89,10 +104,15 @@ impl EventFeed {
             let after = self.head();
             let events = self.store.events_after(after, PAGE).await?;
             let complete = (events.len() as i64) < PAGE;
-            for event in events {
-                self.head.store(event.id, Ordering::SeqCst);
+            for row in events {
+                let id = row.id;
+                let event = PublishedEvent {
+                    row,
+                    rendered: OnceLock::new(),
+                };
                 // No receivers is fine: nobody is following right now.
                 let _ = self.sender.send(Arc::new(event));
+                self.head.store(id, Ordering::SeqCst);
             }
             if complete {
                 return Ok(());

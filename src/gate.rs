@@ -113,6 +113,8 @@ impl SessionGate {
     /// reshaped session in the transaction that changes it (`migrations/postgres/0004_…`).
     pub fn ended(&self, session_ids: &[String]) {
         self.forget(session_ids.iter().map(String::as_str));
+        // Their session.ended events are committed: the feed need not wait for its next poll.
+        self.events_committed.notify_one();
     }
 
     /// True while this instance hears its own heartbeats through the announcement listener, i.e.

@@ -173,7 +173,7 @@ pub fn token_response(
     }))
 }
 
-/// The token response for a session that was just opened by `kind`.
+/// The token response for a session that was just opened by `kind` (and committed).
 pub fn opened_response(
     state: &AppState,
     status: StatusCode,
@@ -181,6 +181,8 @@ pub fn opened_response(
     kind: SessionKind<'_>,
     opened: &OpenedSession,
 ) -> ApiResult<HttpResponse> {
+    // Its session.created event is committed: the feed need not wait for its next poll.
+    state.events.waker().notify_one();
     token_response(
         state,
         status,

@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::clock;
 use crate::error::{ApiError, ApiResult};
-use crate::events::{EventFeed, PAGE};
+use crate::events::{EventFeed, PAGE, PublishedEvent};
 use crate::extract::ServiceClient;
 use crate::issuance::no_store;
 use crate::service_keys::Scope;
@@ -183,7 +183,7 @@ async fn stream(state: &web::Data<AppState>, req: &HttpRequest) -> ApiResult<Htt
 /// consumer goes away or falls too far behind.
 async fn follow(
     feed: Arc<EventFeed>,
-    mut live: broadcast::Receiver<Arc<SessionEventRow>>,
+    mut live: broadcast::Receiver<Arc<PublishedEvent>>,
     mut last: i64,
     out: &mpsc::Sender<Bytes>,
     keepalive: Duration,
@@ -208,9 +208,9 @@ async fn follow(
     loop {
         let chunk = tokio::select! {
             received = live.recv() => match received {
-                Ok(event) if event.id > last => {
-                    last = event.id;
-                    event_frame(&event)
+                Ok(event) if event.row.id > last => {
+                    last = event.row.id;
+                    event.rendered(event_frame)
                 }
                 Ok(_) => continue,
                 // Lagged: more events than the ring holds went by while this consumer was
