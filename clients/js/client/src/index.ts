@@ -157,6 +157,23 @@ const SESSION_OVER = new Set([
 /** Below this much remaining lifetime, getAccessToken() refreshes before answering. */
 const MIN_REMAINING_MS = 1500;
 
+/**
+ * True for a state of the same session from before a guest upgrade (a refresh that crossed the
+ * upgrade): an upgraded user never becomes a guest again, so the upgraded state stays.
+ */
+function outdated(current: SessionState | null, next: SessionState): boolean {
+  return current?.sessionId === next.sessionId && current.user.is_guest === false && next.user.is_guest === true;
+}
+
+/** The contract's `error` code of an answer, without consuming it. */
+async function errorCode(res: Response): Promise<string | null> {
+  try {
+    return ((await res.clone().json()) as { error?: string }).error ?? null;
+  } catch {
+    return null;
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function unref(timer: unknown) {
@@ -253,14 +270,36 @@ export class SessiondClient {
     return this.#signIn("/v1/bridge", { provider, token });
   }
 
-  /** Makes the signed-in guest a permanent user (same user id). */
+  /**
+   * Makes the signed-in guest a permanent user (same user id, same session). The upgrade spends
+   * the guest's refresh token: in bearer mode the stored one is sent along (in cookie mode the
+   * cookie is), so a tab that refreshes with it a moment later gets the upgrade's new token
+   * from sessiond's grace window instead of being refused.
+   */
   async upgrade(email: string, password: string): Promise<User> {
-    const res = await this.fetch(`${this.url}/v1/upgrade`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email, password }),
-      credentials: this.#credentials(),
-    });
+    this.#assertLive();
+    const send = async () => {
+      // The access token first: getting it may rotate the refresh token read next.
+      const accessToken = await this.getAccessToken();
+      const refreshToken = this.mode === "bearer" ? await this.#storage.get() : null;
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (accessToken) headers.authorization = `Bearer ${accessToken}`;
+      // A refresh already in flight (or started meanwhile) must not put the guest state back.
+      this.#epoch++;
+      const res = await this.#fetch(`${this.url}/v1/upgrade`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(refreshToken ? { email, password, refresh_token: refreshToken } : { email, password }),
+        credentials: this.#credentials(),
+      });
+      return { res, accessToken };
+    };
+    let { res, accessToken } = await send();
+    if (res.status === 401 && accessToken && (await errorCode(res)) === "invalid_token") {
+      // The access token went stale on the way: one refresh (if still needed) and one retry.
+      if (this.#state?.accessToken === accessToken) await this.refresh().catch(() => null);
+      if (this.#state) ({ res } = await send());
+    }
     const body = (await this.#json(res)) as TokenResponse;
     await this.#accept(body, "signed_in", null);
     return body.user;
@@ -488,7 +527,7 @@ export class SessiondClient {
         throw err;
       }
       if (epoch !== this.#epoch) return this.#state;
-      await this.#accept(body, this.#state ? "refreshed" : "signed_in", presented);
+      await this.#accept(body, this.#state ? "refreshed" : "signed_in", presented, epoch);
       return this.#state;
     }
     this.#unsure = true;
@@ -513,7 +552,7 @@ export class SessiondClient {
     try {
       const body = (await this.#json(res)) as TokenResponse;
       if (epoch !== this.#epoch) return this.#state;
-      await this.#accept(body, this.#state ? "refreshed" : "signed_in", presented);
+      await this.#accept(body, this.#state ? "refreshed" : "signed_in", presented, epoch);
       return this.#state;
     } catch (err) {
       if (err instanceof SessiondError && SESSION_OVER.has(err.code)) {
@@ -526,7 +565,7 @@ export class SessiondClient {
   }
 
   /** Takes a token response: stores the refresh token (bearer), updates state, tells everyone. */
-  async #accept(body: TokenResponse, type: "signed_in" | "refreshed", presented: string | null) {
+  async #accept(body: TokenResponse, type: "signed_in" | "refreshed", presented: string | null, epoch?: number) {
     if (this.#disposed) return;
     if (this.mode === "bearer" && body.refresh_token) {
       // After a refresh, write the successor only if the storage still holds the token we
@@ -535,6 +574,8 @@ export class SessiondClient {
         await this.#storage.set(body.refresh_token);
       }
     }
+    // A refresh overtaken by a sign-in or an upgrade (while the storage was written) is dropped.
+    if (epoch !== undefined && epoch !== this.#epoch) return;
     const previous = this.#state;
     const state: SessionState = {
       user: body.user,
@@ -542,10 +583,12 @@ export class SessiondClient {
       accessToken: body.access_token,
       expiresAt: Date.now() + body.expires_in * 1000 - Math.min(1000, body.expires_in * 200),
     };
+    if (outdated(previous, state)) return;
     const kind = type === "refreshed" && previous?.sessionId === state.sessionId ? "refreshed" : "signed_in";
     this.#set(state, kind, false);
     this.#post({ type: kind, state });
   }
+
 
   #set(state: SessionState, type: "signed_in" | "refreshed", remote: boolean) {
     this.#state = state;
@@ -592,6 +635,7 @@ export class SessiondClient {
       if (!state?.accessToken) return;
       const sameSession = current?.sessionId === state.sessionId;
       if (sameSession && current && current.expiresAt >= state.expiresAt) return;
+      if (outdated(current, state)) return;
       if (!sameSession) this.#epoch++;
       this.#set(state, sameSession ? "refreshed" : "signed_in", true);
     }

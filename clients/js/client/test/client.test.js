@@ -1,9 +1,12 @@
-// @sessiond/client on Node's fetch against the real sessiond (bearer mode: Node has no cookie
-// jar; cookie mode is covered in Chromium by test/browser.test.js).
+// @sessiond/client on Node's fetch against the real sessiond: bearer mode, and cookie mode with a
+// fetch that adds what a browser would (an Origin, a cookie jar); test/browser.test.js covers
+// cookie mode in Chromium.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { SessiondClient, SessiondError, createClient, memoryStorage } from "@sessiond/client";
-import { auditEvents, bridgeProvider, call, eventually, sleep, startSessiond } from "../../test/harness.js";
+import {
+  COOKIE_NAME, auditEvents, bridgeProvider, call, eventually, sleep, startSessiond,
+} from "../../test/harness.js";
 
 const T = { timeout: 20_000 };
 const PASSWORD = "correct horse battery staple";
@@ -344,6 +347,226 @@ describe("two tabs (two clients sharing storage and a BroadcastChannel)", () => 
     } finally {
       a.client.dispose();
       b.client.dispose();
+    }
+  });
+});
+
+describe("guest upgrade with two clients on one refresh token", () => {
+  function sharedStorage() {
+    return { ...memoryStorage(), shared: true };
+  }
+
+  /** A fetch whose refresh requests wait (already holding their token) until `release()`. */
+  function heldRefreshes() {
+    const fetch = recordingFetch();
+    let release;
+    const gate = new Promise((r) => { release = r; });
+    const answers = [];
+    fetch.intercept = (url, init) => {
+      if (url.pathname !== "/v1/token/refresh") return null;
+      return gate.then(async () => {
+        const res = await globalThis.fetch(url, init);
+        answers.push({ status: res.status, body: await res.clone().json() });
+        return res;
+      });
+    };
+    return { fetch, release, answers };
+  }
+
+  for (const channel of [true, false]) {
+    test(`upgrade in A while B refreshes with the old token: B gets the upgrade's token, no reuse (${channel ? "with" : "without"} a BroadcastChannel)`, T, async () => {
+      const storage = sharedStorage();
+      const name = channel ? `test-${Math.random()}` : false;
+      const a = newClient({ storage, channel: name });
+      const held = heldRefreshes();
+      const b = newClient({ storage, channel: name, fetch: held.fetch, restore: false });
+      try {
+        const guest = await a.client.guest();
+        const old = await storage.get();
+        // B starts a refresh with the token A's upgrade is about to spend; it reaches sessiond
+        // only after the upgrade.
+        const refreshing = b.client.refresh();
+        await eventually(() => held.fetch.count("/v1/token/refresh") === 1, { what: "b's refresh sent" });
+        const user = await a.client.upgrade(`race-${Date.now()}-${channel}@example.com`, PASSWORD);
+        assert.equal(user.id, guest.id);
+        assert.equal(user.is_guest, false);
+        const upgraded = await storage.get();
+        assert.notEqual(upgraded, old);
+        assert.equal(a.fetch.count("/v1/token/refresh"), 0, "the upgrade needed no refresh");
+
+        held.release();
+        const state = await refreshing;
+        assert.ok(state, "b was signed out");
+        assert.equal(held.answers[0].status, 200, JSON.stringify(held.answers[0].body));
+        // sessiond's grace window handed B the upgrade's own refresh token.
+        assert.equal(held.answers[0].body.refresh_token, upgraded);
+        assert.equal(held.answers[0].body.user.is_guest, false);
+        assert.equal(await storage.get(), upgraded);
+        assert.equal(b.client.user.is_guest, false);
+        assert.equal(b.client.sessionId, a.client.sessionId);
+
+        // Both keep working, on one chain.
+        for (const c of [a, b, a, b]) {
+          assert.ok(await c.client.refresh());
+          assert.equal((await me(await c.client.getAccessToken())).status, 200);
+        }
+        assert.equal(a.client.user.is_guest, false);
+        assert.equal(b.client.user.is_guest, false);
+        assert.ok(![...a.events, ...b.events].some((e) => e.type === "signed_out"));
+        const types = (await auditEvents(stack, guest.id)).map((e) => e.type);
+        assert.ok(!types.some((t) => /reuse/.test(t)), `audit: ${types}`);
+      } finally {
+        a.client.dispose();
+        b.client.dispose();
+      }
+    });
+  }
+
+  test("upgrade sends the stored refresh token; a refresh token of another session is refused", T, async () => {
+    const { client, fetch, storage } = newClient();
+    const bodies = [];
+    fetch.intercept = (url, init) => {
+      if (url.pathname === "/v1/upgrade") bodies.push(JSON.parse(init.body));
+      return null;
+    };
+    try {
+      await client.guest();
+      const stored = await storage.get();
+      await client.upgrade(`sent-${Date.now()}@example.com`, PASSWORD);
+      assert.equal(bodies[0].refresh_token, stored);
+      // The spent guest token, presented again after the new one was used, is reuse: it
+      // proves the upgrade spent it (and so that it was sent).
+      assert.ok(await client.refresh());
+      const again = await call(stack, "POST", "/v1/token/refresh", { body: { refresh_token: stored } });
+      assert.equal(again.status, 401);
+      assert.equal(again.body.error, "refresh_token_reused");
+    } finally {
+      client.dispose();
+    }
+
+    const other = newClient();
+    const mine = newClient();
+    try {
+      await other.client.guest();
+      await mine.client.guest();
+      await mine.storage.set(await other.storage.get());
+      await assert.rejects(mine.client.upgrade(`foreign-${Date.now()}@example.com`, PASSWORD), (err) => {
+        assert.equal(err.status, 401);
+        assert.equal(err.code, "invalid_refresh_token");
+        return true;
+      });
+    } finally {
+      other.client.dispose();
+      mine.client.dispose();
+    }
+  });
+});
+
+describe("cookie mode (a browser-like fetch: an Origin header and a cookie jar)", () => {
+  const ORIGIN = "http://app.example.test";
+  let cookieStack;
+
+  before(async () => {
+    cookieStack = await startSessiond({ cookies: true, origins: [ORIGIN] });
+  }, { timeout: 60_000 });
+  after(async () => cookieStack?.stop());
+
+  /**
+   * Sends what a browser would add (Origin; the refresh cookie when `credentials: "include"`,
+   * taken from the jar at send time) and nothing else: the content type is the client's own.
+   */
+  function browserFetch(jar = { cookie: null }) {
+    const sent = [];
+    const f = async (input, init = {}) => {
+      const url = new URL(typeof input === "string" ? input : input.url);
+      const headers = new Headers(init.headers);
+      headers.set("origin", ORIGIN);
+      if (init.credentials === "include" && jar.cookie) headers.set("cookie", `${COOKIE_NAME}=${jar.cookie}`);
+      sent.push({ path: url.pathname, contentType: headers.get("content-type"), body: init.body ?? null });
+      const hold = f.hold?.(url);
+      if (hold) await hold;
+      const res = await fetch(input, { ...init, headers });
+      for (const line of res.headers.getSetCookie()) {
+        const [pair, ...attrs] = line.split(";");
+        const [name, value] = pair.split("=");
+        if (name.trim() !== COOKIE_NAME) continue;
+        jar.cookie = attrs.some((a) => /max-age=0$/i.test(a.trim())) || !value ? null : value;
+      }
+      return res;
+    };
+    f.sent = sent;
+    f.jar = jar;
+    return f;
+  }
+
+  const COOKIE_PATHS = ["/v1/signup", "/v1/login", "/v1/guest", "/v1/upgrade", "/v1/bridge", "/v1/token/refresh", "/v1/logout"];
+
+  test("every call that uses or sets the cookie is JSON (guest and refresh included), so sessiond lets it through", T, async () => {
+    // Without the JSON content type, sessiond refuses the cookie-setting call.
+    const bare = await fetch(`${cookieStack.url}/v1/guest`, { method: "POST", headers: { origin: ORIGIN } });
+    assert.equal(bare.status, 403);
+
+    const f = browserFetch();
+    const client = createClient({ url: cookieStack.url, fetch: f, channel: false });
+    try {
+      await client.ready; // the start-up refresh without a cookie: signed out
+      assert.equal(client.signedIn, false);
+      const guest = await client.guest();
+      assert.ok(f.jar.cookie, "no refresh cookie");
+      assert.ok(await client.refresh());
+      const user = await client.upgrade(`cookie-${Date.now()}@example.com`, PASSWORD);
+      assert.equal(user.id, guest.id);
+      assert.ok(await client.refresh());
+      await client.logOut();
+      assert.equal(f.jar.cookie, null);
+      await client.logIn(user.email, PASSWORD);
+      await client.logOut("global");
+      const calls = f.sent.filter((c) => COOKIE_PATHS.includes(c.path));
+      assert.ok(calls.length >= 8, JSON.stringify(calls));
+      for (const c of calls) {
+        assert.equal(c.contentType, "application/json", `${c.path}: ${c.contentType}`);
+        assert.equal(typeof JSON.parse(c.body), "object", `${c.path}: ${c.body}`);
+      }
+      // The cookie travels; the refresh token never appears in a body or in the client.
+      assert.ok(!f.sent.some((c) => c.body?.includes("refresh_token")), "a body carried a refresh token");
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("upgrade in one tab while another refreshes with the old cookie: both converge, no reuse", T, async () => {
+    const jar = { cookie: null };
+    const a = browserFetch(jar);
+    const b = browserFetch(jar);
+    const ca = createClient({ url: cookieStack.url, fetch: a, channel: false, restore: false });
+    const cb = createClient({ url: cookieStack.url, fetch: b, channel: false, restore: false });
+    try {
+      const guest = await ca.guest();
+      const old = jar.cookie;
+      let release;
+      const gate = new Promise((r) => { release = r; });
+      b.hold = (url) => (url.pathname === "/v1/token/refresh" ? gate : null);
+      const refreshing = cb.refresh(); // carries the old cookie, reaches sessiond after the upgrade
+      await eventually(() => b.sent.some((c) => c.path === "/v1/token/refresh"), { what: "b's refresh sent" });
+      await ca.upgrade(`cookie-race-${Date.now()}@example.com`, PASSWORD);
+      const upgraded = jar.cookie;
+      assert.notEqual(upgraded, old);
+      release();
+      const state = await refreshing;
+      assert.ok(state, "b was signed out");
+      assert.equal(state.user.is_guest, false);
+      assert.equal(jar.cookie, upgraded, "the grace window answers with the upgrade's token");
+      b.hold = null;
+      for (const c of [ca, cb, ca]) {
+        assert.ok(await c.refresh());
+        const res = await fetch(`${cookieStack.url}/v1/me`, { headers: { authorization: `Bearer ${await c.getAccessToken()}` } });
+        assert.equal(res.status, 200);
+      }
+      const types = (await auditEvents(cookieStack, guest.id)).map((e) => e.type);
+      assert.ok(!types.some((t) => /reuse/.test(t)), `audit: ${types}`);
+    } finally {
+      ca.dispose();
+      cb.dispose();
     }
   });
 });
