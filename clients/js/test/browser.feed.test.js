@@ -1,6 +1,6 @@
-// Needs sessiond's session event feed (GET /v1/events, service key scope `events`): run with
-// `npm run test:feed`. Logging out in one tab signs out the other AND the server closes the
-// other tab's socket (telling it why) within a second.
+// With sessiond's session event feed (GET /v1/events, service key scope `events`): logging out in
+// one tab signs out the other AND the server closes the other tab's socket (telling it why)
+// within a second.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { after, before, test } from "node:test";

@@ -105,6 +105,7 @@ const toml = (value) => JSON.stringify(value);
  *   accessTtlSecs: number            access-token lifetime
  *   scopes: string[]                 scopes of the service key `serviceKey` (default ["introspect"])
  *   bridge: { name, issuer, audience, secret }   an HS256 bridge provider
+ *   env: { SESSIOND__…: "…" }        further settings
  * Returns { url, serviceKey, adminKey, db, child, stop(), logs() }.
  */
 export async function startSessiond(options = {}) {
@@ -164,6 +165,7 @@ export async function startSessiond(options = {}) {
     });
   }
   if (options.accessTtlSecs) env.SESSIOND__TOKENS__ACCESS_TTL_SECS = String(options.accessTtlSecs);
+  Object.assign(env, options.env);
 
   const child = startProcess(`sessiond (${db})`, SESSIOND_BIN, ["serve"], { env });
   const stack = {

@@ -10,7 +10,8 @@ export type SessionEventType = "session.created" | "session.ended" | "user.delet
 
 /** One event of the feed (the SSE `data:` JSON). */
 export interface SessionEvent {
-  id: string;
+  /** The event id (an integer; the SSE `id:` is the same number as text). */
+  id: number;
   type: SessionEventType | string;
   at: string;
   user_id: string | null;
@@ -24,8 +25,11 @@ export interface SessionEventsOptions {
   url: string;
   /** A service key with scope `events`. */
   serviceKey: string;
-  /** Resume after this event id (e.g. persisted by the app). Default: from now on. */
-  lastEventId?: string;
+  /**
+   * Resume after this event id (e.g. persisted by the app). Default: from now on. One sessiond
+   * no longer retains, or refuses, gets a `reset` and the feed continues from now.
+   */
+  lastEventId?: string | number;
   /** First reconnection delay in ms (doubles up to `maxRetryMs`, with jitter). Default 500. */
   retryMs?: number;
   /** Default 15000. */
@@ -169,7 +173,7 @@ export class SessionEvents extends EventEmitter<SessionEventsEvents> {
     if (!options.serviceKey) throw new TypeError("@sessiond/node: events serviceKey is required");
     this.url = options.url.replace(/\/+$/, "");
     this.#serviceKey = options.serviceKey;
-    this.lastEventId = options.lastEventId;
+    this.lastEventId = options.lastEventId === undefined ? undefined : String(options.lastEventId);
     this.#retryMs = options.retryMs ?? 500;
     this.#maxRetryMs = options.maxRetryMs ?? 15_000;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? 45_000;
@@ -238,6 +242,15 @@ export class SessionEvents extends EventEmitter<SessionEventsEvents> {
     touch();
     try {
       const res = await this.#fetch(`${this.url}/v1/events`, { headers, signal: abort.signal });
+      if (res.status === 400 && this.lastEventId !== undefined) {
+        // sessiond does not take this resume point (not an event id): start over from now, and
+        // tell consumers that what they derived may be incomplete.
+        const text = await res.text().catch(() => "");
+        this.lastEventId = undefined;
+        this.liveSince = null;
+        this.emit("reset");
+        throw new Error(`GET /v1/events refused the Last-Event-ID: ${text.slice(0, 200)}`.trim());
+      }
       if (res.status !== 200 || !res.body) {
         const text = await res.text().catch(() => "");
         throw new Error(`GET /v1/events answered ${res.status} ${text.slice(0, 200)}`.trim());
@@ -285,7 +298,7 @@ export class SessionEvents extends EventEmitter<SessionEventsEvents> {
     }
     if (!event || typeof event !== "object") return;
     event.type ??= message.event;
-    if (event.id === undefined && message.id !== undefined) event.id = message.id;
+    if (event.id === undefined && message.id !== undefined) event.id = Number(message.id);
     this.emit("event", event);
     if (event.type === "session.created" || event.type === "session.ended" || event.type === "user.deleted") {
       this.emit(event.type, event);

@@ -1,7 +1,8 @@
-// Needs sessiond's session event feed (GET /v1/events, service key scope `events`): run with
-// `npm run test:feed`. Sockets of ended sessions are told why and disconnected within 1 s; a
-// JWKS-mode Express API refuses tokens of ended sessions within 1 s without introspecting them;
-// the follower resumes after Last-Event-ID. On SQLite and PostgreSQL.
+// sessiond's own session event feed (GET /v1/events, service key scope `events`; keep-alive every
+// second here). Sockets of ended sessions are told why and disconnected within 1 s; a JWKS-mode
+// Express API refuses tokens of ended sessions within 1 s without introspecting them; the
+// follower resumes after Last-Event-ID, starts over on a reset, and stays connected through
+// quiet periods on keep-alives. On SQLite and PostgreSQL.
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
@@ -20,7 +21,9 @@ for (const db of DATABASES) {
     let server;
 
     before(async () => {
-      stack = await startSessiond({ db, scopes: ["introspect", "events"] });
+      stack = await startSessiond({
+        db, scopes: ["introspect", "events"], env: { SESSIOND__EVENTS__KEEPALIVE_SECS: "1" },
+      });
       auth = socketAuth({ url: stack.url, serviceKey: stack.serviceKey });
       server = await socketServer(auth);
       await eventually(() => auth.sessiond.events.live, { what: "feed live", timeoutMs: 10_000 });
@@ -161,6 +164,87 @@ for (const db of DATABASES) {
         assert.ok(ids[0] > BigInt(resumeFrom));
       } finally {
         await second.close();
+      }
+    });
+
+    test("the wire format: `: connected`, then id/event/data frames with integer ids, keep-alive comments", T, async () => {
+      const abort = new AbortController();
+      const res = await fetch(`${stack.url}/v1/events`, {
+        headers: { authorization: `Bearer ${stack.serviceKey}`, accept: "text/event-stream" },
+        signal: abort.signal,
+      });
+      try {
+        assert.equal(res.status, 200);
+        assert.match(res.headers.get("content-type"), /^text\/event-stream/);
+        const reader = res.body.getReader();
+        const decoder = new TextDecoder();
+        let text = "";
+        const until = async (re) => {
+          while (!re.test(text)) {
+            const { value, done } = await reader.read();
+            if (done) throw new Error(`stream ended: ${JSON.stringify(text)}`);
+            text += decoder.decode(value, { stream: true });
+          }
+        };
+        await until(/^: connected\n\n/);
+        const session = await signup();
+        await until(new RegExp(`"session_id":"${session.session_id}".*\\n\\n`));
+        // (On SQLite a stream opened without Last-Event-ID may also carry events committed
+        // just before it was opened; only this session's frame is looked at.)
+        const frames = [...text.matchAll(/id: (\d+)\nevent: ([\w.]+)\ndata: (.*)\n\n/g)];
+        const [, id, type, data] = frames.find((f) => f[3].includes(session.session_id));
+        const event = JSON.parse(data);
+        assert.equal(type, "session.created");
+        assert.equal(event.id, Number(id));
+        assert.equal(event.type, type);
+        assert.deepEqual(Object.keys(event).sort(), ["at", "id", "reason", "session_id", "type", "user_id"]);
+        assert.equal(event.session_id, session.session_id);
+        assert.equal(event.user_id, session.user.id);
+        assert.equal(event.reason, null);
+        assert.ok(!Number.isNaN(Date.parse(event.at)));
+        await until(/: keep-alive\n\n/);
+      } finally {
+        abort.abort();
+      }
+    });
+
+    test("quiet for 4 s: the follower stays on one connection, kept alive by the comments", T, async () => {
+      let connections = 0;
+      const feed = new SessionEvents({
+        url: stack.url, serviceKey: stack.serviceKey, idleTimeoutMs: 2500,
+        fetch: (input, init) => { connections++; return fetch(input, init); },
+      }).start();
+      const closes = [];
+      feed.on("close", (err) => closes.push(err?.message));
+      try {
+        await eventually(() => feed.live, { what: "live" });
+        await sleep(4000);
+        assert.equal(feed.live, true);
+        assert.equal(connections, 1, `closes: ${closes}`);
+      } finally {
+        await feed.close();
+      }
+    });
+
+    test("a resume point ahead of the feed gets a reset; an id that is not one is dropped (reset too)", T, async () => {
+      for (const lastEventId of ["99999999", "not-an-id"]) {
+        const feed = new SessionEvents({ url: stack.url, serviceKey: stack.serviceKey, lastEventId, retryMs: 50 });
+        let resets = 0;
+        const seen = [];
+        feed.on("reset", () => resets++);
+        feed.on("event", (e) => seen.push(e));
+        feed.on("error", () => {});
+        feed.start();
+        try {
+          await eventually(() => resets === 1 && feed.live, { what: `reset for ${lastEventId}` });
+          assert.notEqual(feed.lastEventId, lastEventId);
+          // After the reset the feed carries on from now.
+          const session = await signup();
+          await eventually(() => seen.some((e) => e.session_id === session.session_id), { what: "next event" });
+          assert.equal(resets, 1);
+        } finally {
+          await feed.close();
+        }
       }
     });
   });
