@@ -4,8 +4,9 @@
 //
 // The browser page (./public) signs in with @sessiond/client and passes a one-time WebSocket
 // ticket in the handshake; a backend-to-backend client may pass an access token instead.
-// With SESSIOND_EVENTS=on (the service key then needs the `events` scope too) the server follows
-// sessiond's event feed and closes the sockets of a session within a second of its end.
+// The server follows sessiond's event feed (the service key needs the `events` scope too) and
+// closes the sockets of a session within a second of its end, after telling the client why
+// (`session_ended` with `{ reason }`); SESSIOND_EVENTS=off turns that off.
 
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
@@ -18,9 +19,9 @@ import { socketAuth } from "@sessiond/node";
 const PORT = Number(process.env.PORT ?? 3000);
 const SESSIOND_URL = (process.env.SESSIOND_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
 const SESSIOND_SERVICE_KEY = process.env.SESSIOND_SERVICE_KEY;
-const EVENTS = process.env.SESSIOND_EVENTS === "on";
+const EVENTS = process.env.SESSIOND_EVENTS !== "off";
 if (!SESSIOND_SERVICE_KEY) {
-  console.error("SESSIOND_SERVICE_KEY is required (create one: sessiond service-keys create socketio --scope introspect)");
+  console.error("SESSIOND_SERVICE_KEY is required (create one: sessiond service-keys create socketio --scope introspect --scope events)");
   process.exit(1);
 }
 
@@ -60,9 +61,12 @@ const http = createServer(async (req, res) => {
 const io = new Server(http);
 
 // Every handshake is checked before "connection": a ticket is redeemed once, an access token
-// introspected; socket.data.session = { sub, sid, is_guest, email }.
+// introspected; socket.data.session = { sub, sid, is_guest, email }. With the feed, when a
+// session ends (logout, revocation, password change, reuse, admin, user deleted) its sockets get
+// "session_ended" { reason, session_id } and are disconnected.
 const auth = socketAuth({ url: SESSIOND_URL, serviceKey: SESSIOND_SERVICE_KEY, events: EVENTS });
 io.use(auth);
+auth.sessiond.events?.on("open", () => console.log("event feed: connected"));
 
 io.on("connection", (socket) => {
   socket.emit("hello", socket.data.session);

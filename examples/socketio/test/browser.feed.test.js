@@ -1,6 +1,5 @@
-// Needs sessiond's session event feed (GET /v1/events, service key scope `events`): run with
-// `npm run test:feed`. A logout on one device closes the socket of the same user's session on
-// another device within a second, and the page says why.
+// server.js follows sessiond's session event feed (GET /v1/events): a logout on one device closes
+// the socket of the same user's session on another device within a second, and the page says why.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { after, before, test } from "node:test";
@@ -13,7 +12,7 @@ let browser;
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
-  stack = await startStack({ events: true });
+  stack = await startStack();
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,

@@ -1,7 +1,6 @@
 // Starts sessiond (cookie mode, CORS for the example's origin, a temp SQLite file) and the
-// example's server.js on free 127.0.0.1 ports, and stops both afterwards. `startStack({ events:
-// true })` gives the service key the `events` scope and runs server.js with SESSIOND_EVENTS=on
-// (the *.feed.test.js files; they need sessiond's GET /v1/events).
+// example's server.js as it runs by default (following sessiond's event feed with a key of scope
+// `introspect` and `events`) on free 127.0.0.1 ports, and stops both afterwards.
 //
 // The sessiond binary is $SESSIOND_BIN, by default ../../target/debug/sessiond relative to
 // examples/socketio (scripts/test builds it with `cargo build`).
@@ -80,6 +79,16 @@ async function waitFor(child, url, timeoutMs = 30_000) {
   throw new Error(`${child.label} did not answer ${url} within ${timeoutMs} ms:\n${child.output}`);
 }
 
+async function waitForOutput(child, text, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!child.output.includes(text)) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`${child.label} did not print ${JSON.stringify(text)} within ${timeoutMs} ms:\n${child.output}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function stop(child) {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   child.kill("SIGTERM");
@@ -88,7 +97,7 @@ async function stop(child) {
   clearTimeout(timer);
 }
 
-export async function startStack({ events = false } = {}) {
+export async function startStack() {
   if (!existsSync(SESSIOND_BIN)) {
     throw new Error(`no sessiond binary at ${SESSIOND_BIN}: run \`cargo build\` or set SESSIOND_BIN`);
   }
@@ -113,13 +122,13 @@ export async function startStack({ events = false } = {}) {
 
   const { stdout } = await promisify(execFile)(
     SESSIOND_BIN,
-    ["service-keys", "create", "socketio", "--scope", "introspect", ...(events ? ["--scope", "events"] : [])],
+    ["service-keys", "create", "socketio", "--scope", "introspect", "--scope", "events"],
     { env: sessiondEnv, timeout: 30_000 },
   );
   const serviceKey = stdout.trim();
   if (!serviceKey) throw new Error("`sessiond service-keys create` printed no key");
 
-  const stack = { tmp, sessiondUrl, exampleUrl, serviceKey, children: [] };
+  const stack = { tmp, sessiondUrl, exampleUrl, serviceKey, sessiondEnv, children: [] };
   // If the test process ends without after() (a crash, a cancelled run), take the children along.
   process.once("exit", () => stack.children.forEach((c) => c.exitCode === null && c.kill("SIGKILL")));
   try {
@@ -144,11 +153,12 @@ export async function startStack({ events = false } = {}) {
         PORT: String(examplePort),
         SESSIOND_URL: sessiondUrl,
         SESSIOND_SERVICE_KEY: serviceKey,
-        SESSIOND_EVENTS: events ? "on" : "off",
       },
     });
     stack.children.push(example);
     await waitFor(example, `${exampleUrl}/config.js`);
+    // Sockets are closed at the end of their session only once the server follows the feed.
+    await waitForOutput(example, "event feed: connected");
   } catch (err) {
     await stopStack(stack);
     throw err;
@@ -165,6 +175,12 @@ export async function stopStack(stack) {
 /** The logs of both processes, for failure messages. */
 export function logs(stack) {
   return (stack?.children ?? []).map((c) => `--- ${c.label} ---\n${c.output}`).join("\n");
+}
+
+/** Runs the sessiond command line on the stack's database; its stdout. */
+export async function cli(stack, ...args) {
+  const { stdout } = await promisify(execFile)(SESSIOND_BIN, args, { env: stack.sessiondEnv, timeout: 30_000 });
+  return stdout;
 }
 
 /**

@@ -1,5 +1,5 @@
-// node --test over test/*.test.js, without the *.feed.test.js files (those need sessiond's
-// event feed, GET /v1/events) unless --feed is given, then only those.
+// node --test over test/*.test.js; with --feed only the *.feed.test.js files (those on sessiond's
+// event feed, GET /v1/events).
 import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 const dir = fileURLToPath(new URL(".", import.meta.url));
 const feed = process.argv.includes("--feed");
 const files = readdirSync(dir)
-  .filter((f) => f.endsWith(".test.js") && f.endsWith(".feed.test.js") === feed)
+  .filter((f) => f.endsWith(".test.js") && (!feed || f.endsWith(".feed.test.js")))
   .sort()
   .map((f) => `test/${f}`);
 if (files.length === 0) {
