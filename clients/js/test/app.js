@@ -41,9 +41,10 @@ const PAGE = (sessiondUrl) => `<!doctype html>
 
 /**
  * Starts the app on `port` (chosen before sessiond starts, so sessiond's CORS list can name
- * it). `events`: follow sessiond's event feed in socketAuth (needs the key's `events` scope).
+ * it). `events` (default true): socketAuth follows sessiond's event feed (the key needs scope
+ * `events`), as a real deployment would.
  */
-export async function startApp({ port, sessiondUrl, serviceKey, events = false }) {
+export async function startApp({ port, sessiondUrl, serviceKey, events = true }) {
   const stats = { refused: 0, ok: 0 };
   const app = express();
   app.get("/", (req, res) => res.type("html").set("cache-control", "no-store").send(PAGE(sessiondUrl)));

@@ -16,7 +16,7 @@ before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
   const port = await freePort();
   stack = await startSessiond({ cookies: true, origins: [`http://${HOST}:${port}`], scopes: ["introspect", "events"] });
-  app = await startApp({ port, sessiondUrl: stack.url, serviceKey: stack.serviceKey, events: true });
+  app = await startApp({ port, sessiondUrl: stack.url, serviceKey: stack.serviceKey });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 }, { timeout: 60_000 });
 

@@ -20,6 +20,7 @@ before(async () => {
   const port = await freePort();
   stack = await startSessiond({
     cookies: true, origins: [`http://${HOST}:${port}`], accessTtlSecs: 5, bridge: provider,
+    scopes: ["introspect", "events"],
   });
   app = await startApp({ port, sessiondUrl: stack.url, serviceKey: stack.serviceKey });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
