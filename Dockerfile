@@ -1,5 +1,9 @@
 # syntax=docker/dockerfile:1
 
+# The image Render (render.yaml), Railway (railway.json) and `docker run` start. tests/deploy.rs
+# checks it against the repository: every file it copies exists, the build sees every file the
+# crate embeds, and it runs the binary Cargo builds.
+
 # ---- build ----
 FROM rust:1.95-slim-bookworm AS builder
 
@@ -19,6 +23,8 @@ RUN mkdir src \
  && rm -rf src target/release/sessiond target/release/deps/sessiond-* \
     target/release/deps/libsessiond-* target/release/.fingerprint/sessiond-*
 
+# Compiled into the binary: the migrations (sqlx::migrate!), config/default.toml and
+# openapi.yaml (include_str!). Nothing else is read from disk but config/$SESSIOND_ENV.toml.
 COPY src ./src
 COPY migrations ./migrations
 COPY config ./config
@@ -37,18 +43,26 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \
     --shell /usr/sbin/nologin sessiond \
  && mkdir -p /app/data \
- && chown -R sessiond:sessiond /app/data
+ && chown -R 10001:10001 /app/data
 
 WORKDIR /app
 
 COPY --from=builder /build/target/release/sessiond /usr/local/bin/sessiond
 COPY config /app/config
 
+# Absolute paths, so that `sessiond …` started from a shell in any directory reads the same
+# config/production.toml and the same SQLite file. The host's DATABASE_URL and PORT take
+# precedence over these defaults.
 ENV SESSIOND_ENV=production \
+    SESSIOND_CONFIG_DIR=/app/config \
+    SESSIOND__DATABASE__URL=sqlite:///app/data/sessiond.db \
     PORT=8080
 
-USER sessiond
-VOLUME ["/app/data"]
+# Numeric, so that a host which refuses to run as root can tell without reading /etc/passwd.
+USER 10001:10001
+# No VOLUME instruction: Railway refuses to build a Dockerfile that has one. Mount a volume on
+# /app/data to keep a SQLite database (see README, "Deploy").
 EXPOSE 8080
 
+# Exec form: sessiond is PID 1 and receives the host's SIGTERM itself.
 CMD ["sessiond", "serve"]
