@@ -250,22 +250,22 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    /// With `trust_proxy`, the address the nearest proxy saw (the last `X-Forwarded-For` entry);
+    /// With `trust_proxy`, the client address our proxies vouch for (`crate::client_ip`);
     /// otherwise the TCP peer, since a client can write any header it likes.
-    pub fn from_request(req: &HttpRequest, trust_proxy: bool) -> ClientInfo {
+    pub fn from_request(req: &HttpRequest, server: &crate::config::ServerSettings) -> ClientInfo {
         let user_agent = req
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
-        let forwarded = trust_proxy
-            .then(|| req.headers().get("x-forwarded-for"))
-            .flatten()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim)
-            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
-        let ip = forwarded.or_else(|| req.peer_addr().map(|a| a.ip()));
+        let lines = req
+            .headers()
+            .get_all("x-forwarded-for")
+            // A line that is not text cannot be read as addresses; it counts as an entry that
+            // stops the walk, as garbage does.
+            .map(|v| v.to_str().unwrap_or("?"));
+        let peer = req.peer_addr().map(|a| a.ip());
+        let ip = crate::client_ip::client_ip(server.proxy_trust(), lines, peer);
         ClientInfo {
             user_agent,
             ip_address: ip.map(|ip| ip.to_string()),

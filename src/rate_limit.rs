@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::extract::ClientInfo;
+use crate::store::Store;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct RateLimitSettings {
@@ -20,15 +21,22 @@ pub struct RateLimitSettings {
     pub credentials_per_minute: u32,
     /// Attempts allowed at once before the sustained rate applies.
     pub credentials_burst: u32,
+    /// `POST /v1/guest` per client address per minute, counted in the database so every
+    /// instance shares the budget; 0 turns it off.
+    pub guests_per_minute: i64,
 }
 
 pub struct RateLimits {
     credentials: Option<DefaultKeyedRateLimiter<Option<IpAddr>>>,
     clock: DefaultClock,
+    store: Store,
+    guests_per_minute: i64,
 }
 
+const GUEST_WINDOW_SECS: i64 = 60;
+
 impl RateLimits {
-    pub fn new(settings: &RateLimitSettings) -> RateLimits {
+    pub fn new(settings: &RateLimitSettings, store: Store) -> RateLimits {
         let credentials = NonZeroU32::new(settings.credentials_per_minute).map(|per_minute| {
             let burst = NonZeroU32::new(settings.credentials_burst).unwrap_or(per_minute);
             DefaultKeyedRateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst))
@@ -36,7 +44,31 @@ impl RateLimits {
         RateLimits {
             credentials,
             clock: DefaultClock::default(),
+            store,
+            guests_per_minute: settings.guests_per_minute,
         }
+    }
+
+    /// Spends one guest creation of this client's per-minute budget, which every instance
+    /// shares (a fixed window counted in the database), or says how long to wait.
+    pub async fn guest(&self, client: &ClientInfo, now: i64) -> Result<(), ApiError> {
+        if self.guests_per_minute <= 0 {
+            return Ok(());
+        }
+        let ip = client
+            .ip_address
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .map(crate::client_ip::limit_key);
+        let key = format!("guest:{}", ip.map_or("unknown".into(), |ip| ip.to_string()));
+        let window_start = now - now.rem_euclid(GUEST_WINDOW_SECS);
+        let hits = self.store.hit_rate_window(&key, window_start).await?;
+        if hits > self.guests_per_minute {
+            return Err(ApiError::RateLimited(
+                (window_start + GUEST_WINDOW_SECS - now).max(1) as u64,
+            ));
+        }
+        Ok(())
     }
 
     /// Spends one credential attempt for this client, or says how long to wait.
@@ -44,7 +76,11 @@ impl RateLimits {
         let Some(limiter) = &self.credentials else {
             return Ok(());
         };
-        let ip = client.ip_address.as_deref().and_then(|ip| ip.parse().ok());
+        let ip = client
+            .ip_address
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .map(crate::client_ip::limit_key);
         limiter.check_key(&ip).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             ApiError::RateLimited(wait.as_secs().max(1))

@@ -57,3 +57,63 @@ async fn behind_a_trusted_proxy_each_client_address_has_its_own_budget() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn forged_forwarded_lines_do_not_buy_fresh_budgets() {
+    // Arrange: one proxy in front; the client writes its own X-Forwarded-For line every time,
+    // and the proxy appends the address it really saw as another line.
+    let app = spawn_app_with(|s| {
+        s.server.trust_proxy = true;
+        s.rate_limits.credentials_per_minute = 2;
+        s.rate_limits.credentials_burst = 3;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..15 {
+        let response = app
+            .post("/v1/login")
+            .header("x-forwarded-for", format!("6.6.6.{i}"))
+            .header("x-forwarded-for", "198.51.100.1")
+            .json(
+                &serde_json::json!({"email": "ann@example.com", "password": "a wrong passphrase"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status());
+    }
+    // Assert: the budget of 198.51.100.1 ran out after three attempts.
+    assert!(
+        statuses[..3].iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[3..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn ipv6_clients_share_a_budget_per_64() {
+    let app = spawn_app_with(|s| {
+        s.server.trust_proxy = true;
+        s.rate_limits.credentials_per_minute = 1;
+        s.rate_limits.credentials_burst = 1;
+    })
+    .await;
+    let login = |ip: &'static str| {
+        app.post("/v1/login")
+            .header("x-forwarded-for", ip)
+            .json(&serde_json::json!({"email": "nobody@example.com", "password": STRONG_PASSWORD}))
+            .send()
+    };
+    let first = login("2001:db8:7:1::1").await.unwrap().status();
+    assert_eq!(first, StatusCode::UNAUTHORIZED);
+    // Another address of the same /64 is the same subscriber.
+    let same_64 = login("2001:db8:7:1:ffff::2").await.unwrap().status();
+    assert_eq!(same_64, StatusCode::TOO_MANY_REQUESTS);
+    let other_64 = login("2001:db8:7:2::1").await.unwrap().status();
+    assert_eq!(other_64, StatusCode::UNAUTHORIZED);
+}
