@@ -143,7 +143,8 @@ async fn stream(state: &web::Data<AppState>, req: &HttpRequest) -> ApiResult<Htt
     // Subscribe before reading where to start: nothing committed after this point is missed.
     let live = feed.subscribe();
     let (start, reset) = match resume {
-        None => (feed.head(), None),
+        // The newest committed event, not the fan-out position, which may lag it by a poll.
+        None => (feed.store().last_event_id().await?, None),
         Some(after) => match resume_point(&feed, after).await? {
             Ok(after) => (after, None),
             Err(start_over) => (start_over, Some(start_over)),
