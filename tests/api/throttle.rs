@@ -1,0 +1,237 @@
+//! The per-account login throttle: one budget in the database for every instance, the same
+//! answer for unknown emails, and the owner never locked out from an address that has not
+//! failed.
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use sessiond::config::Settings;
+
+use crate::helpers::{STRONG_PASSWORD, TestApp, assert_error, spawn_app_with, spawn_on};
+use crate::service::{ADMIN_KEY, admin, with_test_keys};
+
+const WRONG: &str = "not the password at all";
+
+/// The defaults, behind one trusted proxy so that tests can speak from many addresses.
+fn throttled(s: &mut Settings) {
+    with_test_keys(s);
+    s.server.trust_proxy = true;
+    s.throttle = Settings::defaults().throttle;
+}
+
+async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Response {
+    app.post("/v1/login")
+        .header("x-forwarded-for", ip)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Status, Retry-After and body of an answer.
+async fn answer(response: Response) -> (StatusCode, Option<String>, Value) {
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, retry_after, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn five_failures_block_the_address_and_unknown_emails_get_the_same_answers() {
+    // Arrange
+    let app = spawn_app_with(throttled).await;
+    app.new_user_with_email("ann@example.com").await;
+
+    // Act: the same sequence against a real account and an email nobody has.
+    let mut transcripts = Vec::new();
+    for email in ["ann@example.com", "nobody@example.com"] {
+        let mut transcript = Vec::new();
+        for _ in 0..5 {
+            transcript.push(answer(login_from(&app, "198.51.100.1", email, WRONG).await).await);
+        }
+        // Even the right password is not checked while the address is blocked.
+        let right = login_from(&app, "198.51.100.1", email, STRONG_PASSWORD).await;
+        transcript.push(answer(right).await);
+        transcripts.push(transcript);
+    }
+
+    // Assert
+    let known = &transcripts[0];
+    assert!(
+        known[..5]
+            .iter()
+            .all(|(s, _, _)| *s == StatusCode::UNAUTHORIZED),
+        "{known:?}"
+    );
+    let (status, retry_after, body) = &known[5];
+    assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["error"], "rate_limited");
+    let wait: i64 = retry_after.as_deref().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&wait), "{wait}");
+    let strip = |t: &Vec<(StatusCode, Option<String>, Value)>| -> Vec<(StatusCode, Value)> {
+        t.iter().map(|(s, _, b)| (*s, b.clone())).collect()
+    };
+    assert_eq!(
+        strip(&transcripts[0]),
+        strip(&transcripts[1]),
+        "unknown emails look the same"
+    );
+
+    // The owner, from an address that has not failed, signs in.
+    let owner = login_from(&app, "203.0.113.50", "ann@example.com", STRONG_PASSWORD).await;
+    assert_eq!(owner.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_success_clears_the_address() {
+    let app = spawn_app_with(throttled).await;
+    app.new_user_with_email("ann@example.com").await;
+    let ip = "198.51.100.2";
+    for _ in 0..4 {
+        let r = login_from(&app, ip, "ann@example.com", WRONG).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let ok = login_from(&app, ip, "ann@example.com", STRONG_PASSWORD).await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    // The count restarted: four more failures are still answered.
+    for _ in 0..4 {
+        let r = login_from(&app, ip, "ann@example.com", WRONG).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The fifth failure since the success blocks the address.
+    let fifth = login_from(&app, ip, "ann@example.com", WRONG).await;
+    assert_eq!(fifth.status(), StatusCode::UNAUTHORIZED);
+    let blocked = login_from(&app, ip, "ann@example.com", WRONG).await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn the_cli_clears_an_accounts_throttle() {
+    let app = spawn_app_with(throttled).await;
+    app.new_user_with_email("ann@example.com").await;
+    let ip = "198.51.100.5";
+    for _ in 0..5 {
+        login_from(&app, ip, "ann@example.com", WRONG).await;
+    }
+    let blocked = login_from(&app, ip, "ann@example.com", STRONG_PASSWORD).await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let output = crate::binary::sessiond()
+        .env("DATABASE_URL", &app.db.url)
+        .args(["throttle", "clear", " Ann@Example.com "])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("cleared 2 throttle entries for ann@example.com"),
+        "{stdout}"
+    );
+    let again = login_from(&app, ip, "ann@example.com", STRONG_PASSWORD).await;
+    assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn two_instances_share_one_budget() {
+    let a = spawn_app_with(throttled).await;
+    let b = spawn_on(a.db.clone(), throttled).await;
+    a.new_user_with_email("ann@example.com").await;
+    let ip = "198.51.100.3";
+    for app in [&a, &b, &a, &b, &a] {
+        let r = login_from(app, ip, "ann@example.com", WRONG).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    for app in [&a, &b] {
+        let r = login_from(app, ip, "ann@example.com", STRONG_PASSWORD).await;
+        assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    }
+}
+
+#[tokio::test]
+async fn past_the_account_ceiling_failed_addresses_wait_and_fresh_ones_still_get_in() {
+    // Arrange: a botnet, each address failing twice (under the per-address threshold).
+    let app = spawn_app_with(|s| {
+        throttled(s);
+        s.throttle.account_failures = 10;
+        s.throttle.account_delay_ms = 50;
+    })
+    .await;
+    app.new_user_with_email("ann@example.com").await;
+    for bot in 0..5 {
+        let ip = format!("192.0.2.{bot}");
+        for _ in 0..2 {
+            let r = login_from(&app, &ip, "ann@example.com", WRONG).await;
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+
+    // Act + Assert: an address that failed is refused even with the right password...
+    let bot = login_from(&app, "192.0.2.0", "ann@example.com", STRONG_PASSWORD).await;
+    assert_error(bot, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    // ...while the owner's clean address is only slowed, and gets in.
+    let owner = login_from(&app, "203.0.113.9", "ann@example.com", STRONG_PASSWORD).await;
+    assert_eq!(owner.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_admin_clears_the_throttle_and_it_is_audited_and_counted() {
+    let app = spawn_app_with(throttled).await;
+    let ann = app.new_user_with_email("ann@example.com").await;
+    let ip = "198.51.100.4";
+    for _ in 0..5 {
+        login_from(&app, ip, "ann@example.com", WRONG).await;
+    }
+    let blocked = login_from(&app, ip, "ann@example.com", STRONG_PASSWORD).await;
+    assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    let path = format!("/v1/admin/users/{}/throttle", ann.user_id);
+    let cleared = admin(&app, Method::DELETE, &path, Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
+    let again = login_from(&app, ip, "ann@example.com", STRONG_PASSWORD).await;
+    assert_eq!(again.status(), StatusCode::OK);
+
+    let unknown = format!("/v1/admin/users/{}/throttle", uuid::Uuid::now_v7());
+    let missing = admin(&app, Method::DELETE, &unknown, Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_error(missing, StatusCode::NOT_FOUND, "not_found").await;
+
+    let audit: Value = admin(
+        &app,
+        Method::GET,
+        &format!("/v1/admin/audit?user_id={}", ann.user_id),
+        Some(ADMIN_KEY),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let types: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(types.contains(&"login_throttled"), "{types:?}");
+    assert!(types.contains(&"admin_cleared_throttle"), "{types:?}");
+    let metrics = app
+        .get("/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let throttled_total = metrics
+        .lines()
+        .find(|l| l.starts_with("sessiond_login_throttled_total "))
+        .expect("the metric");
+    assert_eq!(throttled_total, "sessiond_login_throttled_total 1");
+}
