@@ -73,3 +73,24 @@ fn insert_active(key: &SigningKeyRow, created_at: i64) -> Query<'_, Any, AnyArgu
     .bind(&key.public_jwk)
     .bind(created_at)
 }
+
+impl Store {
+    /// Replaces the stored private part of `kid` (sealing, or re-sealing under a new KEK), if
+    /// it is still `expected`: a concurrent change wins and this one reports `false`.
+    pub async fn replace_private_key(
+        &self,
+        kid: &str,
+        expected: &[u8],
+        stored: &[u8],
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "update signing_keys set private_der = $1 where kid = $2 and private_der = $3",
+        )
+        .bind(stored)
+        .bind(kid)
+        .bind(expected)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+}

@@ -17,6 +17,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 
 use crate::store::{SigningKeyRow, Store, StoreResult};
+use crate::tokens::sealing::KeyEncryption;
 
 /// How often an unknown `kid` may trigger a re-read of the key table.
 const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(5);
@@ -35,6 +36,7 @@ struct KeySet {
 
 pub struct KeyRing {
     store: Store,
+    sealing: Arc<KeyEncryption>,
     /// Keys retired longer ago than this can no longer verify any live token.
     retention_secs: i64,
     current: RwLock<Arc<KeySet>>,
@@ -43,11 +45,16 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// Loads the keys, creating the first one if the table is empty.
-    pub async fn load(store: Store, access_ttl_secs: i64) -> anyhow::Result<KeyRing> {
+    pub async fn load(
+        store: Store,
+        access_ttl_secs: i64,
+        sealing: Arc<KeyEncryption>,
+    ) -> anyhow::Result<KeyRing> {
         let retention_secs = access_ttl_secs + 60;
-        let set = read_or_create(&store, retention_secs).await?;
+        let set = read_or_create(&store, retention_secs, &sealing).await?;
         Ok(KeyRing {
             store,
+            sealing,
             retention_secs,
             current: RwLock::new(Arc::new(set)),
             last_reload: Mutex::new(Instant::now()),
@@ -76,7 +83,7 @@ impl KeyRing {
     }
 
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let set = read_keys(&self.store, self.retention_secs).await?;
+        let set = read_keys(&self.store, self.retention_secs, &self.sealing).await?;
         *self.current.write().expect("key ring lock poisoned") = Arc::new(set);
         Ok(())
     }
@@ -95,7 +102,14 @@ impl KeyRing {
     }
 }
 
-/// A new ES256 key as a row ready to insert.
+/// A new ES256 key as a row ready to insert, its private part sealed when a KEK is configured.
+pub fn generate_sealed_key(now: i64, sealing: &KeyEncryption) -> anyhow::Result<SigningKeyRow> {
+    let mut key = generate_key(now)?;
+    key.private_der = sealing.seal(&key.kid, &key.private_der)?;
+    Ok(key)
+}
+
+/// A new ES256 key as a row ready to insert (private part as plain PKCS#8).
 pub fn generate_key(now: i64) -> anyhow::Result<SigningKeyRow> {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -129,20 +143,28 @@ pub fn generate_key(now: i64) -> anyhow::Result<SigningKeyRow> {
     })
 }
 
-async fn read_or_create(store: &Store, retention_secs: i64) -> anyhow::Result<KeySet> {
-    match read_keys(store, retention_secs).await {
+async fn read_or_create(
+    store: &Store,
+    retention_secs: i64,
+    sealing: &KeyEncryption,
+) -> anyhow::Result<KeySet> {
+    match read_keys(store, retention_secs, sealing).await {
         Err(err) if err.is::<NoActiveKey>() => {
-            let key = generate_key(crate::clock::now())?;
+            let key = generate_sealed_key(crate::clock::now(), sealing)?;
             if store.insert_first_active_key(&key).await? {
                 tracing::info!(kid = %key.kid, "created the first signing key");
             }
-            read_keys(store, retention_secs).await
+            read_keys(store, retention_secs, sealing).await
         }
         other => other,
     }
 }
 
-async fn read_keys(store: &Store, retention_secs: i64) -> anyhow::Result<KeySet> {
+async fn read_keys(
+    store: &Store,
+    retention_secs: i64,
+    sealing: &KeyEncryption,
+) -> anyhow::Result<KeySet> {
     let rows: StoreResult<Vec<SigningKeyRow>> = store
         .verification_keys(crate::clock::now() - retention_secs)
         .await;
@@ -151,10 +173,14 @@ async fn read_keys(store: &Store, retention_secs: i64) -> anyhow::Result<KeySet>
         .iter()
         .find(|row| row.active.is_some())
         .ok_or(NoActiveKey)?;
+    let pkcs8 = sealing.open(&active.kid, &active.private_der)?;
+    // Parse it now: a key that cannot sign must stop start-up, not fail every login later.
+    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+        .map_err(|_| anyhow::anyhow!("signing key {} is not a P-256 key", active.kid))?;
     let signer = Arc::new(Signer {
         kid: active.kid.clone(),
         algorithm: parse_algorithm(&active.alg)?,
-        key: EncodingKey::from_ec_der(&active.private_der),
+        key: EncodingKey::from_ec_der(&pkcs8),
     });
     let mut verifiers = HashMap::new();
     let mut published = Vec::new();

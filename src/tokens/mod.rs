@@ -4,6 +4,7 @@
 pub mod access;
 pub mod keys;
 pub mod opaque;
+pub mod sealing;
 
 pub use access::{AccessClaims, AccessTokens};
 pub use keys::KeyRing;
