@@ -23,6 +23,9 @@ pub enum Event {
     PasswordChanged,
     AdminRevokedSessions,
     AdminDeletedUser,
+    /// Failed logins blocked an account from an address, or took it past its ceiling.
+    LoginThrottled,
+    AdminClearedThrottle,
 }
 
 impl Event {
@@ -41,6 +44,8 @@ impl Event {
             Event::PasswordChanged => "password_changed",
             Event::AdminRevokedSessions => "admin_revoked_sessions",
             Event::AdminDeletedUser => "admin_deleted_user",
+            Event::LoginThrottled => "login_throttled",
+            Event::AdminClearedThrottle => "admin_cleared_throttle",
         }
     }
 }

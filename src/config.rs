@@ -19,6 +19,12 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub sessions: SessionSettings,
     pub events: EventSettings,
+    pub throttle: crate::throttle::ThrottleSettings,
+    pub audit: AuditSettings,
+    #[serde(default)]
+    pub metrics: MetricsSettings,
+    #[serde(default)]
+    pub keys: KeySettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
     pub bridge: crate::bridge::BridgeSettings,
@@ -36,7 +42,23 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub public_url: String,
+    /// Read the client address from `X-Forwarded-For` (see `crate::client_ip`).
     pub trust_proxy: bool,
+    /// With `trust_proxy`: the entry this many hops from the right is the client.
+    pub proxy_hops: usize,
+    /// With `trust_proxy`: if set, the client is the first entry from the right outside these
+    /// networks (instead of counting `proxy_hops`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl ServerSettings {
+    pub fn proxy_trust(&self) -> crate::client_ip::ProxyTrust<'_> {
+        crate::client_ip::ProxyTrust {
+            enabled: self.trust_proxy,
+            hops: self.proxy_hops,
+            trusted: &self.trusted_proxies,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,7 +84,37 @@ pub struct SessionSettings {
     pub guest_ttl_secs: i64,
     pub idle_timeout_secs: i64,
     pub refresh_grace_secs: i64,
+    /// Guests without a live session are deleted this long after they were created.
+    pub abandoned_guest_secs: i64,
     pub cache_entries: usize,
+}
+
+/// Signing keys at rest (see `crate::tokens::sealing`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct KeySettings {
+    /// 32 bytes, standard base64 (`SESSIOND__KEYS__ENCRYPTION_KEY`): seals private keys.
+    #[serde(default)]
+    pub encryption_key: Option<SecretString>,
+    /// Earlier encryption keys, still able to open rows until `sessiond keys seal` re-seals
+    /// them (`SESSIOND__KEYS__OLD_ENCRYPTION_KEYS`, comma-separated).
+    #[serde(default)]
+    pub old_encryption_keys: Vec<SecretString>,
+    /// In production, allow running without `encryption_key` (keys stored as plain PKCS#8).
+    #[serde(default)]
+    pub allow_plaintext: bool,
+}
+
+/// `GET /metrics`: open by default (for a private port); with `bearer_token` set (e.g.
+/// `SESSIOND__METRICS__BEARER_TOKEN`), only scrapers presenting it may read.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct MetricsSettings {
+    #[serde(default)]
+    pub bearer_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuditSettings {
+    pub retention_secs: i64,
 }
 
 /// The session event feed (`GET /v1/events`, see `crate::events`).
@@ -83,6 +135,8 @@ pub struct PasswordSettings {
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
     pub max_concurrent_hashes: usize,
+    /// Hashes allowed to wait (queued or running); past it, `503 unavailable` at once.
+    pub max_queued_hashes: usize,
     pub min_strength: u8,
 }
 
@@ -93,9 +147,29 @@ pub struct LogSettings {
 }
 
 impl Settings {
-    /// Reads the layered configuration from the process environment.
+    /// `SESSIOND_ENV`: `development` unless set (the Docker image sets `production`).
+    pub fn environment() -> String {
+        std::env::var("SESSIOND_ENV").unwrap_or_else(|_| "development".into())
+    }
+
+    /// Reads the layered configuration from the process environment and refuses one that must
+    /// not run (see [`Settings::problems`]): one error naming each setting and why.
     pub fn load() -> anyhow::Result<Settings> {
-        let env_name = std::env::var("SESSIOND_ENV").unwrap_or_else(|_| "development".into());
+        let settings = Self::load_unchecked()?;
+        let problems = settings.problems(Self::environment() == "production");
+        if !problems.is_empty() {
+            anyhow::bail!(
+                "refusing to start with SESSIOND_ENV={}: {}",
+                Self::environment(),
+                problems.join("; ")
+            );
+        }
+        Ok(settings)
+    }
+
+    /// Reads the layered configuration without judging it (`sessiond config check`).
+    pub fn load_unchecked() -> anyhow::Result<Settings> {
+        let env_name = Self::environment();
         let dir = std::env::var("SESSIOND_CONFIG_DIR").unwrap_or_else(|_| "config".into());
         let mut builder = config::Config::builder()
             .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
@@ -103,7 +177,14 @@ impl Settings {
             .add_source(
                 config::Environment::with_prefix("SESSIOND")
                     .prefix_separator("__")
-                    .separator("__"),
+                    .separator("__")
+                    // Lists from one variable, comma-separated, e.g.
+                    // SESSIOND__SERVER__TRUSTED_PROXIES=10.0.0.0/8,172.16.0.0/12
+                    .list_separator(",")
+                    .with_list_parse_key("server.trusted_proxies")
+                    .with_list_parse_key("cors.allowed_origins")
+                    .with_list_parse_key("keys.old_encryption_keys")
+                    .try_parsing(true),
             );
         if let Ok(port) = std::env::var("PORT") {
             builder = builder.set_override("server.port", port)?;
@@ -133,6 +214,81 @@ impl Settings {
             settings.tokens.issuer = settings.server.public_url.trim_end_matches('/').into();
         }
         Ok(settings)
+    }
+}
+
+impl Settings {
+    /// Why this configuration must not run: always for what is unsafe anywhere, and in
+    /// production also for development conveniences. Each reason names its setting.
+    pub fn problems(&self, production: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        for provider in &self.bridge.providers {
+            let Some(jwks_url) = &provider.jwks_url else {
+                continue;
+            };
+            let url = url::Url::parse(jwks_url).ok();
+            let https = url.as_ref().is_some_and(|u| u.scheme() == "https");
+            let loopback = url.as_ref().is_some_and(is_loopback);
+            if !https && (production || !loopback) {
+                problems.push(format!(
+                    "bridge provider {}: jwks_url must be https:// (http:// only to a loopback \
+                     address, outside production), or keys could be swapped in transit",
+                    provider.name
+                ));
+            }
+        }
+        if !production {
+            return problems;
+        }
+        let public = url::Url::parse(&self.server.public_url).ok();
+        if !public
+            .as_ref()
+            .is_some_and(|u| u.scheme() == "https" && !is_loopback(u))
+        {
+            problems.push(format!(
+                "server.public_url is {:?}: production needs the public https:// URL clients \
+                 use (it is the token issuer and the base of discovery URLs)",
+                self.server.public_url
+            ));
+        }
+        for key in &self.service_keys {
+            let short = key
+                .secret
+                .as_ref()
+                .is_some_and(|s| s.expose_secret().len() < MIN_SERVICE_KEY_BYTES);
+            if short {
+                problems.push(format!(
+                    "service key {}: a secret shorter than {MIN_SERVICE_KEY_BYTES} bytes can be \
+                     guessed (use `sessiond service-keys create` or `openssl rand -hex 32`)",
+                    key.name
+                ));
+            }
+        }
+        let sealed = self
+            .keys
+            .encryption_key
+            .as_ref()
+            .is_some_and(|k| !k.expose_secret().is_empty());
+        if !sealed && !self.keys.allow_plaintext {
+            problems.push(
+                "keys.encryption_key is not set: signing keys would be stored usable by anyone \
+                 with a database backup (set SESSIOND__KEYS__ENCRYPTION_KEY to \
+                 `openssl rand -base64 32`, or keys.allow_plaintext = true to accept that)"
+                    .to_string(),
+            );
+        }
+        problems
+    }
+}
+
+const MIN_SERVICE_KEY_BYTES: usize = 32;
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unspecified(),
+        None => false,
     }
 }
 

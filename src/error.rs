@@ -118,7 +118,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match self {
             ApiError::Internal(cause) => tracing::error!(error = ?cause, "request failed"),
-            ApiError::Unavailable(cause) => tracing::warn!(error = ?cause, "database unavailable"),
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = ?cause, "temporarily unavailable")
+            }
             _ => {}
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -139,6 +141,15 @@ impl ResponseError for ApiError {
             error: self.code(),
             error_description: self.to_string(),
         })
+    }
+}
+
+impl From<crate::passwords::HashError> for ApiError {
+    fn from(err: crate::passwords::HashError) -> Self {
+        match err {
+            crate::passwords::HashError::Busy => ApiError::Unavailable(err.into()),
+            crate::passwords::HashError::Failed(e) => ApiError::Internal(e),
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bridge;
+pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod cookies;
@@ -22,6 +23,7 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 pub mod tokens;
 
 /// jsonwebtoken compiles with no crypto backend chosen at run time and panics at the first

@@ -31,6 +31,32 @@ enum Command {
     /// Keys for trusted backends (introspection, ticket redemption, admin API).
     #[command(subcommand, name = "service-keys")]
     ServiceKeys(ServiceKeysCommand),
+    /// The per-account login throttle.
+    #[command(subcommand)]
+    Throttle(ThrottleCommand),
+    /// The configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the effective configuration (secrets masked) and exit non-zero, with the reasons,
+    /// if it must not run (judged as production when SESSIOND_ENV=production).
+    ///
+    /// Example: SESSIOND_ENV=production sessiond config check
+    Check,
+}
+
+#[derive(Subcommand)]
+enum ThrottleCommand {
+    /// Forget an account's failed logins from every address, so its owner can sign in now.
+    ///
+    /// Example: sessiond throttle clear ann@example.com
+    Clear {
+        /// The email the attempts were made with.
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -38,7 +64,7 @@ enum ServiceKeysCommand {
     /// Create a key and print it once; only its SHA-256 is stored.
     Create {
         name: String,
-        /// introspect and/or admin (repeat the flag for both)
+        /// introspect, admin and/or events (repeat the flag for several)
         #[arg(long = "scope", required = true)]
         scopes: Vec<String>,
     },
@@ -54,6 +80,11 @@ enum KeysCommand {
     List,
     /// Make a new active key; the old one keeps verifying until its tokens expire.
     Rotate,
+    /// Seal every private key under keys.encryption_key (plain rows, and rows sealed under an
+    /// old encryption key listed in keys.old_encryption_keys). Safe to run while serving.
+    ///
+    /// Example: SESSIOND__KEYS__ENCRYPTION_KEY=$(openssl rand -base64 32) sessiond keys seal
+    Seal,
 }
 
 #[derive(Subcommand)]
@@ -65,6 +96,9 @@ enum UsersCommand {
 #[actix_web::main]
 async fn main() {
     let cli = Cli::parse();
+    if let Some(Command::Config(ConfigCommand::Check)) = cli.command {
+        std::process::exit(check_config());
+    }
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
@@ -81,8 +115,34 @@ async fn main() {
     }
 }
 
+/// `sessiond config check`: 0 when the configuration may run, 1 with the reasons if not, 2 if
+/// it cannot even be read.
+fn check_config() -> i32 {
+    let settings = match Settings::load_unchecked() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("sessiond: {error:#}");
+            return 2;
+        }
+    };
+    let environment = Settings::environment();
+    println!("SESSIOND_ENV={environment}");
+    println!("{settings:#?}");
+    let problems = settings.problems(environment == "production");
+    for problem in &problems {
+        eprintln!("problem: {problem}");
+    }
+    if problems.is_empty() {
+        println!("configuration ok");
+        0
+    } else {
+        1
+    }
+}
+
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
+        Command::Config(ConfigCommand::Check) => unreachable!("handled before loading settings"),
         Command::Serve => {
             let app = Application::build(settings).await?;
             tracing::info!(port = app.port(), "sessiond listening");
@@ -112,11 +172,44 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::Rotate) => {
             let store = connect(&settings).await?;
             let now = clock::now();
-            let key = tokens::keys::generate_key(now)?;
+            let key = tokens::keys::generate_sealed_key(now, &key_encryption(&settings)?)?;
             store.rotate_signing_key(&key, now).await?;
             println!("new active key {}", key.kid);
         }
+        Command::Keys(KeysCommand::Seal) => {
+            let store = connect(&settings).await?;
+            let sealing = key_encryption(&settings)?;
+            anyhow::ensure!(
+                sealing.configured(),
+                "set keys.encryption_key (SESSIOND__KEYS__ENCRYPTION_KEY) to seal keys"
+            );
+            let mut sealed = 0;
+            for key in store.all_signing_keys().await? {
+                if sealing.is_current(&key.private_der) {
+                    continue;
+                }
+                let pkcs8 = sealing.open(&key.kid, &key.private_der)?;
+                let stored = sealing.seal(&key.kid, &pkcs8)?;
+                if store
+                    .replace_private_key(&key.kid, &key.private_der, &stored)
+                    .await?
+                {
+                    sealed += 1;
+                }
+            }
+            println!("sealed {sealed} signing keys under the current encryption key");
+        }
         Command::ServiceKeys(command) => service_keys(command, &connect(&settings).await?).await?,
+        Command::Throttle(ThrottleCommand::Clear { email }) => {
+            let store = connect(&settings).await?;
+            let account = sessiond::domain::Email::parse(&email)
+                .map(|e| e.as_str().to_string())
+                .unwrap_or_else(|_| email.trim().to_lowercase());
+            let cleared = sessiond::throttle::LoginThrottle::new(store, settings.throttle.clone())
+                .clear(&account)
+                .await?;
+            println!("cleared {cleared} throttle entries for {account}");
+        }
         Command::Users(UsersCommand::RevokeSessions { user_id }) => {
             let store = connect(&settings).await?;
             let ended = store
@@ -173,6 +266,13 @@ async fn service_keys(command: ServiceKeysCommand, store: &Store) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+fn key_encryption(settings: &Settings) -> anyhow::Result<tokens::sealing::KeyEncryption> {
+    tokens::sealing::KeyEncryption::new(
+        settings.keys.encryption_key.as_ref(),
+        &settings.keys.old_encryption_keys,
+    )
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Store> {

@@ -11,6 +11,8 @@ use crate::state::AppState;
 /// Ended sessions are kept this long for the owner's and admins' audit trail, then deleted.
 const RETENTION_SECS: i64 = 7 * 24 * 3600;
 const PURGE_BATCH: i64 = 500;
+/// Abandoned guests deleted per purge run at most (every `PURGE_EVERY`).
+const GUESTS_PER_RUN: i64 = 5000;
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Revoking a service key on one instance reaches the others within this time.
 const SERVICE_KEYS_EVERY: Duration = Duration::from_secs(10);
@@ -45,6 +47,9 @@ pub fn spawn(state: Arc<AppState>) {
             purge_ended_sessions(&state).await;
             purge_expired_tickets(&state).await;
             purge_old_events(&state).await;
+            purge_abandoned_guests(&state).await;
+            purge_old_audit_events(&state).await;
+            purge_spent_limits(&state).await;
             state.rate_limits.tidy();
         }
     });
@@ -66,6 +71,76 @@ async fn purge_expired_tickets(state: &AppState) {
             }
         }
     }
+}
+
+/// Runs one purge step batch after batch until it deletes nothing (or fails), yielding in
+/// between so requests never wait behind a long delete; returns how many rows went.
+async fn in_batches<F, Fut>(what: &str, mut step: F) -> u64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::store::StoreResult<u64>>,
+{
+    let mut total = 0;
+    loop {
+        match step().await {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                tokio::task::yield_now().await;
+            }
+            Err(error) => {
+                tracing::warn!(error = ?error, "could not purge {what}");
+                break;
+            }
+        }
+    }
+    total
+}
+
+/// Guest users that have no live session and were created over `abandoned_guest_secs` ago,
+/// with their rows. At most `GUESTS_PER_RUN` per run, so a backlog is worked off gradually.
+pub async fn purge_abandoned_guests(state: &AppState) -> u64 {
+    let sessions = &state.settings.sessions;
+    let now = clock::now();
+    let created_before = now - sessions.abandoned_guest_secs;
+    let mut budget = GUESTS_PER_RUN;
+    let deleted = in_batches("abandoned guests", || {
+        let batch = budget.min(PURGE_BATCH);
+        budget -= batch;
+        let store = &state.store;
+        async move {
+            if batch == 0 {
+                return Ok(0);
+            }
+            store
+                .purge_abandoned_guests(now, created_before, sessions.idle_timeout_secs, batch)
+                .await
+        }
+    })
+    .await;
+    if deleted > 0 {
+        tracing::info!(deleted, "purged abandoned guest users");
+    }
+    deleted
+}
+
+/// Audit events older than `audit.retention_secs`.
+pub async fn purge_old_audit_events(state: &AppState) -> u64 {
+    let cutoff = clock::now() - state.settings.audit.retention_secs;
+    in_batches("audit events", || {
+        state.store.purge_audit_events(cutoff, PURGE_BATCH)
+    })
+    .await
+}
+
+/// Login throttle counters and rate windows that no longer limit anything.
+async fn purge_spent_limits(state: &AppState) -> u64 {
+    let now = clock::now();
+    let window_start = now - state.settings.throttle.window_secs;
+    in_batches("limit counters", || {
+        state.store.purge_limits(now, window_start, PURGE_BATCH)
+    })
+    .await
 }
 
 /// Session events older than their retention, in batches.

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub event_consumers: IntGauge,
     live_sessions: IntGauge,
     argon2_queue: IntGauge,
+    argon2_abandoned: IntCounter,
+    pub login_throttled: IntCounter,
     live_sessions_read: Mutex<Option<Instant>>,
 }
 
@@ -72,8 +74,20 @@ impl Metrics {
             IntGauge::new("live_sessions", "Sessions neither revoked nor expired").expect("metric");
         let argon2_queue = IntGauge::new("argon2_queue_depth", "Password hashes queued or running")
             .expect("metric");
+        let argon2_abandoned = IntCounter::new(
+            "argon2_abandoned_total",
+            "Queued password hashes skipped because their client had gone",
+        )
+        .expect("metric");
+        let login_throttled = IntCounter::new(
+            "login_throttled_total",
+            "Login attempts refused by the per-account throttle",
+        )
+        .expect("metric");
         for metric in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(argon2_abandoned.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(login_throttled.clone()),
+            Box::new(requests.clone()),
             Box::new(latency.clone()),
             Box::new(logins.clone()),
             Box::new(refreshes.clone()),
@@ -94,6 +108,8 @@ impl Metrics {
             event_consumers,
             live_sessions,
             argon2_queue,
+            argon2_abandoned,
+            login_throttled,
             live_sessions_read: Mutex::new(None),
         }
     }
@@ -132,22 +148,62 @@ pub async fn record(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let response = next.call(req).await?;
     if let Some(state) = state {
         let status = response.status().as_u16();
         state
             .metrics
-            .observe(&route, method.as_str(), status, started.elapsed());
+            .observe(&route, method, status, started.elapsed());
     }
     Ok(response)
 }
 
-/// `GET /metrics`.
-pub async fn export(state: web::Data<AppState>) -> actix_web::HttpResponse {
+/// The method as a label from a fixed set: clients may send any token as a method, and every
+/// new label value would be a series kept for the life of the process.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method as M;
+    match *method {
+        M::GET => "GET",
+        M::POST => "POST",
+        M::PUT => "PUT",
+        M::PATCH => "PATCH",
+        M::DELETE => "DELETE",
+        M::HEAD => "HEAD",
+        M::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// `GET /metrics`. With `metrics.bearer_token` set, only callers presenting it may read.
+pub async fn export(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+) -> Result<actix_web::HttpResponse, crate::error::ApiError> {
+    let token = state.settings.metrics.bearer_token.as_ref();
+    if let Some(expected) = token.filter(|t| !secrecy::ExposeSecret::expose_secret(*t).is_empty()) {
+        use secrecy::ExposeSecret;
+        use subtle::ConstantTimeEq;
+        let presented = crate::extract::bearer_token(&req).unwrap_or_default();
+        let same: bool = presented
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes())
+            .into();
+        if !same {
+            return Err(crate::error::ApiError::InvalidClient);
+        }
+    }
+    Ok(render(&state).await)
+}
+
+async fn render(state: &AppState) -> actix_web::HttpResponse {
     let metrics = &state.metrics;
     metrics.argon2_queue.set(state.hasher.queue_depth());
+    let abandoned = u64::try_from(state.hasher.abandoned()).unwrap_or(0);
+    metrics
+        .argon2_abandoned
+        .inc_by(abandoned.saturating_sub(metrics.argon2_abandoned.get()));
     if metrics.live_sessions_stale() {
         match state
             .store

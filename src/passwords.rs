@@ -28,6 +28,26 @@ enum Job {
     Verify(SecretString, String, oneshot::Sender<anyhow::Result<bool>>),
 }
 
+impl Job {
+    /// The requester stopped waiting (its client went away): the hash would be wasted.
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::Hash(_, reply) => reply.is_closed(),
+            Job::Verify(_, _, reply) => reply.is_closed(),
+        }
+    }
+}
+
+/// Why a hash was not computed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// The queue is full: answer 503 at once rather than make every caller wait longer.
+    #[error("too many password hashes are waiting")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: mpsc::Sender<Job>,
@@ -35,6 +55,8 @@ pub struct PasswordHasher {
     /// does. Made on first use, so an idle instance never spent the memory.
     dummy_hash: Arc<OnceCell<String>>,
     waiting: Arc<AtomicI64>,
+    max_waiting: i64,
+    abandoned: Arc<AtomicI64>,
 }
 
 impl PasswordHasher {
@@ -53,17 +75,18 @@ impl PasswordHasher {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let waiting = Arc::new(AtomicI64::new(0));
+        let abandoned = Arc::new(AtomicI64::new(0));
         for i in 0..threads {
             let worker = Worker {
                 params: params.clone(),
                 blocks: Vec::new(),
             };
-            let (queue, waiting) = (queue.clone(), waiting.clone());
+            let (queue, waiting, abandoned) = (queue.clone(), waiting.clone(), abandoned.clone());
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
                     lower_priority();
-                    worker.run(&queue, &waiting)
+                    worker.run(&queue, &waiting, &abandoned)
                 })
                 .context("Failed to start a password hashing thread")?;
         }
@@ -71,7 +94,14 @@ impl PasswordHasher {
             jobs,
             dummy_hash: Arc::new(OnceCell::new()),
             waiting,
+            max_waiting: i64::try_from(settings.max_queued_hashes.max(1)).unwrap_or(i64::MAX),
+            abandoned,
         })
+    }
+
+    /// Queued hashes skipped because their requester had gone.
+    pub fn abandoned(&self) -> i64 {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     /// Hashes queued or running: the argon2 queue depth.
@@ -80,10 +110,10 @@ impl PasswordHasher {
     }
 
     /// A PHC string for an (already normalized) new password.
-    pub async fn hash(&self, password: &SecretString) -> anyhow::Result<String> {
+    pub async fn hash(&self, password: &SecretString) -> Result<String, HashError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Hash(password.clone(), reply))?;
-        answer.await.context("password hashing thread stopped")?
+        Ok(answer.await.context("password hashing thread stopped")??)
     }
 
     /// Checks a presented password against a stored PHC string, or against the dummy hash when
@@ -92,7 +122,7 @@ impl PasswordHasher {
         &self,
         password: &SecretString,
         stored: Option<String>,
-    ) -> anyhow::Result<bool> {
+    ) -> Result<bool, HashError> {
         let is_real = stored.is_some();
         let phc = match stored {
             Some(phc) => phc,
@@ -104,7 +134,7 @@ impl PasswordHasher {
         Ok(matched && is_real)
     }
 
-    async fn dummy(&self) -> anyhow::Result<String> {
+    async fn dummy(&self) -> Result<String, HashError> {
         let phc = self
             .dummy_hash
             .get_or_try_init(|| async move {
@@ -115,11 +145,14 @@ impl PasswordHasher {
         Ok(phc.clone())
     }
 
-    fn submit(&self, job: Job) -> anyhow::Result<()> {
-        self.waiting.fetch_add(1, Ordering::Relaxed);
+    fn submit(&self, job: Job) -> Result<(), HashError> {
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(HashError::Busy);
+        }
         self.jobs
             .send(job)
-            .map_err(|_| anyhow!("password hashing threads stopped"))
+            .map_err(|_| anyhow!("password hashing threads stopped").into())
     }
 }
 
@@ -141,12 +174,22 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, queue: &Mutex<mpsc::Receiver<Job>>, waiting: &AtomicI64) {
+    fn run(
+        mut self,
+        queue: &Mutex<mpsc::Receiver<Job>>,
+        waiting: &AtomicI64,
+        abandoned: &AtomicI64,
+    ) {
         loop {
             let job = match queue.lock().map(|q| q.recv()) {
                 Ok(Ok(job)) => job,
                 _ => return, // the hasher was dropped
             };
+            if job.abandoned() {
+                waiting.fetch_sub(1, Ordering::Relaxed);
+                abandoned.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             // Leave the queue before answering, so the caller never sees itself still counted.
             match job {
                 Job::Hash(password, reply) => {
@@ -239,6 +282,25 @@ mod tests {
         settings.argon2_memory_kib = 1024;
         settings.argon2_iterations = 1;
         PasswordHasher::new(&settings).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_at_once() {
+        let mut settings = crate::config::Settings::defaults().passwords;
+        settings.max_concurrent_hashes = 1;
+        settings.max_queued_hashes = 2;
+        let hasher = PasswordHasher::new(&settings).unwrap();
+        let pw = SecretString::from("correct horse battery staple");
+        let results = futures_util::future::join_all((0..6).map(|_| hasher.hash(&pw))).await;
+        let busy = results
+            .iter()
+            .filter(|r| matches!(r, Err(HashError::Busy)))
+            .count();
+        assert_eq!(
+            busy, 4,
+            "two fit (one running, one waiting), four are refused"
+        );
+        assert_eq!(hasher.queue_depth(), 0);
     }
 
     #[tokio::test]

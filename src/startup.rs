@@ -97,7 +97,10 @@ fn serve(
                 .default_service(web::to(routes::not_found))
         })
         .shutdown_timeout(10)
-        .client_request_timeout(Duration::from_secs(10));
+        .client_request_timeout(Duration::from_secs(10))
+        // A client that closes its side is gone: stop its request at once, so that (for
+        // example) its queued password hash is skipped rather than computed for nobody.
+        .h1_allow_half_closed(false);
     if workers > 0 {
         server = server.workers(workers);
     }

@@ -24,6 +24,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub bridge: Bridge,
     pub rate_limits: RateLimits,
+    pub throttle: crate::throttle::LoginThrottle,
 }
 
 impl AppState {
@@ -32,8 +33,7 @@ impl AppState {
         &self,
         req: &actix_web::HttpRequest,
     ) -> Result<crate::extract::ClientInfo, crate::error::ApiError> {
-        let client =
-            crate::extract::ClientInfo::from_request(req, self.settings.server.trust_proxy);
+        let client = crate::extract::ClientInfo::from_request(req, &self.settings.server);
         self.rate_limits.credentials(&client)?;
         Ok(client)
     }
@@ -63,8 +63,7 @@ impl AppState {
         req: &actix_web::HttpRequest,
         detail: serde_json::Value,
     ) {
-        let client =
-            crate::extract::ClientInfo::from_request(req, self.settings.server.trust_proxy);
+        let client = crate::extract::ClientInfo::from_request(req, &self.settings.server);
         let subject = crate::audit::Subject {
             user_id,
             session_id,
@@ -74,7 +73,12 @@ impl AppState {
     }
 
     pub async fn build(settings: Settings, store: Store) -> anyhow::Result<AppState> {
-        let keys = Arc::new(KeyRing::load(store.clone(), settings.tokens.access_ttl_secs).await?);
+        let sealing = Arc::new(crate::tokens::sealing::KeyEncryption::new(
+            settings.keys.encryption_key.as_ref(),
+            &settings.keys.old_encryption_keys,
+        )?);
+        let keys =
+            Arc::new(KeyRing::load(store.clone(), settings.tokens.access_ttl_secs, sealing).await?);
         let tokens = AccessTokens::new(
             keys,
             settings.tokens.issuer.clone(),
@@ -97,7 +101,9 @@ impl AppState {
             events.waker(),
         ));
         let bridge = Bridge::new(&settings.bridge)?;
-        let rate_limits = RateLimits::new(&settings.rate_limits);
+        let rate_limits = RateLimits::new(&settings.rate_limits, store.clone());
+        let throttle =
+            crate::throttle::LoginThrottle::new(store.clone(), settings.throttle.clone());
         let service_keys = ServiceKeys::load(store.clone(), &settings.service_keys).await?;
         Ok(AppState {
             settings,
@@ -110,6 +116,7 @@ impl AppState {
             metrics: Metrics::new(),
             bridge,
             rate_limits,
+            throttle,
         })
     }
 }

@@ -1126,6 +1126,12 @@ async fn the_production_configuration_starts_and_passes_the_health_check() {
             env.insert(key, value.to_string());
         } else if key == "SESSIOND__SERVER__PUBLIC_URL" {
             env.insert(key, public_url.clone());
+        } else if var["generateValue"].as_bool() == Some(true) {
+            // What Render generates: a base64-encoded 256-bit value.
+            use base64::Engine;
+            let bytes: [u8; 32] = rand::random();
+            let value = base64::engine::general_purpose::STANDARD.encode(bytes);
+            env.insert(key, value);
         }
     }
 

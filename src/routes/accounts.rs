@@ -15,6 +15,7 @@ use crate::extract::{ClientInfo, Json, OptionalJson, SetsRefreshCookie};
 use crate::issuance::{SessionKind, open_session, opened_response};
 use crate::state::AppState;
 use crate::store::{NewUser, Store, UserRow};
+use crate::throttle::Verdict;
 
 #[derive(Deserialize)]
 pub struct Credentials {
@@ -60,6 +61,9 @@ pub async fn login(
     let client = state.credential_attempt(&req)?;
     // An unparseable email is looked up as no user at all, so it costs the same dummy hash.
     let email = Email::parse(&body.email).ok();
+    let account = throttle_account(&body.email, email.as_ref());
+    let address = throttle_address(&client);
+    wait_for_throttle(&state, &account, &address).await?;
     let stored = match &email {
         Some(email) => state.store.find_credentials(email.as_str()).await?,
         None => None,
@@ -78,11 +82,22 @@ pub async fn login(
             let detail = json!({ "email": email.as_ref().map(|e| e.as_str()) });
             let user_id = known.as_deref();
             state
-                .audit(Event::LoginFailed, user_id, None, &req, detail)
+                .audit(Event::LoginFailed, user_id, None, &req, detail.clone())
                 .await;
+            let failure = state
+                .throttle
+                .failed(&account, &address, clock::now())
+                .await?;
+            if failure.blocked_client || failure.blocked_account {
+                let detail = json!({ "email": account, "account_wide": failure.blocked_account });
+                state
+                    .audit(Event::LoginThrottled, user_id, None, &req, detail)
+                    .await;
+            }
             return Err(ApiError::InvalidCredentials);
         }
     };
+    state.throttle.succeeded(&account, &address).await?;
     let user = state
         .store
         .find_user(&user_id)
@@ -113,8 +128,9 @@ pub async fn guest(
     _browser: SetsRefreshCookie,
     OptionalJson(_body): OptionalJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<HttpResponse> {
-    let client = ClientInfo::from_request(&req, state.settings.server.trust_proxy);
+    let client = ClientInfo::from_request(&req, &state.settings.server);
     let now = clock::now();
+    state.rate_limits.guest(&client, now).await?;
     let user = UserRow {
         id: uuid::Uuid::now_v7().to_string(),
         email: None,
@@ -130,6 +146,40 @@ pub async fn guest(
     };
     let kind = SessionKind::Guest;
     create_user_with_session(&state, &req, &client, &user, &new_user, kind, Event::Guest).await
+}
+
+/// The account a login attempt counts against: the normalized email, or the input as typed
+/// (trimmed, lowercased) when it is not an email, so that garbage is throttled too.
+fn throttle_account(typed: &str, email: Option<&Email>) -> String {
+    match email {
+        Some(email) => email.as_str().to_string(),
+        None => typed.trim().to_lowercase().chars().take(254).collect(),
+    }
+}
+
+/// The address a login attempt counts against (IPv6: its /64).
+fn throttle_address(client: &ClientInfo) -> String {
+    client
+        .ip_address
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+        .map(crate::client_ip::limit_key)
+        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+}
+
+/// Refuses a throttled attempt (429, before any password is checked) or makes it wait.
+async fn wait_for_throttle(state: &AppState, account: &str, address: &str) -> ApiResult<()> {
+    match state.throttle.check(account, address, clock::now()).await? {
+        Verdict::Open => Ok(()),
+        Verdict::Slowed(pause) => {
+            tokio::time::sleep(pause).await;
+            Ok(())
+        }
+        Verdict::Blocked(retry_after) => {
+            state.metrics.login_throttled.inc();
+            Err(ApiError::RateLimited(retry_after.max(1) as u64))
+        }
+    }
 }
 
 /// Inserts a new user and opens their first session in one transaction, then answers 201.

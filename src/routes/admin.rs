@@ -67,6 +67,38 @@ pub async fn revoke_sessions(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// `DELETE /v1/admin/users/{id}/throttle`: forgets the user's failed logins, from every
+/// address, so the owner (or a helpdesk) can get back in at once.
+pub async fn clear_throttle(
+    state: web::Data<AppState>,
+    client: ServiceClient,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    client.require(Scope::Admin)?;
+    let user_id = path.into_inner();
+    let user = state
+        .store
+        .find_user(&user_id)
+        .await?
+        .ok_or(ApiError::NotFound("no such user"))?;
+    let cleared = match &user.email {
+        Some(email) => state.throttle.clear(email).await?,
+        None => 0,
+    };
+    let detail = json!({ "service": &*client.0.name, "cleared": cleared });
+    state
+        .audit(
+            Event::AdminClearedThrottle,
+            Some(&user_id),
+            None,
+            &req,
+            detail,
+        )
+        .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
 pub async fn delete_user(
     state: web::Data<AppState>,
     client: ServiceClient,

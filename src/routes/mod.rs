@@ -88,6 +88,11 @@ pub fn table() -> Vec<RouteSpec> {
             web::delete().to(admin::delete_user),
         ),
         spec(
+            M::DELETE,
+            "/v1/admin/users/{id}/throttle",
+            web::delete().to(admin::clear_throttle),
+        ),
+        spec(
             M::GET,
             "/v1/admin/audit",
             web::get().to(admin::audit_events),

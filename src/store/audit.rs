@@ -52,3 +52,18 @@ impl Store {
         .await?)
     }
 }
+
+impl Store {
+    /// Deletes up to `batch` audit events recorded before `cutoff`.
+    pub async fn purge_audit_events(&self, cutoff: i64, batch: i64) -> StoreResult<u64> {
+        let result = sqlx::query(
+            "delete from audit_events where id in \
+             (select id from audit_events where at < $1 limit $2)",
+        )
+        .bind(cutoff)
+        .bind(batch)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected())
+    }
+}

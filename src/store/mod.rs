@@ -15,6 +15,7 @@ mod keys;
 mod refresh_tokens;
 mod service_keys;
 mod sessions;
+mod throttle;
 mod users;
 mod ws_tickets;
 
@@ -34,6 +35,7 @@ pub use keys::SigningKeyRow;
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use service_keys::ServiceKeyRow;
 pub use sessions::{NewSession, SessionRow};
+pub use throttle::{EVERY_CLIENT, ThrottleState};
 pub use users::{GuestUpgrade, NewUser, PresentedToken, UpgradeOutcome, UserRow};
 
 /// The PostgreSQL NOTIFY channel on which instances announce ended sessions (payload: ids,

@@ -278,3 +278,31 @@ impl Store {
         Ok(UpgradeOutcome::Upgraded)
     }
 }
+
+impl Store {
+    /// Deletes up to `batch` guest users created before `created_before` that have no live
+    /// session (revoked, expired or idle past `idle_timeout` ended them all), with their rows
+    /// by cascade. Each deletion is a `user.deleted` event (see the migrations).
+    pub async fn purge_abandoned_guests(
+        &self,
+        now: i64,
+        created_before: i64,
+        idle_timeout: i64,
+        batch: i64,
+    ) -> StoreResult<u64> {
+        let result = sqlx::query(
+            "delete from users where id in (select u.id from users u \
+             where u.is_guest = 1 and u.created_at < $1 and not exists ( \
+               select 1 from user_sessions s where s.user_id = u.id and s.revoked_at is null \
+               and s.expires_at > $2 and s.last_seen_at > $3) \
+             limit $4)",
+        )
+        .bind(created_before)
+        .bind(now)
+        .bind(now - idle_timeout)
+        .bind(batch)
+        .execute(&self.writer)
+        .await?;
+        Ok(result.rows_affected())
+    }
+}

@@ -121,8 +121,10 @@ pub fn test_settings(db: &TestDb) -> Settings {
     settings.server.host = "127.0.0.1".into();
     settings.server.port = 0;
     settings.server.workers = 1;
-    // Every test client is 127.0.0.1; tests of the limit itself set their own.
+    // Every test client is 127.0.0.1; tests of the limits themselves set their own.
     settings.rate_limits.credentials_per_minute = 0;
+    settings.rate_limits.guests_per_minute = 0;
+    settings.throttle.client_failures = 0;
     settings
 }
 
