@@ -15,6 +15,8 @@ pub enum Event {
     LoginFailed,
     Guest,
     Bridge,
+    /// A verified bridge token for a disabled user.
+    BridgeRefused,
     Upgrade,
     RefreshReuseDetected,
     Logout,
@@ -23,6 +25,10 @@ pub enum Event {
     PasswordChanged,
     AdminRevokedSessions,
     AdminDeletedUser,
+    AdminDisabledUser,
+    AdminEnabledUser,
+    /// A user created by an operator (`sessiond users create`).
+    AdminCreatedUser,
 }
 
 impl Event {
@@ -33,6 +39,7 @@ impl Event {
             Event::LoginFailed => "login_failed",
             Event::Guest => "guest",
             Event::Bridge => "bridge",
+            Event::BridgeRefused => "bridge_refused",
             Event::Upgrade => "upgrade",
             Event::RefreshReuseDetected => "refresh_reuse_detected",
             Event::Logout => "logout",
@@ -41,6 +48,9 @@ impl Event {
             Event::PasswordChanged => "password_changed",
             Event::AdminRevokedSessions => "admin_revoked_sessions",
             Event::AdminDeletedUser => "admin_deleted_user",
+            Event::AdminDisabledUser => "admin_disabled_user",
+            Event::AdminEnabledUser => "admin_enabled_user",
+            Event::AdminCreatedUser => "admin_created_user",
         }
     }
 }

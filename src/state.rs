@@ -75,6 +75,7 @@ impl AppState {
 
     pub async fn build(settings: Settings, store: Store) -> anyhow::Result<AppState> {
         let keys = Arc::new(KeyRing::load(store.clone(), settings.tokens.access_ttl_secs).await?);
+        let keys_changed = keys.changes();
         let tokens = AccessTokens::new(
             keys,
             settings.tokens.issuer.clone(),
@@ -95,6 +96,7 @@ impl AppState {
             settings.database.acquire_timeout(),
             settings.sessions.cache_entries,
             events.waker(),
+            keys_changed,
         ));
         let bridge = Bridge::new(&settings.bridge)?;
         let rate_limits = RateLimits::new(&settings.rate_limits);

@@ -15,6 +15,7 @@ mod bridge_keys;
 mod cookies;
 mod cors;
 mod crash;
+mod disabled;
 mod events;
 mod example_backend;
 mod health;
