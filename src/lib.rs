@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bridge;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod cookies;

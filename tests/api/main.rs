@@ -12,6 +12,7 @@ mod announcements;
 mod binary;
 mod bridge;
 mod bridge_keys;
+mod cli;
 mod cookies;
 mod cors;
 mod crash;
