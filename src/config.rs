@@ -37,6 +37,10 @@ pub struct ServerSettings {
     pub workers: usize,
     pub public_url: String,
     pub trust_proxy: bool,
+    /// After SIGTERM/SIGINT, how long `/readyz` is 503 while everything is still served.
+    pub shutdown_drain_secs: u64,
+    /// Then, how long requests in flight may take before their connections are closed.
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

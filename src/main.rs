@@ -40,6 +40,5 @@ async fn main() {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     tracing::info!(port = app.port(), "sessiond listening");
-    app.run_until_stopped().await?;
-    Ok(())
+    app.run_until_signalled().await
 }

@@ -1,6 +1,7 @@
 //! What every handler shares, built once at start-up and handed out as `web::Data<AppState>`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::bridge::Bridge;
 use crate::config::Settings;
@@ -24,9 +25,21 @@ pub struct AppState {
     pub metrics: Metrics,
     pub bridge: Bridge,
     pub rate_limits: RateLimits,
+    /// Set when a shutdown begins: `/readyz` answers 503 and connections are not kept alive.
+    shutting_down: AtomicBool,
 }
 
 impl AppState {
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// The first step of a graceful shutdown: from now on `/readyz` is 503, so the load balancer
+    /// stops sending new traffic, while everything is still served.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
     /// The caller of a credential endpoint, after spending one of its rate-limited attempts.
     pub fn credential_attempt(
         &self,
@@ -112,6 +125,7 @@ impl AppState {
             metrics: Metrics::new(),
             bridge,
             rate_limits,
+            shutting_down: AtomicBool::new(false),
         })
     }
 }

@@ -35,5 +35,6 @@ mod revocation;
 mod revoke;
 mod service;
 mod sessions;
+mod shutdown;
 mod upgrade;
 mod ws_tickets;
