@@ -15,6 +15,8 @@ pub enum Event {
     LoginFailed,
     Guest,
     Bridge,
+    /// A verified bridge token for a disabled user.
+    BridgeRefused,
     Upgrade,
     RefreshReuseDetected,
     Logout,
@@ -26,6 +28,10 @@ pub enum Event {
     /// Failed logins blocked an account from an address, or took it past its ceiling.
     LoginThrottled,
     AdminClearedThrottle,
+    AdminDisabledUser,
+    AdminEnabledUser,
+    /// A user created by an operator (`sessiond users create`).
+    AdminCreatedUser,
 }
 
 impl Event {
@@ -36,6 +42,7 @@ impl Event {
             Event::LoginFailed => "login_failed",
             Event::Guest => "guest",
             Event::Bridge => "bridge",
+            Event::BridgeRefused => "bridge_refused",
             Event::Upgrade => "upgrade",
             Event::RefreshReuseDetected => "refresh_reuse_detected",
             Event::Logout => "logout",
@@ -46,6 +53,9 @@ impl Event {
             Event::AdminDeletedUser => "admin_deleted_user",
             Event::LoginThrottled => "login_throttled",
             Event::AdminClearedThrottle => "admin_cleared_throttle",
+            Event::AdminDisabledUser => "admin_disabled_user",
+            Event::AdminEnabledUser => "admin_enabled_user",
+            Event::AdminCreatedUser => "admin_created_user",
         }
     }
 }

@@ -49,6 +49,10 @@ pub struct ServerSettings {
     /// With `trust_proxy`: if set, the client is the first entry from the right outside these
     /// networks (instead of counting `proxy_hops`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// After SIGTERM/SIGINT, how long `/readyz` is 503 while everything is still served.
+    pub shutdown_drain_secs: u64,
+    /// Then, how long requests in flight may take before their connections are closed.
+    pub shutdown_timeout_secs: u64,
 }
 
 impl ServerSettings {

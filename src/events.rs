@@ -45,6 +45,9 @@ pub struct EventFeed {
     head: AtomicI64,
     wake: Arc<Notify>,
     poll_interval: Duration,
+    /// Set at shutdown: every stream ends, and its consumer resumes elsewhere with
+    /// `Last-Event-ID`.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl EventFeed {
@@ -56,7 +59,20 @@ impl EventFeed {
             head: AtomicI64::new(0),
             wake: Arc::new(Notify::new()),
             poll_interval,
+            closing: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Ends every stream (at shutdown), now and for streams that open later.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once the feed is closed.
+    pub async fn closed(&self) {
+        let mut closing = self.closing.subscribe();
+        // Only fails if the sender is gone, i.e. the feed itself: over either way.
+        let _ = closing.wait_for(|closed| *closed).await;
     }
 
     /// Notified when an event may have been committed (on PostgreSQL, by the listener).

@@ -52,6 +52,8 @@ pub struct SessionGate {
     read_timeout: Duration,
     /// Woken when the announcement listener hears that a session event was committed.
     events_committed: Arc<Notify>,
+    /// Woken when the listener hears that the signing keys changed, or may have missed it.
+    keys_changed: Arc<Notify>,
     cache: Cache<String, Arc<Snapshot>>,
     /// Bumped by every invalidation; a load that saw it change is not cached.
     generation: AtomicU64,
@@ -66,12 +68,14 @@ impl SessionGate {
         read_timeout: Duration,
         capacity: usize,
         events_committed: Arc<Notify>,
+        keys_changed: Arc<Notify>,
     ) -> SessionGate {
         SessionGate {
             store,
             idle_timeout_secs,
             read_timeout,
             events_committed,
+            keys_changed,
             cache: Cache::new(capacity.max(16)),
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
@@ -202,6 +206,7 @@ impl SessionGate {
                 .listen_all([
                     crate::store::ENDED_SESSIONS_CHANNEL,
                     crate::store::EVENTS_CHANNEL,
+                    crate::store::SIGNING_KEYS_CHANNEL,
                     &heartbeat_channel,
                 ])
                 .await?;
@@ -236,11 +241,14 @@ impl SessionGate {
                     };
                     if notification.channel() == crate::store::EVENTS_CHANNEL {
                         self.events_committed.notify_one();
+                    } else if notification.channel() == crate::store::SIGNING_KEYS_CHANNEL {
+                        self.keys_changed.notify_one();
                     } else if notification.channel() != heartbeat_channel {
                         self.forget(notification.payload().split(','));
                     } else if last_beat.replace(Instant::now()).is_none() {
                         // Anything cached before we could hear may have missed an announcement.
                         self.forget_all();
+                        self.keys_changed.notify_one();
                         self.listening.store(true, Ordering::SeqCst);
                         tracing::info!("following ended-session announcements");
                     }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod bridge;
+pub mod cli;
 pub mod client_ip;
 pub mod clock;
 pub mod config;

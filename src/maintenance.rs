@@ -1,9 +1,11 @@
 //! Background upkeep, each on its own timer so requests never wait for it: re-reading the
-//! signing keys (to follow a rotation made by another instance or the CLI) and deleting ended
-//! sessions in small batches so the tables do not grow without bound.
+//! signing keys (to follow a rotation or a revocation made by another instance or the CLI) and
+//! deleting ended sessions in small batches so the tables do not grow without bound.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
 
 use crate::clock;
 use crate::state::AppState;
@@ -16,22 +18,16 @@ const GUESTS_PER_RUN: i64 = 5000;
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Revoking a service key on one instance reaches the others within this time.
 const SERVICE_KEYS_EVERY: Duration = Duration::from_secs(10);
+/// An instance that is not told of key changes (SQLite, or a PostgreSQL listener that is down)
+/// looks at the key table's fingerprint this often: a revoked key stops verifying within it.
+const KEYS_POLL_EVERY: Duration = Duration::from_millis(500);
 
-pub fn spawn(state: Arc<AppState>) {
+/// Starts the upkeep tasks; the caller aborts them at shutdown.
+pub fn spawn(state: Arc<AppState>) -> Vec<JoinHandle<()>> {
     let keys_state = state.clone();
-    tokio::spawn(async move {
-        let every = Duration::from_secs(keys_state.settings.tokens.key_reload_secs.max(1));
-        let mut timer = tokio::time::interval(every);
-        timer.tick().await;
-        loop {
-            timer.tick().await;
-            if let Err(error) = keys_state.tokens.keys().reload().await {
-                tracing::warn!(error = ?error, "could not re-read signing keys");
-            }
-        }
-    });
+    let keys = tokio::spawn(follow_signing_keys(keys_state));
     let keys_state = state.clone();
-    tokio::spawn(async move {
+    let service_keys = tokio::spawn(async move {
         let mut timer = tokio::time::interval(SERVICE_KEYS_EVERY);
         loop {
             timer.tick().await;
@@ -40,7 +36,7 @@ pub fn spawn(state: Arc<AppState>) {
             }
         }
     });
-    tokio::spawn(async move {
+    let purge = tokio::spawn(async move {
         let mut timer = tokio::time::interval(PURGE_EVERY);
         loop {
             timer.tick().await;
@@ -53,6 +49,36 @@ pub fn spawn(state: Arc<AppState>) {
             state.rate_limits.tidy();
         }
     });
+    vec![keys, service_keys, purge]
+}
+
+/// Re-reads the signing keys: when told they changed (PostgreSQL announces every change), when
+/// their fingerprint moved (polled while nobody can tell us), and every `key_reload_secs`
+/// regardless (retired keys age out of the ring).
+async fn follow_signing_keys(state: Arc<AppState>) {
+    let keys = state.tokens.keys().clone();
+    let changed = keys.changes();
+    let every = Duration::from_secs(state.settings.tokens.key_reload_secs.max(1));
+    let mut last_full = Instant::now();
+    let mut poll = tokio::time::interval(KEYS_POLL_EVERY);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let told = tokio::select! {
+            _ = changed.notified() => true,
+            _ = poll.tick() => false,
+        };
+        let reloaded = if told || last_full.elapsed() >= every {
+            last_full = Instant::now();
+            keys.reload().await
+        } else if !state.gate.is_listening() {
+            keys.reload_if_changed().await
+        } else {
+            Ok(())
+        };
+        if let Err(error) = reloaded {
+            tracing::warn!(error = ?error, "could not re-read signing keys");
+        }
+    }
 }
 
 /// Expired WebSocket tickets are useless; delete them in batches too.

@@ -1,16 +1,27 @@
 //! `Application::build` wires settings, store, keys and routes into a bound server. Building
 //! connects to the database and runs migrations first: a service that cannot reach its store
 //! refuses to start instead of limping along without it.
+//!
+//! Shutdown (`Application::run_until_signalled`, what `sessiond serve` runs) is made for rolling
+//! deploys: on SIGTERM or SIGINT `/readyz` turns 503 at once while everything is still served,
+//! new connections included, for `server.shutdown_drain_secs`, so the load balancer stops
+//! routing here; responses meanwhile ask clients not to keep the connection. Then the listener
+//! stops accepting, event streams end (their consumers resume elsewhere with `Last-Event-ID`),
+//! requests in flight get up to `server.shutdown_timeout_secs` to finish, background tasks stop
+//! and the pool closes. A request cut off by the timeout loses only its connection: every write
+//! (a refresh rotation included) is one transaction, rolled back unless it committed.
 
 use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, Error, HttpMessage, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
+use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -23,6 +34,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    /// Background tasks (upkeep, announcement listener, event tail), stopped with the server.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -42,14 +55,17 @@ impl Application {
         let workers = settings.server.workers;
         let database_url = settings.database.url.expose_secret().to_string();
         let state = web::Data::new(AppState::build(settings, store).await?);
-        maintenance::spawn(state.clone().into_inner());
-        tokio::spawn(state.gate.clone().follow_announcements(database_url));
-        tokio::spawn(state.events.clone().run());
+        let mut tasks = maintenance::spawn(state.clone().into_inner());
+        tasks.push(tokio::spawn(
+            state.gate.clone().follow_announcements(database_url),
+        ));
+        tasks.push(tokio::spawn(state.events.clone().run()));
         let server = serve(listener, state.clone(), workers)?;
         Ok(Application {
             port,
             server,
             state,
+            tasks,
         })
     }
 
@@ -65,10 +81,104 @@ impl Application {
         self.state.clone()
     }
 
+    /// Serves until stopped through [`Application::handle`], then stops the background tasks
+    /// and closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.state.store.close().await;
+        finish(self.state, self.tasks).await;
         result
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down gracefully (see the module docs).
+    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
+        let signals = Signals::install()?;
+        let stopping = tokio::spawn(shut_down_on_signal(
+            signals,
+            self.server.handle(),
+            self.state.clone(),
+        ));
+        let result = self.server.await;
+        stopping.abort();
+        finish(self.state, self.tasks).await;
+        tracing::info!("stopped");
+        Ok(result?)
+    }
+}
+
+/// After the server has stopped: no background task outlives it, then the pool closes.
+async fn finish(state: web::Data<AppState>, tasks: Vec<JoinHandle<()>>) {
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    state.store.close().await;
+}
+
+/// Waits for the first signal, drains, then stops the server gracefully.
+async fn shut_down_on_signal(
+    mut signals: Signals,
+    server: ServerHandle,
+    state: web::Data<AppState>,
+) {
+    let signal = signals.next().await;
+    state.begin_shutdown();
+    let settings = &state.settings.server;
+    let drain = Duration::from_secs(settings.shutdown_drain_secs);
+    tracing::info!(
+        signal,
+        drain_secs = settings.shutdown_drain_secs,
+        "shutting down: /readyz is 503, still serving while the load balancer notices"
+    );
+    tokio::select! {
+        _ = tokio::time::sleep(drain) => {}
+        signal = signals.next() => tracing::info!(signal, "second signal: the drain ends now"),
+    }
+    tracing::info!(
+        timeout_secs = settings.shutdown_timeout_secs,
+        "no longer accepting connections; finishing the requests in flight"
+    );
+    state.events.close();
+    server.stop(true).await;
+}
+
+/// SIGTERM (what orchestrators and `docker stop` send) and SIGINT (Ctrl-C).
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Installed before serving, so a signal that comes early is not lost.
+    fn install() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                term: signal(SignalKind::terminate()).context("Failed to handle SIGTERM")?,
+                int: signal(SignalKind::interrupt()).context("Failed to handle SIGINT")?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        }
     }
 }
 
@@ -78,6 +188,7 @@ fn serve(
     workers: usize,
 ) -> anyhow::Result<Server> {
     let cors = state.settings.cors.clone();
+    let shutdown_timeout = state.settings.server.shutdown_timeout_secs;
     let mut server =
         HttpServer::new(move || {
             App::new()
@@ -96,7 +207,10 @@ fn serve(
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })
-        .shutdown_timeout(10)
+        // Signals are ours (`run_until_signalled`): actix's own handling would stop accepting
+        // at once, before the load balancer has noticed.
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout)
         .client_request_timeout(Duration::from_secs(10))
         // A client that closes its side is gone: stop its request at once, so that (for
         // example) its queued password hash is skipped rather than computed for nobody.
@@ -107,7 +221,9 @@ fn serve(
     Ok(server.listen(listener)?.run())
 }
 
-/// Puts the request id (echoed or generated by the root span) on every response.
+/// Puts the request id (echoed or generated by the root span) on every response; while the
+/// instance shuts down, also `Connection: close`, so that clients reconnect (elsewhere) instead
+/// of holding a connection open here.
 async fn echo_request_id(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -116,6 +232,14 @@ async fn echo_request_id(
     let mut response = next.call(req).await?;
     if let Some(RequestId(value)) = id {
         response.headers_mut().insert(REQUEST_ID, value);
+    }
+    let closing = response
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.is_shutting_down());
+    if closing {
+        let head = response.response_mut().head_mut();
+        head.set_connection_type(ConnectionType::Close);
     }
     Ok(response)
 }

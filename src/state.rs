@@ -1,6 +1,7 @@
 //! What every handler shares, built once at start-up and handed out as `web::Data<AppState>`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::bridge::Bridge;
 use crate::config::Settings;
@@ -25,9 +26,21 @@ pub struct AppState {
     pub bridge: Bridge,
     pub rate_limits: RateLimits,
     pub throttle: crate::throttle::LoginThrottle,
+    /// Set when a shutdown begins: `/readyz` answers 503 and connections are not kept alive.
+    shutting_down: AtomicBool,
 }
 
 impl AppState {
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
+    /// The first step of a graceful shutdown: from now on `/readyz` is 503, so the load balancer
+    /// stops sending new traffic, while everything is still served.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
     /// The caller of a credential endpoint, after spending one of its rate-limited attempts.
     pub fn credential_attempt(
         &self,
@@ -79,6 +92,7 @@ impl AppState {
         )?);
         let keys =
             Arc::new(KeyRing::load(store.clone(), settings.tokens.access_ttl_secs, sealing).await?);
+        let keys_changed = keys.changes();
         let tokens = AccessTokens::new(
             keys,
             settings.tokens.issuer.clone(),
@@ -99,6 +113,7 @@ impl AppState {
             settings.database.acquire_timeout(),
             settings.sessions.cache_entries,
             events.waker(),
+            keys_changed,
         ));
         let bridge = Bridge::new(&settings.bridge)?;
         let rate_limits = RateLimits::new(&settings.rate_limits, store.clone());
@@ -117,6 +132,7 @@ impl AppState {
             bridge,
             rate_limits,
             throttle,
+            shutting_down: AtomicBool::new(false),
         })
     }
 }

@@ -18,17 +18,33 @@ use crate::config::LogSettings;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Installs the global subscriber; `RUST_LOG` overrides the configured level.
+/// Installs the global subscriber, logging to stdout; `RUST_LOG` overrides the configured
+/// level.
 pub fn init(settings: &LogSettings) {
+    init_with(settings, std::io::stdout);
+}
+
+/// As [`init`], logging to stderr: the operator's commands keep stdout for their results.
+pub fn init_to_stderr(settings: &LogSettings) {
+    init_with(settings, std::io::stderr);
+}
+
+fn init_with<W>(settings: &LogSettings, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn", settings.level)));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if settings.format == "pretty" {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(writer))
+            .try_init()
     } else {
         registry
             .with(
                 tracing_subscriber::fmt::layer()
+                    .with_writer(writer)
                     .json()
                     .with_current_span(true)
                     .with_span_list(false),

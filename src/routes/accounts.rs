@@ -68,18 +68,23 @@ pub async fn login(
         Some(email) => state.store.find_credentials(email.as_str()).await?,
         None => None,
     };
-    let (user_id, hash) = match stored {
-        Some((id, hash)) => (Some(id), hash),
-        None => (None, None),
+    let (user_id, hash, disabled) = match stored {
+        Some(found) => (Some(found.user_id), found.password_hash, found.disabled),
+        None => (None, None, false),
     };
     let verified_hash = hash.clone();
-    let verified = state.hasher.verify(&body.password, hash).await?;
+    // A disabled account still pays for the hash, and fails exactly like a wrong password:
+    // the answer must not confirm that the password was right.
+    let verified = state.hasher.verify(&body.password, hash).await? && !disabled;
     let (user_id, verified_hash) = match (user_id, verified_hash) {
         (Some(id), Some(verified_hash)) if verified => (id, verified_hash),
         (known, _) => {
-            tracing::info!("login failed");
+            tracing::info!(disabled, "login failed");
             state.metrics.logins.with_label_values(&["failed"]).inc();
-            let detail = json!({ "email": email.as_ref().map(|e| e.as_str()) });
+            let mut detail = json!({ "email": email.as_ref().map(|e| e.as_str()) });
+            if disabled {
+                detail["disabled"] = json!(true);
+            }
             let user_id = known.as_deref();
             state
                 .audit(Event::LoginFailed, user_id, None, &req, detail.clone())
@@ -105,8 +110,8 @@ pub async fn login(
         .ok_or(ApiError::InvalidCredentials)?;
     let mut tx = state.store.begin().await?;
     if !Store::lock_current_credentials(&mut tx, &user.id, &verified_hash).await? {
-        // The password changed while we were verifying it: it no longer opens sessions.
-        tracing::info!(user_id = %user.id, "login raced a password change");
+        // The password changed, or the user was disabled, while we were verifying it.
+        tracing::info!(user_id = %user.id, "login raced a password change or a disable");
         return Err(ApiError::InvalidCredentials);
     }
     let kind = SessionKind::Password;

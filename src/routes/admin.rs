@@ -1,5 +1,5 @@
 //! The admin API, for backends holding a service key with the `admin` scope: a user's
-//! sessions, revoking them, deleting the user, and reading audit events.
+//! sessions, revoking them, disabling, enabling or deleting the user, and reading audit events.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -116,6 +116,48 @@ pub async fn delete_user(
     let detail = json!({ "service": &*client.0.name, "sessions": ended.len() });
     state
         .audit(Event::AdminDeletedUser, Some(&user_id), None, &req, detail)
+        .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /v1/admin/users/{id}/disable`: the user can no longer log in, refresh or bridge, and
+/// every session of theirs ends now, on every instance.
+pub async fn disable_user(
+    state: web::Data<AppState>,
+    client: ServiceClient,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    client.require(Scope::Admin)?;
+    let user_id = path.into_inner();
+    let ended = state
+        .store
+        .disable_user(&user_id, clock::now())
+        .await?
+        .ok_or(ApiError::NotFound("no such user"))?;
+    state.gate.ended(&ended);
+    let detail = json!({ "service": &*client.0.name, "revoked": ended.len() });
+    state
+        .audit(Event::AdminDisabledUser, Some(&user_id), None, &req, detail)
+        .await;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `POST /v1/admin/users/{id}/enable`: the user may log in again.
+pub async fn enable_user(
+    state: web::Data<AppState>,
+    client: ServiceClient,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> ApiResult<HttpResponse> {
+    client.require(Scope::Admin)?;
+    let user_id = path.into_inner();
+    if !state.store.enable_user(&user_id, clock::now()).await? {
+        return Err(ApiError::NotFound("no such user"));
+    }
+    let detail = json!({ "service": &*client.0.name });
+    state
+        .audit(Event::AdminEnabledUser, Some(&user_id), None, &req, detail)
         .await;
     Ok(HttpResponse::NoContent().finish())
 }

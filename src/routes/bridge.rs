@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, SetsRefreshCookie};
 use crate::issuance::{SessionKind, open_session, opened_response};
 use crate::state::AppState;
-use crate::store::UserRow;
+use crate::store::{Store, UserRow};
 
 #[derive(Deserialize)]
 pub struct BridgeBody {
@@ -37,6 +37,15 @@ pub async fn bridge(
     let user = local_user(&state, &identity).await?;
     let kind = SessionKind::Bridge(&identity.provider);
     let mut tx = state.store.begin().await?;
+    if !Store::lock_enabled_user(&mut tx, &user.id).await? {
+        tracing::info!(user_id = %user.id, "bridge refused: the user is disabled");
+        let detail = json!({ "provider": identity.provider, "disabled": true });
+        drop(tx);
+        state
+            .audit(Event::BridgeRefused, Some(&user.id), None, &req, detail)
+            .await;
+        return Err(ApiError::Forbidden("this account is disabled"));
+    }
     let opened = open_session(&mut tx, &state, &user.id, kind, &client, clock::now()).await?;
     tx.commit().await?;
     tracing::info!(user_id = %user.id, session_id = %opened.session_id, "bridged session");

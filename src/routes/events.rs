@@ -220,6 +220,8 @@ async fn follow(
             },
             _ = ticks.tick() => Bytes::from_static(b": keep-alive\n\n"),
             _ = out.closed() => return,
+            // Shutting down: the consumer reconnects (to another instance) with Last-Event-ID.
+            _ = feed.closed() => return,
         };
         if !send(out, chunk).await {
             return;

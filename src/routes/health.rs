@@ -1,6 +1,6 @@
 //! Liveness and readiness. `/healthz` never touches the database (a restart would not fix a
 //! database outage); `/readyz` does, so a load balancer stops routing to an instance that
-//! cannot reach its store.
+//! cannot reach its store — or that is shutting down (`crate::startup`, graceful shutdown).
 
 use std::time::Duration;
 
@@ -16,6 +16,11 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.is_shutting_down() {
+        return HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "5"))
+            .json(json!({ "status": "unavailable", "reason": "shutting down" }));
+    }
     match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
         Ok(Ok(())) => HttpResponse::Ok().json(json!({ "status": "ready" })),
         outcome => {

@@ -83,6 +83,16 @@ pub fn table() -> Vec<RouteSpec> {
             web::post().to(admin::revoke_sessions),
         ),
         spec(
+            M::POST,
+            "/v1/admin/users/{id}/disable",
+            web::post().to(admin::disable_user),
+        ),
+        spec(
+            M::POST,
+            "/v1/admin/users/{id}/enable",
+            web::post().to(admin::enable_user),
+        ),
+        spec(
             M::DELETE,
             "/v1/admin/users/{id}",
             web::delete().to(admin::delete_user),

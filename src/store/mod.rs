@@ -31,18 +31,23 @@ use crate::config::DatabaseSettings;
 
 pub use audit::AuditRow;
 pub use events::SessionEventRow;
-pub use keys::SigningKeyRow;
+pub use keys::{KeyRevocation, SigningKeyRow};
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use service_keys::ServiceKeyRow;
 pub use sessions::{NewSession, SessionRow};
 pub use throttle::{EVERY_CLIENT, ThrottleState};
-pub use users::{GuestUpgrade, NewUser, PresentedToken, UpgradeOutcome, UserRow};
+pub use users::{
+    Account, GuestUpgrade, LoginCandidate, NewUser, PresentedToken, UpgradeOutcome, UserRow,
+};
 
 /// The PostgreSQL NOTIFY channel on which instances announce ended sessions (payload: ids,
 /// comma-separated).
 pub const ENDED_SESSIONS_CHANNEL: &str = "sessiond_ended_sessions";
 /// The PostgreSQL NOTIFY channel on which a committed session event is announced (no payload).
 pub const EVENTS_CHANNEL: &str = "sessiond_events";
+/// The PostgreSQL NOTIFY channel on which a change to the signing keys (a rotation, a
+/// revocation) is announced by a trigger (no payload): every instance re-reads its key ring.
+pub const SIGNING_KEYS_CHANNEL: &str = "sessiond_signing_keys";
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

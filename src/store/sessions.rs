@@ -149,6 +149,20 @@ impl Store {
         reason: RevokeReason,
         now: i64,
     ) -> StoreResult<Vec<String>> {
+        let mut tx = self.writer.begin().await?;
+        let ended = Store::revoke_user_sessions_in(&mut tx, user_id, keep, reason, now).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    /// [`Store::revoke_user_sessions`] inside the caller's transaction.
+    pub(crate) async fn revoke_user_sessions_in(
+        tx: &mut Transaction<'static, Any>,
+        user_id: &str,
+        keep: Option<&str>,
+        reason: RevokeReason,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "update user_sessions set revoked_at = $1, revoked_reason = $2 \
              where user_id = $3 and revoked_at is null and ($4 is null or id <> $4) returning id",
@@ -157,7 +171,7 @@ impl Store {
         .bind(reason.as_str())
         .bind(user_id)
         .bind(keep)
-        .fetch_all(&self.writer)
+        .fetch_all(&mut **tx)
         .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }

@@ -10,11 +10,56 @@ pub struct UserRow {
     pub created_at: i64,
 }
 
-/// The stored password hash, read only by login and password change.
+/// The stored password hash, read only by password change.
 #[derive(FromRow)]
 struct Credentials {
+    password_hash: Option<String>,
+}
+
+/// A user as an operator sees it (`sessiond users show`): never the password hash.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub email: Option<String>,
+    pub is_guest: bool,
+    pub created_at: i64,
+    /// When an operator disabled the account; `None` while it is enabled.
+    pub disabled_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct AccountRow {
+    id: String,
+    email: Option<String>,
+    is_guest: i64,
+    created_at: i64,
+    disabled_at: Option<i64>,
+}
+
+impl From<AccountRow> for Account {
+    fn from(row: AccountRow) -> Account {
+        Account {
+            id: row.id,
+            email: row.email,
+            is_guest: row.is_guest != 0,
+            created_at: row.created_at,
+            disabled_at: row.disabled_at,
+        }
+    }
+}
+
+/// The login lookup: who has this email, their hash, and whether they may log in at all.
+pub struct LoginCandidate {
+    pub user_id: String,
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+}
+
+#[derive(FromRow)]
+struct CandidateRow {
     id: String,
     password_hash: Option<String>,
+    disabled_at: Option<i64>,
 }
 
 pub struct NewUser<'a> {
@@ -58,22 +103,23 @@ impl Store {
             .await?)
     }
 
-    /// The user id and password hash for an email, for login.
-    pub async fn find_credentials(
-        &self,
-        email: &str,
-    ) -> StoreResult<Option<(String, Option<String>)>> {
-        let row: Option<Credentials> =
-            sqlx::query_as("select id, password_hash from users where email = $1")
+    /// The user id, password hash and disabled flag for an email, for login.
+    pub async fn find_credentials(&self, email: &str) -> StoreResult<Option<LoginCandidate>> {
+        let row: Option<CandidateRow> =
+            sqlx::query_as("select id, password_hash, disabled_at from users where email = $1")
                 .bind(email)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(row.map(|c| (c.id, c.password_hash)))
+        Ok(row.map(|c| LoginCandidate {
+            user_id: c.id,
+            password_hash: c.password_hash,
+            disabled: c.disabled_at.is_some(),
+        }))
     }
 
     pub async fn password_hash(&self, user_id: &str) -> StoreResult<Option<String>> {
         let row: Option<Credentials> =
-            sqlx::query_as("select id, password_hash from users where id = $1")
+            sqlx::query_as("select password_hash from users where id = $1")
                 .bind(user_id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -81,10 +127,11 @@ impl Store {
     }
 
     /// Inside a session-opening transaction: `true` if `verified_hash` (the hash a login just
-    /// checked the password against) is still the user's, and then holds the user's row lock
-    /// until commit. A password change either commits first (then this is `false`: the login
-    /// verified credentials that no longer exist) or waits for this transaction, and then
-    /// revokes the session it opened. Either way no session outlives the password it proved.
+    /// checked the password against) is still the user's and the user is not disabled, and then
+    /// holds the user's row lock until commit. A password change or a disable either commits
+    /// first (then this is `false`: the login verified credentials that no longer open
+    /// sessions) or waits for this transaction, and then revokes the session it opened. Either
+    /// way no session outlives the password it proved, nor starts for a disabled user.
     pub(crate) async fn lock_current_credentials(
         tx: &mut Transaction<'static, Any>,
         user_id: &str,
@@ -92,7 +139,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let result = sqlx::query(
             "update users set password_hash = password_hash \
-             where id = $1 and password_hash = $2",
+             where id = $1 and password_hash = $2 and disabled_at is null",
         )
         .bind(user_id)
         .bind(verified_hash)
@@ -138,6 +185,94 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Some(ended.into_iter().map(|(id,)| id).collect()))
+    }
+
+    /// Inside a session-opening transaction (the bridge): `true` if the user is not disabled,
+    /// and then holds the user's row lock until commit, so a disable that runs concurrently
+    /// either comes first (and this is `false`) or waits and revokes the session opened here.
+    pub(crate) async fn lock_enabled_user(
+        tx: &mut Transaction<'static, Any>,
+        user_id: &str,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "update users set disabled_at = null where id = $1 and disabled_at is null",
+        )
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Creates a user with a password and no session (`sessiond users create`). `Ok(false)`
+    /// means the email is taken.
+    pub async fn create_user(&self, user: &NewUser<'_>) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        if !Store::insert_user(&mut tx, user).await? {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn find_account(&self, id: &str) -> StoreResult<Option<Account>> {
+        let row: Option<AccountRow> = sqlx::query_as(
+            "select id, email, is_guest, created_at, disabled_at from users where id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Account::from))
+    }
+
+    /// The account with this (normalized) email.
+    pub async fn find_account_by_email(&self, email: &str) -> StoreResult<Option<Account>> {
+        let row: Option<AccountRow> = sqlx::query_as(
+            "select id, email, is_guest, created_at, disabled_at from users where email = $1",
+        )
+        .bind(email)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(Account::from))
+    }
+
+    /// Disables a user and revokes every live session of theirs (reason `admin`), in one
+    /// transaction: a disabled user never keeps a session. Returns the revoked session ids, or
+    /// `None` for an unknown user. Disabling a disabled user keeps the first `disabled_at`.
+    pub async fn disable_user(&self, user_id: &str, now: i64) -> StoreResult<Option<Vec<String>>> {
+        let mut tx = self.writer.begin().await?;
+        let found: Option<(String,)> = sqlx::query_as(
+            "update users set disabled_at = coalesce(disabled_at, $1), updated_at = $1 \
+             where id = $2 returning id",
+        )
+        .bind(now)
+        .bind(user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        let ended = Store::revoke_user_sessions_in(
+            &mut tx,
+            user_id,
+            None,
+            crate::domain::RevokeReason::Admin,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(ended))
+    }
+
+    /// Lets a disabled user log in again (their ended sessions stay ended). `Ok(false)` for an
+    /// unknown user.
+    pub async fn enable_user(&self, user_id: &str, now: i64) -> StoreResult<bool> {
+        let result =
+            sqlx::query("update users set disabled_at = null, updated_at = $1 where id = $2")
+                .bind(now)
+                .bind(user_id)
+                .execute(&self.writer)
+                .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// Counts users; used by the CLI and tests.

@@ -1,6 +1,7 @@
 //! Access tokens: short-lived JWTs (`typ: at+jwt`, RFC 9068) signed by the key ring's active key.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use jsonwebtoken::{Header, Validation, decode, decode_header, encode};
 use quick_cache::sync::Cache;
@@ -41,8 +42,11 @@ pub struct AccessTokens {
     audience: String,
     ttl_secs: i64,
     /// Tokens whose signature and claims already checked out. A signature cannot change, so
-    /// only the expiry is re-checked on a hit; the session gate still decides liveness.
+    /// only the expiry is re-checked on a hit; the session gate still decides liveness. Emptied
+    /// when a signing key stops verifying (the key ring's epoch moves).
     verified: Cache<Box<str>, Arc<AccessClaims>>,
+    /// The key ring's epoch the cache was last emptied for.
+    verified_epoch: AtomicU64,
 }
 
 impl AccessTokens {
@@ -59,6 +63,7 @@ impl AccessTokens {
             audience,
             ttl_secs,
             verified: Cache::new(cache_entries.max(16)),
+            verified_epoch: AtomicU64::new(0),
         }
     }
 
@@ -100,6 +105,12 @@ impl AccessTokens {
     /// Checks signature, algorithm, type, issuer, audience and expiry. Says nothing about
     /// whether the session is still live: that is the session gate's job.
     pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, ApiError> {
+        let epoch = self.keys.epoch();
+        if self.verified_epoch.load(Ordering::SeqCst) != epoch {
+            // A key stopped verifying: forget every token verified before.
+            self.verified_epoch.store(epoch, Ordering::SeqCst);
+            self.verified.clear();
+        }
         if let Some(claims) = self.verified.get(token) {
             return if claims.exp > crate::clock::now() {
                 Ok(claims)
@@ -108,7 +119,13 @@ impl AccessTokens {
             };
         }
         let claims = Arc::new(self.verify_signed(token).await?);
-        self.verified.insert(token.into(), claims.clone());
+        // Verified with keys from before a drop: answer this once, but do not remember it.
+        if self.keys.epoch() == epoch {
+            self.verified.insert(token.into(), claims.clone());
+            if self.keys.epoch() != epoch {
+                self.verified.remove(token);
+            }
+        }
         Ok(claims)
     }
 

@@ -2,10 +2,18 @@
 //! instance on the same database signs and verifies with the same keys. The first start creates
 //! one ES256 key; the unique `active` column makes two instances starting at once agree on it.
 //! Rotation (`sessiond keys rotate`) retires the active key but keeps publishing it until every
-//! token it signed has expired. Each instance re-reads the table periodically, and at once (at
-//! most every few seconds) when it meets a token with a `kid` it does not know.
+//! token it signed has expired. Revocation (`sessiond keys retire`, an emergency) removes a key
+//! from verification and from the JWKS at once. Each instance re-reads the table periodically,
+//! when told of a change (PostgreSQL announces every change to the table; elsewhere a cheap
+//! fingerprint is polled, see `crate::maintenance`), and at once (at most every few seconds)
+//! when it meets a token with a `kid` it does not know.
+//!
+//! A reload that drops a key bumps the ring's `epoch`: the verified-token cache
+//! (`super::access`) is emptied when it sees the epoch move, so a token signed by a revoked key
+//! is not accepted from memory either.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -41,6 +49,12 @@ pub struct KeyRing {
     retention_secs: i64,
     current: RwLock<Arc<KeySet>>,
     last_reload: Mutex<Instant>,
+    /// Bumped after every reload that dropped a key that verified before.
+    epoch: AtomicU64,
+    /// The last fingerprint of the key table seen (see `Store::signing_keys_version`).
+    version: Mutex<Option<(i64, i64)>>,
+    /// Notified when the key table is known to have changed (PostgreSQL announcements).
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl KeyRing {
@@ -51,6 +65,8 @@ impl KeyRing {
         sealing: Arc<KeyEncryption>,
     ) -> anyhow::Result<KeyRing> {
         let retention_secs = access_ttl_secs + 60;
+        // Read before the keys: a change in between makes the first poll reload.
+        let version = store.signing_keys_version().await.ok();
         let set = read_or_create(&store, retention_secs, &sealing).await?;
         Ok(KeyRing {
             store,
@@ -58,6 +74,9 @@ impl KeyRing {
             retention_secs,
             current: RwLock::new(Arc::new(set)),
             last_reload: Mutex::new(Instant::now()),
+            epoch: AtomicU64::new(0),
+            version: Mutex::new(version),
+            changed: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -82,10 +101,54 @@ impl KeyRing {
         self.snapshot().verifiers.get(kid).cloned()
     }
 
+    /// Re-reads the keys. A key that is gone (revoked, or retired past every token it signed)
+    /// stops verifying here and now, and moves the epoch.
     pub async fn reload(&self) -> anyhow::Result<()> {
         let set = read_keys(&self.store, self.retention_secs, &self.sealing).await?;
-        *self.current.write().expect("key ring lock poisoned") = Arc::new(set);
+        let dropped = {
+            let mut current = self.current.write().expect("key ring lock poisoned");
+            let dropped = current
+                .verifiers
+                .keys()
+                .any(|kid| !set.verifiers.contains_key(kid));
+            *current = Arc::new(set);
+            dropped
+        };
+        if dropped {
+            // After the swap: whoever sees the new epoch verifies with the new set.
+            self.epoch.fetch_add(1, Ordering::SeqCst);
+            tracing::info!("a signing key stopped verifying");
+        }
         Ok(())
+    }
+
+    /// Re-reads the keys if the key table changed since the last look (one cheap query): how
+    /// an instance that is not told of changes sees a revocation within a poll interval.
+    pub async fn reload_if_changed(&self) -> anyhow::Result<()> {
+        let version = self
+            .store
+            .signing_keys_version()
+            .await
+            .context("Failed to read the signing keys' version")?;
+        let previous = self
+            .version
+            .lock()
+            .expect("key ring lock poisoned")
+            .replace(version);
+        if previous.is_some_and(|previous| previous != version) {
+            self.reload().await?;
+        }
+        Ok(())
+    }
+
+    /// Notified when the key table changed; whoever follows it calls [`KeyRing::reload`].
+    pub fn changes(&self) -> Arc<tokio::sync::Notify> {
+        self.changed.clone()
+    }
+
+    /// Moves whenever a key stops verifying; caches of verified tokens compare it.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
     }
 
     fn snapshot(&self) -> Arc<KeySet> {
@@ -140,6 +203,7 @@ pub fn generate_key(now: i64) -> anyhow::Result<SigningKeyRow> {
         active: Some(1),
         created_at: now,
         retired_at: None,
+        revoked_at: None,
     })
 }
 

@@ -1,0 +1,65 @@
+//! `sessiond sessions …`: a user's live sessions.
+
+use clap::Subcommand;
+use uuid::Uuid;
+
+use super::{CliError, cell};
+use crate::clock;
+use crate::config::Settings;
+use crate::store::Store;
+
+#[derive(Subcommand)]
+pub enum SessionsCommand {
+    /// List a user's live sessions (devices), newest first.
+    #[command(
+        long_about = "List a user's live sessions (neither revoked nor expired), newest first: \
+                      one line per session with tab-separated columns id, kind, created, last \
+                      seen, IP address, user agent (`-` when unknown). A bridge session's kind \
+                      is bridge:<provider>.",
+        after_long_help = "Example:\n  \
+            sessiond sessions list --user 0190c5d6-a1b2-7c3e-9f0a-4b5c6d7e8f90"
+    )]
+    List {
+        /// The user's id (a UUID).
+        #[arg(long = "user", value_name = "ID")]
+        user_id: Uuid,
+    },
+}
+
+pub async fn run(
+    command: SessionsCommand,
+    settings: &Settings,
+    store: &Store,
+) -> Result<(), CliError> {
+    match command {
+        SessionsCommand::List { user_id } => {
+            let user_id = user_id.to_string();
+            if store.find_account(&user_id).await?.is_none() {
+                return Err(anyhow::anyhow!("no user with id {user_id}").into());
+            }
+            let idle = settings.sessions.idle_timeout_secs;
+            let sessions = store
+                .list_live_sessions(&user_id, clock::now(), idle)
+                .await?;
+            for session in &sessions {
+                let kind = match &session.provider {
+                    Some(provider) => format!("{}:{provider}", session.kind),
+                    None => session.kind.clone(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    session.id,
+                    kind,
+                    clock::rfc3339(session.created_at),
+                    clock::rfc3339(session.last_seen_at),
+                    cell(session.ip_address.as_deref()),
+                    cell(session.user_agent.as_deref()),
+                );
+            }
+            if sessions.is_empty() {
+                eprintln!("user {user_id} has no live sessions");
+            }
+        }
+    }
+    Ok(())
+}
