@@ -250,6 +250,20 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
+    /// The address per-client limits count under (IPv6: its /64), if there is one.
+    pub fn limit_key(&self) -> Option<std::net::IpAddr> {
+        self.ip_address
+            .as_deref()
+            .and_then(|ip| ip.parse().ok())
+            .map(crate::client_ip::limit_key)
+    }
+
+    /// [`ClientInfo::limit_key`] as text for a database key (`unknown` without an address).
+    pub fn limit_key_text(&self) -> String {
+        self.limit_key()
+            .map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+    }
+
     /// With `trust_proxy`, the client address our proxies vouch for (`crate::client_ip`);
     /// otherwise the TCP peer, since a client can write any header it likes.
     pub fn from_request(req: &HttpRequest, server: &crate::config::ServerSettings) -> ClientInfo {

@@ -55,12 +55,7 @@ impl RateLimits {
         if self.guests_per_minute <= 0 {
             return Ok(());
         }
-        let ip = client
-            .ip_address
-            .as_deref()
-            .and_then(|ip| ip.parse().ok())
-            .map(crate::client_ip::limit_key);
-        let key = format!("guest:{}", ip.map_or("unknown".into(), |ip| ip.to_string()));
+        let key = format!("guest:{}", client.limit_key_text());
         let window_start = now - now.rem_euclid(GUEST_WINDOW_SECS);
         let hits = self.store.hit_rate_window(&key, window_start).await?;
         if hits > self.guests_per_minute {
@@ -76,12 +71,7 @@ impl RateLimits {
         let Some(limiter) = &self.credentials else {
             return Ok(());
         };
-        let ip = client
-            .ip_address
-            .as_deref()
-            .and_then(|ip| ip.parse().ok())
-            .map(crate::client_ip::limit_key);
-        limiter.check_key(&ip).map_err(|not_until| {
+        limiter.check_key(&client.limit_key()).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
             ApiError::RateLimited(wait.as_secs().max(1))
         })

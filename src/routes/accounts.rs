@@ -62,7 +62,7 @@ pub async fn login(
     // An unparseable email is looked up as no user at all, so it costs the same dummy hash.
     let email = Email::parse(&body.email).ok();
     let account = throttle_account(&body.email, email.as_ref());
-    let address = throttle_address(&client);
+    let address = client.limit_key_text();
     wait_for_throttle(&state, &account, &address).await?;
     let stored = match &email {
         Some(email) => state.store.find_credentials(email.as_str()).await?,
@@ -160,16 +160,6 @@ fn throttle_account(typed: &str, email: Option<&Email>) -> String {
         Some(email) => email.as_str().to_string(),
         None => typed.trim().to_lowercase().chars().take(254).collect(),
     }
-}
-
-/// The address a login attempt counts against (IPv6: its /64).
-fn throttle_address(client: &ClientInfo) -> String {
-    client
-        .ip_address
-        .as_deref()
-        .and_then(|ip| ip.parse().ok())
-        .map(crate::client_ip::limit_key)
-        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
 }
 
 /// Refuses a throttled attempt (429, before any password is checked) or makes it wait.

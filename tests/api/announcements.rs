@@ -40,26 +40,12 @@ async fn a_revocation_written_outside_the_service_is_seen_within_a_second() {
     // Act: an operator revokes it with plain SQL, as a script or the CLI would.
     let url = &app.db.url;
     let sql = "update user_sessions set revoked_at = 1, revoked_reason = 'admin' where id = $1";
-    match backend() {
-        Backend::Postgres => {
-            use sqlx::Connection;
-            let mut conn = sqlx::postgres::PgConnection::connect(url).await.unwrap();
-            sqlx::query(sql)
-                .bind(&session.session_id)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        Backend::Sqlite => {
-            use sqlx::Connection;
-            let mut conn = sqlx::sqlite::SqliteConnection::connect(url).await.unwrap();
-            sqlx::query(sql)
-                .bind(&session.session_id)
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
+    let mut conn = crate::helpers::raw_connection(url).await;
+    sqlx::query(sql)
+        .bind(&session.session_id)
+        .execute(&mut conn)
+        .await
+        .unwrap();
 
     // Assert
     refused_within_a_second(&app, &session.access_token).await;

@@ -101,36 +101,15 @@ async fn sigkill_during_refreshes_never_locks_the_client_out_nor_forks_the_chain
     }
 
     // Assert: exactly one live token, and it is the client's.
-    let live: i64 = match crate::helpers::backend() {
-        crate::helpers::Backend::Postgres => {
-            use sqlx::Connection;
-            let mut conn = sqlx::postgres::PgConnection::connect(&db.url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(
-                "select count(*) from refresh_tokens where session_id = $1 \
-                 and rotated_at is null and revoked_at is null",
-            )
-            .bind(&session_id)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap()
-        }
-        crate::helpers::Backend::Sqlite => {
-            use sqlx::Connection;
-            let mut conn = sqlx::sqlite::SqliteConnection::connect(&db.url)
-                .await
-                .unwrap();
-            sqlx::query_scalar(
-                "select count(*) from refresh_tokens where session_id = $1 \
-                 and rotated_at is null and revoked_at is null",
-            )
-            .bind(&session_id)
-            .fetch_one(&mut conn)
-            .await
-            .unwrap()
-        }
-    };
+    let mut conn = crate::helpers::raw_connection(&db.url).await;
+    let live: i64 = sqlx::query_scalar(
+        "select count(*) from refresh_tokens where session_id = $1 \
+         and rotated_at is null and revoked_at is null",
+    )
+    .bind(&session_id)
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     assert_eq!(live, 1, "one live refresh chain");
     let body = refresh(&http, &server.base, &token).await.unwrap();
     assert_eq!(body["session_id"], session_id.as_str());

@@ -300,6 +300,14 @@ pub async fn until_listening(app: &TestApp) {
     }
 }
 
+/// A plain connection to the test database, outside the service (as an operator's script).
+pub async fn raw_connection(url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(url)
+        .await
+        .expect("the test database answers")
+}
+
 /// A well-formed refresh token (43 base64url characters, from the service's own generator)
 /// that was never issued.
 pub fn unknown_refresh_token() -> String {
