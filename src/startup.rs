@@ -192,6 +192,7 @@ fn serve(
     let mut server =
         HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(routes::head_as_get))
                 .wrap(from_fn(crate::metrics::record))
                 .wrap(from_fn(echo_request_id))
                 .wrap(TracingLogger::<RequestSpan>::new())

@@ -180,6 +180,13 @@ pub async fn audit_events(
             "limit must be between 1 and {MAX_AUDIT_LIMIT}"
         )));
     }
+    if let Some(user_id) = &query.user_id
+        && uuid::Uuid::parse_str(user_id).is_err()
+    {
+        return Err(ApiError::InvalidRequest(
+            "user_id must be a user id (a UUID)".into(),
+        ));
+    }
     let rows = state
         .store
         .audit_events(query.user_id.as_deref(), limit)

@@ -74,11 +74,25 @@ pub async fn events(
         .get(ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json") && !a.contains("text/event-stream"));
+    // Malformed in either form: the poll form ignores the header, but must not accept garbage.
+    let resume = last_event_id(&req)?;
     if query.after.is_some() || query.limit.is_some() || wants_json {
         poll(&state, &query).await
     } else {
-        stream(&state, &req).await
+        stream(&state, resume).await
     }
+}
+
+/// The `Last-Event-ID` header as an event id, if present.
+fn last_event_id(req: &HttpRequest) -> ApiResult<Option<i64>> {
+    req.headers()
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::InvalidRequest("Last-Event-ID must be an event id".into()))
+                .and_then(|text| event_id(text, "Last-Event-ID"))
+        })
+        .transpose()
 }
 
 fn event_id(text: &str, what: &str) -> Result<i64, ApiError> {
@@ -129,16 +143,7 @@ async fn poll(state: &AppState, query: &EventsQuery) -> ApiResult<HttpResponse> 
     Ok(no_store(StatusCode::OK).json(json!({ "events": views, "next": next })))
 }
 
-async fn stream(state: &web::Data<AppState>, req: &HttpRequest) -> ApiResult<HttpResponse> {
-    let resume = req
-        .headers()
-        .get("last-event-id")
-        .map(|v| {
-            v.to_str()
-                .map_err(|_| ApiError::InvalidRequest("Last-Event-ID must be an event id".into()))
-                .and_then(|text| event_id(text, "Last-Event-ID"))
-        })
-        .transpose()?;
+async fn stream(state: &web::Data<AppState>, resume: Option<i64>) -> ApiResult<HttpResponse> {
     let feed = state.events.clone();
     // Subscribe before reading where to start: nothing committed after this point is missed.
     let live = feed.subscribe();

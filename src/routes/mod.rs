@@ -18,8 +18,12 @@ mod sessions;
 mod upgrade;
 mod ws_tickets;
 
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
-use actix_web::{HttpResponse, Route, web};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError, Route, web};
 
 use crate::error::ApiError;
 
@@ -128,15 +132,25 @@ pub fn table() -> Vec<RouteSpec> {
 /// Registers the table, grouping methods by path so that a known path with another method
 /// answers 405 and an unknown path 404, both as contract JSON errors.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let mut by_path: Vec<(&'static str, Vec<Route>)> = Vec::new();
-    for RouteSpec { path, route, .. } in table() {
-        match by_path.iter_mut().find(|(p, _)| *p == path) {
-            Some((_, routes)) => routes.push(route),
-            None => by_path.push((path, vec![route])),
+    let mut by_path: Vec<(&'static str, Vec<Method>, Vec<Route>)> = Vec::new();
+    for RouteSpec {
+        method,
+        path,
+        route,
+    } in table()
+    {
+        match by_path.iter_mut().find(|(p, _, _)| *p == path) {
+            Some((_, methods, routes)) => {
+                methods.push(method);
+                routes.push(route);
+            }
+            None => by_path.push((path, vec![method], vec![route])),
         }
     }
-    for (path, routes) in by_path {
-        let mut resource = web::resource(path).default_service(web::to(method_not_allowed));
+    for (path, methods, routes) in by_path {
+        let allow = allow_header(&methods);
+        let mut resource =
+            web::resource(path).default_service(web::to(move || method_not_allowed(allow.clone())));
         for route in routes {
             resource = resource.route(route);
         }
@@ -144,10 +158,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// The `Allow` header of a path (RFC 9110 §10.2.1): its methods, and HEAD wherever GET is
+/// (see [`head_as_get`]).
+fn allow_header(methods: &[Method]) -> HeaderValue {
+    let mut names: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    if methods.contains(&Method::GET) {
+        names.push("HEAD");
+    }
+    HeaderValue::from_str(&names.join(", ")).expect("method names are header-safe")
+}
+
+/// Middleware: a HEAD request is answered as the GET it asks about (RFC 9110 §9.3.2); the
+/// HTTP layer sends the headers and leaves the body out.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
+}
+
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such route"))
 }
 
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+async fn method_not_allowed(allow: HeaderValue) -> Result<HttpResponse, actix_web::Error> {
+    let mut response = ApiError::MethodNotAllowed.error_response();
+    response.headers_mut().insert(header::ALLOW, allow);
+    Ok(response)
 }

@@ -486,4 +486,8 @@ async fn the_audit_limit_is_validated_and_applied_newest_first() {
         let response = audit(&app, &query(bad)).await;
         assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
     }
+    for bad in ["", "ann", "not-a-uuid"] {
+        let response = audit(&app, &format!("?user_id={bad}")).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    }
 }

@@ -194,3 +194,30 @@ async fn a_database_refusing_connections_is_503_with_retry_after_never_500() {
         .await;
     assert_eq!(login.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn head_answers_like_get_and_405_names_the_allowed_methods() {
+    let app = crate::helpers::spawn_app().await;
+    let head = app.client.head(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(head.bytes().await.unwrap().is_empty());
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/v1/me", "GET, HEAD"),
+        (reqwest::Method::GET, "/v1/login", "POST"),
+        (reqwest::Method::DELETE, "/healthz", "GET, HEAD"),
+    ] {
+        let response = app
+            .client
+            .request(method, app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["allow"], allow, "{path}");
+        assert_error(
+            response,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        )
+        .await;
+    }
+}

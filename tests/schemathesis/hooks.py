@@ -14,9 +14,6 @@ the cases (decided by the value, so a seed still replays the same run): a real l
 token, access token to introspect or revoke, ticket, session or user id, a bridge token signed
 for the provider that scripts/schemathesis configures. A replaced value is as schema-valid as
 the one it replaces, and schemathesis re-validates a case that `before_call` changed.
-
-`skip_known_bugs` leaves out the inputs that meet a reported server bug; delete each workaround
-with its fix.
 """
 
 import base64
@@ -158,28 +155,9 @@ class Credentials:
             replace_path_id(case, lambda: tokens["session_id"])
 
 
-def skip_known_bugs(case, op):
-    """Leave out inputs that meet a reported server bug, until it is fixed.
-
-    Each edit turns the case into one the server answers rightly; schemathesis re-validates
-    a case that this hook changed, so the case is then judged as what it has become.
-    """
-    query = case.query or {}
-    if op == "adminAuditEvents" and "user_id" in query and not is_uuid(query["user_id"]):
-        # BUG: GET /v1/admin/audit?user_id=<not a UUID> (or empty) answers 200 with no events
-        # instead of 400 invalid_request (user_id is never validated).
-        case.query = {k: v for k, v in query.items() if k != "user_id"}
-    if op == "sessionEvents" and ("after" in query or "limit" in query):
-        # BUG: the poll form (after/limit) ignores an invalid Last-Event-ID (e.g. -1, "x")
-        # where the stream form answers 400 invalid_request.
-        headers = case.headers or {}
-        case.headers = {k: v for k, v in headers.items() if k.lower() != "last-event-id"}
-
-
 @schemathesis.hook
 def before_call(context, case, kwargs):
     op = operation_id(case)
-    skip_known_bugs(case, op)
     if op == "login":
         body = case.body
         if isinstance(body, dict) and isinstance(body.get("email"), str) and pick(body.get("password")):
