@@ -15,9 +15,10 @@ end
 $$;
 
 -- Revoked, or reshaped (a guest upgrade changes kind, amr and expiry). Refreshes only move
--- last_seen_at and are not announced.
+-- last_seen_at and are not announced: with the column list, PostgreSQL does not even consider
+-- the trigger for them (refresh is the hottest write).
 create trigger user_sessions_announce_change
-    after update on user_sessions
+    after update of revoked_at, kind, amr, expires_at, user_id on user_sessions
     for each row
     when (old.revoked_at is distinct from new.revoked_at
           or old.kind is distinct from new.kind

@@ -56,7 +56,7 @@ begin
 end
 $$;
 create trigger user_sessions_event_ended
-    after update on user_sessions
+    after update of revoked_at on user_sessions
     for each row
     when (old.revoked_at is null and new.revoked_at is not null)
     execute function sessiond_session_ended();
