@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{OptionalJson, SetsRefreshCookie};
 use crate::issuance::token_response;
 use crate::state::AppState;
-use crate::store::{RefreshOutcome, RotationRequest, SessionRow};
+use crate::store::{RefreshOutcome, RotationRequest, SessionRow, UserRow};
 use crate::tokens::opaque;
 
 #[derive(Deserialize)]
@@ -55,16 +55,20 @@ pub async fn refresh(
         idle_timeout_secs: sessions.idle_timeout_secs,
     };
     match state.store.rotate_refresh_token(&request).await? {
-        RefreshOutcome::Rotated(session) => {
+        RefreshOutcome::Rotated { session, user } => {
             state.gate.changed(&session.id);
             state.metrics.refreshes.inc();
-            respond(&state, &session, &successor).await
+            respond(&state, &session, &user, &successor)
         }
-        RefreshOutcome::Replayed { session, sealed } => {
+        RefreshOutcome::Replayed {
+            session,
+            user,
+            sealed,
+        } => {
             let same = opaque::unseal_successor(&presented, &sealed)
                 .ok_or(ApiError::InvalidRefreshToken)?;
             state.metrics.refreshes.inc();
-            respond(&state, &session, &same).await
+            respond(&state, &session, &user, &same)
         }
         RefreshOutcome::Reused {
             session_id,
@@ -85,20 +89,16 @@ pub async fn refresh(
     }
 }
 
-async fn respond(
+fn respond(
     state: &AppState,
     session: &SessionRow,
+    user: &UserRow,
     refresh_token: &SecretString,
 ) -> ApiResult<HttpResponse> {
-    let user = state
-        .store
-        .find_user(&session.user_id)
-        .await?
-        .ok_or(ApiError::InvalidRefreshToken)?;
     token_response(
         state,
         StatusCode::OK,
-        &user,
+        user,
         &session.id,
         &session.amr,
         refresh_token,

@@ -3,8 +3,9 @@ use sqlx::{Any, FromRow, Transaction};
 use super::{Store, StoreResult, UserRow};
 use crate::domain::RevokeReason;
 
+/// A session row joined with its user's columns (see [`session_and_user_columns`]).
 #[derive(FromRow)]
-struct SessionAndUser {
+pub(super) struct SessionAndUser {
     #[sqlx(flatten)]
     session: SessionRow,
     email: Option<String>,
@@ -13,7 +14,7 @@ struct SessionAndUser {
 }
 
 impl SessionAndUser {
-    fn split(self) -> (SessionRow, UserRow) {
+    pub(super) fn split(self) -> (SessionRow, UserRow) {
         let user = UserRow {
             id: self.session.user_id.clone(),
             email: self.email,
@@ -60,7 +61,15 @@ macro_rules! session_columns {
          expires_at, revoked_at"
     };
 }
-pub(super) use session_columns;
+/// The columns of [`SessionAndUser`], from `user_sessions s join users u`.
+macro_rules! session_and_user_columns {
+    () => {
+        "s.id, s.user_id, s.kind, s.provider, s.amr, s.user_agent, s.ip_address, \
+         s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, \
+         u.email, u.is_guest, u.created_at as user_created_at"
+    };
+}
+pub(super) use session_and_user_columns;
 
 impl Store {
     pub(crate) async fn insert_session(
@@ -178,15 +187,15 @@ impl Store {
 
     /// A session together with its user, as the session gate caches it.
     pub async fn session_with_user(&self, id: &str) -> StoreResult<Option<(SessionRow, UserRow)>> {
-        let row: Option<SessionAndUser> = sqlx::query_as(
-            "select s.id, s.user_id, s.kind, s.provider, s.amr, s.user_agent, s.ip_address, \
-             s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, \
-             u.email, u.is_guest, u.created_at as user_created_at \
-             from user_sessions s join users u on u.id = s.user_id where s.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let sql = concat!(
+            "select ",
+            session_and_user_columns!(),
+            " from user_sessions s join users u on u.id = s.user_id where s.id = $1"
+        );
+        let row: Option<SessionAndUser> = sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(SessionAndUser::split))
     }
 
