@@ -19,7 +19,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub sessions: SessionSettings,
     pub events: EventSettings,
-    pub throttle: crate::throttle::ThrottleSettings,
+    pub throttle: ThrottleSettings,
     pub audit: AuditSettings,
     #[serde(default)]
     pub metrics: MetricsSettings,
@@ -114,6 +114,20 @@ pub struct KeySettings {
 pub struct MetricsSettings {
     #[serde(default)]
     pub bearer_token: Option<SecretString>,
+}
+
+/// The per-account login throttle (the policy is `crate::throttle`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ThrottleSettings {
+    /// 0 turns per-account throttling off.
+    pub client_failures: i64,
+    pub window_secs: i64,
+    pub base_delay_secs: i64,
+    pub max_delay_secs: i64,
+    pub account_failures: i64,
+    /// How long an account stays "under attack" after its last failure past the ceiling.
+    pub account_block_secs: i64,
+    pub account_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

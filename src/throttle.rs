@@ -17,22 +17,8 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-
+use crate::config::ThrottleSettings;
 use crate::store::{EVERY_CLIENT, Store, StoreResult};
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ThrottleSettings {
-    /// 0 turns per-account throttling off.
-    pub client_failures: i64,
-    pub window_secs: i64,
-    pub base_delay_secs: i64,
-    pub max_delay_secs: i64,
-    pub account_failures: i64,
-    /// How long an account stays "under attack" after its last failure past the ceiling.
-    pub account_block_secs: i64,
-    pub account_delay_ms: u64,
-}
 
 /// What to do with a login attempt before checking its password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

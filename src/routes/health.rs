@@ -1,6 +1,6 @@
 //! Liveness and readiness. `/healthz` never touches the database (a restart would not fix a
 //! database outage); `/readyz` does, so a load balancer stops routing to an instance that
-//! cannot reach its store — or that is shutting down (`crate::startup`, graceful shutdown).
+//! cannot reach its store — or that is shutting down (see the graceful shutdown in startup.rs).
 
 use std::time::Duration;
 
