@@ -13,14 +13,31 @@ use crate::extract::ServiceClient;
 use crate::issuance::SessionView;
 use crate::service_keys::Scope;
 use crate::state::AppState;
+use crate::store::UserRow;
 
 const MAX_AUDIT_LIMIT: i64 = 1000;
 
-async fn existing_user(state: &AppState, user_id: &str) -> ApiResult<()> {
-    match state.store.find_user(user_id).await? {
-        Some(_) => Ok(()),
-        None => Err(ApiError::NotFound("no such user")),
-    }
+async fn existing_user(state: &AppState, user_id: &str) -> ApiResult<UserRow> {
+    state
+        .store
+        .find_user(user_id)
+        .await?
+        .ok_or(ApiError::NotFound("no such user"))
+}
+
+/// Records an admin action on `user_id` in the audit trail, naming the calling service, and
+/// answers 204: how every admin write ends.
+async fn done(
+    state: &AppState,
+    client: &ServiceClient,
+    req: &HttpRequest,
+    event: Event,
+    user_id: &str,
+    mut detail: Value,
+) -> ApiResult<HttpResponse> {
+    detail["service"] = json!(&*client.0.name);
+    state.audit(event, Some(user_id), None, req, detail).await;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn sessions(
@@ -54,17 +71,16 @@ pub async fn revoke_sessions(
         .revoke_user_sessions(&user_id, None, RevokeReason::Admin, clock::now())
         .await?;
     state.gate.ended(&ended);
-    let detail = json!({ "service": &*client.0.name, "revoked": ended.len() });
-    state
-        .audit(
-            Event::AdminRevokedSessions,
-            Some(&user_id),
-            None,
-            &req,
-            detail,
-        )
-        .await;
-    Ok(HttpResponse::NoContent().finish())
+    let detail = json!({ "revoked": ended.len() });
+    done(
+        &state,
+        &client,
+        &req,
+        Event::AdminRevokedSessions,
+        &user_id,
+        detail,
+    )
+    .await
 }
 
 /// `DELETE /v1/admin/users/{id}/throttle`: forgets the user's failed logins, from every
@@ -77,26 +93,21 @@ pub async fn clear_throttle(
 ) -> ApiResult<HttpResponse> {
     client.require(Scope::Admin)?;
     let user_id = path.into_inner();
-    let user = state
-        .store
-        .find_user(&user_id)
-        .await?
-        .ok_or(ApiError::NotFound("no such user"))?;
+    let user = existing_user(&state, &user_id).await?;
     let cleared = match &user.email {
         Some(email) => state.throttle.clear(email).await?,
         None => 0,
     };
-    let detail = json!({ "service": &*client.0.name, "cleared": cleared });
-    state
-        .audit(
-            Event::AdminClearedThrottle,
-            Some(&user_id),
-            None,
-            &req,
-            detail,
-        )
-        .await;
-    Ok(HttpResponse::NoContent().finish())
+    let detail = json!({ "cleared": cleared });
+    done(
+        &state,
+        &client,
+        &req,
+        Event::AdminClearedThrottle,
+        &user_id,
+        detail,
+    )
+    .await
 }
 
 pub async fn delete_user(
@@ -113,11 +124,16 @@ pub async fn delete_user(
         .await?
         .ok_or(ApiError::NotFound("no such user"))?;
     state.gate.ended(&ended);
-    let detail = json!({ "service": &*client.0.name, "sessions": ended.len() });
-    state
-        .audit(Event::AdminDeletedUser, Some(&user_id), None, &req, detail)
-        .await;
-    Ok(HttpResponse::NoContent().finish())
+    let detail = json!({ "sessions": ended.len() });
+    done(
+        &state,
+        &client,
+        &req,
+        Event::AdminDeletedUser,
+        &user_id,
+        detail,
+    )
+    .await
 }
 
 /// `POST /v1/admin/users/{id}/disable`: the user can no longer log in, refresh or bridge, and
@@ -136,11 +152,16 @@ pub async fn disable_user(
         .await?
         .ok_or(ApiError::NotFound("no such user"))?;
     state.gate.ended(&ended);
-    let detail = json!({ "service": &*client.0.name, "revoked": ended.len() });
-    state
-        .audit(Event::AdminDisabledUser, Some(&user_id), None, &req, detail)
-        .await;
-    Ok(HttpResponse::NoContent().finish())
+    let detail = json!({ "revoked": ended.len() });
+    done(
+        &state,
+        &client,
+        &req,
+        Event::AdminDisabledUser,
+        &user_id,
+        detail,
+    )
+    .await
 }
 
 /// `POST /v1/admin/users/{id}/enable`: the user may log in again.
@@ -155,11 +176,15 @@ pub async fn enable_user(
     if !state.store.enable_user(&user_id, clock::now()).await? {
         return Err(ApiError::NotFound("no such user"));
     }
-    let detail = json!({ "service": &*client.0.name });
-    state
-        .audit(Event::AdminEnabledUser, Some(&user_id), None, &req, detail)
-        .await;
-    Ok(HttpResponse::NoContent().finish())
+    done(
+        &state,
+        &client,
+        &req,
+        Event::AdminEnabledUser,
+        &user_id,
+        json!({}),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
