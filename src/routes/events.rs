@@ -106,9 +106,7 @@ fn event_id(text: &str, what: &str) -> Result<i64, ApiError> {
 /// Where a consumer resuming after `after` starts: there, or (when the events after it are no
 /// longer retained, or it names an event that never was) over from the newest event.
 async fn resume_point(feed: &EventFeed, after: i64) -> ApiResult<Result<i64, i64>> {
-    let store = feed.store();
-    let purged = store.events_purged_through().await?;
-    let last = store.last_event_id().await?;
+    let (purged, last) = feed.store().event_bounds().await?;
     Ok(if after < purged || after > last {
         Err(last)
     } else {

@@ -32,10 +32,19 @@ impl Store {
 
     /// The id of the newest event (0 when there is none).
     pub async fn last_event_id(&self) -> StoreResult<i64> {
-        let (id,): (Option<i64>,) = sqlx::query_as("select max(id) from session_events")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(id.unwrap_or(0).max(self.events_purged_through().await?))
+        Ok(self.event_bounds().await?.1)
+    }
+
+    /// (the largest id the purge has deleted, the id of the newest event), in one read. When
+    /// the purge has emptied the table, the newest event is the last one it deleted.
+    pub async fn event_bounds(&self) -> StoreResult<(i64, i64)> {
+        let (purged, newest): (i64, Option<i64>) = sqlx::query_as(
+            "select (select through from session_events_purged where singleton = 1), \
+             (select max(id) from session_events)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((purged, newest.unwrap_or(0).max(purged)))
     }
 
     /// The largest id the retention purge has deleted: events up to it are gone.
