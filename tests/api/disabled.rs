@@ -181,28 +181,11 @@ async fn a_disabled_bridged_user_gets_403_and_no_session() {
     .unwrap();
     let sessions: Value = sessions.json().await.unwrap();
     assert_eq!(sessions["sessions"], json!([]), "no session was opened");
-    let audit: Value = admin(
-        &app,
-        Method::GET,
-        &format!("/v1/admin/audit?user_id={}", first.user_id),
-        Some(ADMIN_KEY),
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let types: Vec<&str> = audit["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let types = crate::service::audit_types(&app, &first.user_id).await;
     assert_eq!(
         types[..2],
         ["bridge_refused", "admin_disabled_user"],
-        "{audit}"
+        "{types:?}"
     );
 
     assert_eq!(

@@ -152,3 +152,20 @@ pub async fn assert_active(response: Response) -> Value {
     assert_eq!(body["active"], true, "{body}");
     body
 }
+
+/// The types of a user's audit events, newest first, read with [`ADMIN_KEY`].
+pub async fn audit_types(app: &TestApp, user_id: &str) -> Vec<String> {
+    let path = format!("/v1/admin/audit?user_id={user_id}");
+    let response = admin(app, reqwest::Method::GET, &path, Some(ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    body["events"]
+        .as_array()
+        .expect("an events array")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
+}
