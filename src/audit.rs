@@ -4,8 +4,7 @@
 
 use serde_json::Value;
 
-use crate::clock;
-use crate::extract::ClientInfo;
+use crate::domain::ClientInfo;
 use crate::store::{AuditRow, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,10 +66,10 @@ pub struct Subject<'a> {
     pub client: &'a ClientInfo,
 }
 
-pub async fn record(store: &Store, event: Event, subject: Subject<'_>, detail: Value) {
+pub async fn record(store: &Store, at: i64, event: Event, subject: Subject<'_>, detail: Value) {
     let row = AuditRow {
         id: uuid::Uuid::now_v7().to_string(),
-        at: clock::now(),
+        at,
         kind: event.as_str().to_string(),
         user_id: subject.user_id.map(str::to_string),
         session_id: subject.session_id.map(str::to_string),

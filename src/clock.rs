@@ -1,10 +1,50 @@
-//! Wall-clock time as Unix seconds, the unit of every stored time and JWT claim.
+//! Time as Unix seconds, the unit of every stored time and JWT claim, from an injected
+//! [`Clock`]: production reads the system clock; tests move a clock forward instead of
+//! sleeping (`Clock::advance`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-pub fn now() -> i64 {
+/// The system clock plus an offset that only tests move. Clones share the offset, so every part
+/// of one app sees the same time.
+#[derive(Clone, Default)]
+pub struct Clock {
+    offset_secs: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    pub fn now(&self) -> i64 {
+        system_now() + self.offset_secs.load(Ordering::Relaxed)
+    }
+
+    /// Moves this clock (and its clones) forward by `secs`.
+    pub fn advance(&self, secs: i64) {
+        self.offset_secs.fetch_add(secs, Ordering::SeqCst);
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock(+{}s)", self.offset_secs.load(Ordering::Relaxed))
+    }
+}
+
+fn system_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The system clock's time, for the operator's commands and background work that run outside
+/// an app (they never need a moved clock).
+pub fn now() -> i64 {
+    system_now()
 }
 
 /// RFC 3339 UTC text for a Unix-seconds time, as the API shows times inside objects.
@@ -17,8 +57,19 @@ pub fn rfc3339(unix: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn formats_rfc3339_utc() {
-        assert_eq!(super::rfc3339(1_790_000_900), "2026-09-21T14:28:20Z");
+        assert_eq!(rfc3339(1_790_000_900), "2026-09-21T14:28:20Z");
+    }
+
+    #[test]
+    fn an_advanced_clock_moves_its_clones_too() {
+        let clock = Clock::system();
+        let clone = clock.clone();
+        let before = clone.now();
+        clock.advance(3600);
+        assert!(clone.now() >= before + 3600);
     }
 }

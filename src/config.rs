@@ -10,6 +10,16 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod bridge;
+mod browser;
+mod limits;
+
+pub use bridge::{BridgeSettings, ProviderSettings};
+pub use browser::{CookieSettings, CorsSettings};
+pub use limits::RateLimitSettings;
+
+use crate::domain::Scope;
+
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
@@ -27,13 +37,24 @@ pub struct Settings {
     pub keys: KeySettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
-    pub bridge: crate::bridge::BridgeSettings,
-    pub rate_limits: crate::rate_limit::RateLimitSettings,
-    pub cors: crate::cors::CorsSettings,
-    pub cookies: crate::cookies::CookieSettings,
+    pub bridge: BridgeSettings,
+    pub rate_limits: RateLimitSettings,
+    pub cors: CorsSettings,
+    pub cookies: CookieSettings,
     /// Keys for trusted backends, in addition to those made with `sessiond service-keys`.
     #[serde(default)]
-    pub service_keys: Vec<crate::service_keys::ConfiguredKey>,
+    pub service_keys: Vec<ConfiguredKey>,
+}
+
+/// A key in configuration: `secret` (the key itself) or `sha256` (hex of its SHA-256).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfiguredKey {
+    pub name: String,
+    #[serde(default)]
+    pub secret: Option<SecretString>,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    pub scopes: Vec<Scope>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,7 +63,7 @@ pub struct ServerSettings {
     pub port: u16,
     pub workers: usize,
     pub public_url: String,
-    /// Read the client address from `X-Forwarded-For` (see `crate::client_ip`).
+    /// Read the client address from `X-Forwarded-For` (see `http::client_ip`).
     pub trust_proxy: bool,
     /// With `trust_proxy`: the entry this many hops from the right is the client.
     pub proxy_hops: usize,
@@ -53,16 +74,6 @@ pub struct ServerSettings {
     pub shutdown_drain_secs: u64,
     /// Then, how long requests in flight may take before their connections are closed.
     pub shutdown_timeout_secs: u64,
-}
-
-impl ServerSettings {
-    pub fn proxy_trust(&self) -> crate::client_ip::ProxyTrust<'_> {
-        crate::client_ip::ProxyTrust {
-            enabled: self.trust_proxy,
-            hops: self.proxy_hops,
-            trusted: &self.trusted_proxies,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,7 +104,7 @@ pub struct SessionSettings {
     pub cache_entries: usize,
 }
 
-/// Signing keys at rest (see `crate::tokens::sealing`).
+/// Signing keys at rest (sealed with AES-256-GCM before they are stored).
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct KeySettings {
     /// 32 bytes, standard base64 (`SESSIOND__KEYS__ENCRYPTION_KEY`): seals private keys.
@@ -116,7 +127,7 @@ pub struct MetricsSettings {
     pub bearer_token: Option<SecretString>,
 }
 
-/// The per-account login throttle (the policy is `crate::throttle`).
+/// The per-account login throttle (the policy is the login throttle).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ThrottleSettings {
     /// 0 turns per-account throttling off.
@@ -135,7 +146,7 @@ pub struct AuditSettings {
     pub retention_secs: i64,
 }
 
-/// The session event feed (`GET /v1/events`, see `crate::events`).
+/// The session event feed (`GET /v1/events`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventSettings {
     /// Events older than this are purged; a consumer resuming from before them starts over.

@@ -91,8 +91,26 @@ impl EventFeed {
         self.head.load(Ordering::SeqCst)
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Up to `limit` committed events after id `after`, oldest first.
+    pub async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SessionEventRow>> {
+        self.store.events_after(after, limit).await
+    }
+
+    /// The newest committed event id (0 when there is none).
+    pub async fn last_event_id(&self) -> StoreResult<i64> {
+        self.store.last_event_id().await
+    }
+
+    /// Where a consumer resuming after `after` starts: `Ok(after)`, or `Err(newest)` when the
+    /// events after it are no longer retained (or it names an event that never was), so it
+    /// starts over from the newest event.
+    pub async fn resume_point(&self, after: i64) -> StoreResult<Result<i64, i64>> {
+        let (purged, last) = self.store.event_bounds().await?;
+        Ok(if after < purged || after > last {
+            Err(last)
+        } else {
+            Ok(after)
+        })
     }
 
     /// Starts after the newest event in the database; keeps failing until the database answers.

@@ -23,8 +23,12 @@ use std::time::{Duration, Instant};
 use quick_cache::sync::Cache;
 use tokio::sync::Notify;
 
-use crate::error::ApiError;
-use crate::store::{Backend, SessionRow, Store, StoreError, StoreResult, UserRow};
+use crate::domain::SessionStatus;
+use crate::error::Error;
+use crate::store::{
+    ENDED_SESSIONS_CHANNEL, EVENTS_CHANNEL, SIGNING_KEYS_CHANNEL, SessionRow, Store, StoreError,
+    StoreResult, UserRow,
+};
 
 /// How often an instance announces a heartbeat to its own listener.
 const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
@@ -83,10 +87,10 @@ impl SessionGate {
     }
 
     /// The live session `sid` of user `sub`, or `invalid_token`.
-    pub async fn live(&self, sid: &str, sub: &str, now: i64) -> Result<Arc<Snapshot>, ApiError> {
+    pub async fn live(&self, sid: &str, sub: &str, now: i64) -> Result<Arc<Snapshot>, Error> {
         match self.snapshot(sid, now).await? {
             Some(snapshot) if snapshot.session.user_id == sub => Ok(snapshot),
-            _ => Err(ApiError::InvalidToken("the session has ended")),
+            _ => Err(Error::InvalidToken("the session has ended")),
         }
     }
 
@@ -95,21 +99,16 @@ impl SessionGate {
         if let Some(snapshot) = self.cache.get(sid)
             && snapshot.loaded.elapsed() < self.ttl()
         {
-            if snapshot.session.revoked_at.is_some() || snapshot.session.expires_at <= now {
-                return Ok(None);
-            }
-            if self.is_live(&snapshot.session, now) {
-                return Ok(Some(snapshot));
+            match snapshot.session.status(now, self.idle_timeout_secs) {
+                SessionStatus::Live => return Ok(Some(snapshot)),
+                SessionStatus::Revoked | SessionStatus::Expired => return Ok(None),
+                SessionStatus::Idle => {} // a refresh elsewhere may have moved last_seen_at
             }
         }
         let loaded = self.load(sid).await?;
-        Ok(loaded.filter(|snapshot| self.is_live(&snapshot.session, now)))
-    }
-
-    pub fn is_live(&self, session: &SessionRow, now: i64) -> bool {
-        session.revoked_at.is_none()
-            && session.expires_at > now
-            && session.last_seen_at + self.idle_timeout_secs > now
+        Ok(loaded.filter(|snapshot| {
+            snapshot.session.status(now, self.idle_timeout_secs) == SessionStatus::Live
+        }))
     }
 
     /// Sessions that ended through this instance: forget them here at once. Other instances
@@ -157,9 +156,7 @@ impl SessionGate {
         // A connection that has gone silent would hang this read for minutes: past the read
         // timeout the database counts as unavailable (503), never as "live".
         let read = tokio::time::timeout(self.read_timeout, self.store.session_with_user(sid));
-        let loaded = read
-            .await
-            .map_err(|_| StoreError::Unavailable(sqlx::Error::PoolTimedOut))?;
+        let loaded = read.await.map_err(|_| StoreError::timed_out())?;
         let Some((session, user)) = loaded? else {
             return Ok(None);
         };
@@ -176,12 +173,12 @@ impl SessionGate {
 
     /// Follows announcements of ended sessions for as long as the process runs (PostgreSQL
     /// only). Reconnects by itself; empties the cache whenever it may have missed something.
-    pub async fn follow_announcements(self: Arc<Self>, database_url: String) {
-        if self.store.backend() != Backend::Postgres {
+    pub async fn follow_announcements(self: Arc<Self>) {
+        if !self.store.announces() {
             return;
         }
         loop {
-            match self.listen_until_lost(&database_url).await {
+            match self.listen_until_lost().await {
                 Ok(()) => tracing::warn!("lost the session announcement listener; reconnecting"),
                 Err(error) => {
                     tracing::warn!(error = %error, "session announcement listener failed")
@@ -198,28 +195,26 @@ impl SessionGate {
     /// to itself every `HEARTBEAT_EVERY`, through the same database, and counts itself as
     /// listening only while it hears them. Until the first one arrives, and once one is
     /// missed, snapshots live only `UNSURE_TTL`.
-    async fn listen_until_lost(&self, database_url: &str) -> Result<(), sqlx::Error> {
+    async fn listen_until_lost(&self) -> StoreResult<()> {
         let heartbeat_channel = format!("sessiond_heartbeat_{}", uuid::Uuid::new_v4().simple());
-        let mut listener = tokio::time::timeout(CONNECT_TIMEOUT, async {
-            let mut listener = sqlx::postgres::PgListener::connect(database_url).await?;
-            listener
-                .listen_all([
-                    crate::store::ENDED_SESSIONS_CHANNEL,
-                    crate::store::EVENTS_CHANNEL,
-                    crate::store::SIGNING_KEYS_CHANNEL,
-                    &heartbeat_channel,
-                ])
-                .await?;
-            Ok::<_, sqlx::Error>(listener)
-        })
-        .await
-        .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        let channels = [
+            ENDED_SESSIONS_CHANNEL,
+            EVENTS_CHANNEL,
+            SIGNING_KEYS_CHANNEL,
+            &heartbeat_channel,
+        ];
+        let subscribed = tokio::time::timeout(CONNECT_TIMEOUT, self.store.subscribe(&channels))
+            .await
+            .map_err(|_| StoreError::timed_out())??;
+        let Some(mut listener) = subscribed else {
+            return Ok(());
+        };
         // The listener runs in its own task and hands notifications over a channel, so that
         // giving up on a silent connection never cancels a half-read message.
         let (sender, mut heard) = tokio::sync::mpsc::unbounded_channel();
         let receiving = AbortOnDrop(tokio::spawn(async move {
             loop {
-                let next = listener.try_recv().await;
+                let next = listener.recv().await;
                 let lost = !matches!(next, Ok(Some(_)));
                 if sender.send(next).is_err() || lost {
                     return;
@@ -239,12 +234,12 @@ impl SessionGate {
                     let Some(notification) = next.transpose()?.flatten() else {
                         return Ok(());
                     };
-                    if notification.channel() == crate::store::EVENTS_CHANNEL {
+                    if notification.channel == EVENTS_CHANNEL {
                         self.events_committed.notify_one();
-                    } else if notification.channel() == crate::store::SIGNING_KEYS_CHANNEL {
+                    } else if notification.channel == SIGNING_KEYS_CHANNEL {
                         self.keys_changed.notify_one();
-                    } else if notification.channel() != heartbeat_channel {
-                        self.forget(notification.payload().split(','));
+                    } else if notification.channel != heartbeat_channel {
+                        self.forget(notification.payload.split(','));
                     } else if last_beat.replace(Instant::now()).is_none() {
                         // Anything cached before we could hear may have missed an announcement.
                         self.forget_all();

@@ -1,27 +1,32 @@
 #![forbid(unsafe_code)]
 
+//! Layers, each importing only from the ones below it:
+//! - entry points: `startup` (the server), `cli` (the operator's commands), `telemetry`;
+//! - `http`: requests and responses, the contract's errors, the route table;
+//! - `services`: what each operation does, HTTP-free;
+//! - core: `tokens`, `passwords`, `gate`, `events`, `audit`, `rate_limit`, `throttle`,
+//!   `service_keys`, `bridge`, `metrics`, and `error` (why an operation failed);
+//! - `store`: all SQL and every transaction;
+//! - `domain`, `config`, `clock`: validated values, settings, time.
+//!
+//! `tests/layers.rs` checks the direction.
+
 pub mod audit;
 pub mod bridge;
 pub mod cli;
-pub mod client_ip;
 pub mod clock;
 pub mod config;
-pub mod cookies;
-pub mod cors;
 pub mod domain;
 pub mod error;
 pub mod events;
-pub mod extract;
 pub mod gate;
-pub mod issuance;
-pub mod maintenance;
+pub mod http;
 pub mod metrics;
 pub mod passwords;
 pub mod rate_limit;
-pub mod routes;
 pub mod service_keys;
+pub mod services;
 pub mod startup;
-pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod throttle;

@@ -5,16 +5,13 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{Error, web};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
 
-use crate::state::AppState;
+use crate::passwords::PasswordHasher;
+use crate::store::StoreResult;
 
 /// The live-session count is a database query; scrapes reuse it for this long.
 const LIVE_SESSIONS_MAX_AGE: Duration = Duration::from_secs(15);
@@ -114,7 +111,8 @@ impl Metrics {
         }
     }
 
-    fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    /// Counts one answered request.
+    pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let status = status.to_string();
         self.requests
             .with_label_values(&[route, method, status.as_str()])
@@ -134,95 +132,35 @@ impl Metrics {
     }
 }
 
+impl Metrics {
+    /// The text exposition format, with the gauges read now. The live-session count is a
+    /// database query (`count_live_sessions`), re-run at most every `LIVE_SESSIONS_MAX_AGE`.
+    pub async fn render<F, Fut>(&self, hasher: &PasswordHasher, count_live_sessions: F) -> Vec<u8>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = StoreResult<i64>>,
+    {
+        self.argon2_queue.set(hasher.queue_depth());
+        let abandoned = u64::try_from(hasher.abandoned()).unwrap_or(0);
+        self.argon2_abandoned
+            .inc_by(abandoned.saturating_sub(self.argon2_abandoned.get()));
+        if self.live_sessions_stale() {
+            match count_live_sessions().await {
+                Ok(n) => self.live_sessions.set(n),
+                Err(error) => tracing::warn!(error = ?error, "could not count live sessions"),
+            }
+        }
+        let mut body = Vec::new();
+        let families = self.registry.gather();
+        if let Err(error) = TextEncoder::new().encode(&families, &mut body) {
+            tracing::error!(error = ?error, "could not encode metrics");
+        }
+        body
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
-}
-
-/// Middleware: counts every request under its route pattern (never the raw path, whose ids
-/// would make the label set unbounded).
-pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let started = Instant::now();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let method = method_label(req.method());
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    let response = next.call(req).await?;
-    if let Some(state) = state {
-        let status = response.status().as_u16();
-        state
-            .metrics
-            .observe(&route, method, status, started.elapsed());
-    }
-    Ok(response)
-}
-
-/// The method as a label from a fixed set: clients may send any token as a method, and every
-/// new label value would be a series kept for the life of the process.
-fn method_label(method: &actix_web::http::Method) -> &'static str {
-    use actix_web::http::Method as M;
-    match *method {
-        M::GET => "GET",
-        M::POST => "POST",
-        M::PUT => "PUT",
-        M::PATCH => "PATCH",
-        M::DELETE => "DELETE",
-        M::HEAD => "HEAD",
-        M::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-/// `GET /metrics`. With `metrics.bearer_token` set, only callers presenting it may read.
-pub async fn export(
-    state: web::Data<AppState>,
-    req: actix_web::HttpRequest,
-) -> Result<actix_web::HttpResponse, crate::error::ApiError> {
-    let token = state.settings.metrics.bearer_token.as_ref();
-    if let Some(expected) = token.filter(|t| !secrecy::ExposeSecret::expose_secret(*t).is_empty()) {
-        use secrecy::ExposeSecret;
-        use subtle::ConstantTimeEq;
-        let presented = crate::extract::bearer_token(&req).unwrap_or_default();
-        let same: bool = presented
-            .as_bytes()
-            .ct_eq(expected.expose_secret().as_bytes())
-            .into();
-        if !same {
-            return Err(crate::error::ApiError::InvalidClient);
-        }
-    }
-    Ok(render(&state).await)
-}
-
-async fn render(state: &AppState) -> actix_web::HttpResponse {
-    let metrics = &state.metrics;
-    metrics.argon2_queue.set(state.hasher.queue_depth());
-    let abandoned = u64::try_from(state.hasher.abandoned()).unwrap_or(0);
-    metrics
-        .argon2_abandoned
-        .inc_by(abandoned.saturating_sub(metrics.argon2_abandoned.get()));
-    if metrics.live_sessions_stale() {
-        match state
-            .store
-            .count_live_sessions(
-                crate::clock::now(),
-                state.settings.sessions.idle_timeout_secs,
-            )
-            .await
-        {
-            Ok(n) => metrics.live_sessions.set(n),
-            Err(error) => tracing::warn!(error = ?error, "could not count live sessions"),
-        }
-    }
-    let mut body = Vec::new();
-    let families = metrics.registry.gather();
-    if let Err(error) = TextEncoder::new().encode(&families, &mut body) {
-        tracing::error!(error = ?error, "could not encode metrics");
-    }
-    actix_web::HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(body)
 }

@@ -48,6 +48,15 @@ pub enum HashError {
     Failed(#[from] anyhow::Error),
 }
 
+impl From<HashError> for crate::error::Error {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => crate::error::Error::Unavailable(err.into()),
+            HashError::Failed(e) => crate::error::Error::Internal(e),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: mpsc::Sender<Job>,

@@ -7,24 +7,13 @@
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
+use crate::config::RateLimitSettings;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
-use serde::Deserialize;
 
-use crate::error::ApiError;
-use crate::extract::ClientInfo;
+use crate::domain::ClientInfo;
+use crate::error::Error;
 use crate::store::Store;
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct RateLimitSettings {
-    /// Sustained attempts per minute per client IP; 0 turns the limit off.
-    pub credentials_per_minute: u32,
-    /// Attempts allowed at once before the sustained rate applies.
-    pub credentials_burst: u32,
-    /// `POST /v1/guest` per client address per minute, counted in the database so every
-    /// instance shares the budget; 0 turns it off.
-    pub guests_per_minute: i64,
-}
 
 pub struct RateLimits {
     credentials: Option<DefaultKeyedRateLimiter<Option<IpAddr>>>,
@@ -51,7 +40,7 @@ impl RateLimits {
 
     /// Spends one guest creation of this client's per-minute budget, which every instance
     /// shares (a fixed window counted in the database), or says how long to wait.
-    pub async fn guest(&self, client: &ClientInfo, now: i64) -> Result<(), ApiError> {
+    pub async fn guest(&self, client: &ClientInfo, now: i64) -> Result<(), Error> {
         if self.guests_per_minute <= 0 {
             return Ok(());
         }
@@ -59,7 +48,7 @@ impl RateLimits {
         let window_start = now - now.rem_euclid(GUEST_WINDOW_SECS);
         let hits = self.store.hit_rate_window(&key, window_start).await?;
         if hits > self.guests_per_minute {
-            return Err(ApiError::RateLimited(
+            return Err(Error::RateLimited(
                 (window_start + GUEST_WINDOW_SECS - now).max(1) as u64,
             ));
         }
@@ -67,13 +56,13 @@ impl RateLimits {
     }
 
     /// Spends one credential attempt for this client, or says how long to wait.
-    pub fn credentials(&self, client: &ClientInfo) -> Result<(), ApiError> {
+    pub fn credentials(&self, client: &ClientInfo) -> Result<(), Error> {
         let Some(limiter) = &self.credentials else {
             return Ok(());
         };
         limiter.check_key(&client.limit_key()).map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
-            ApiError::RateLimited(wait.as_secs().max(1))
+            Error::RateLimited(wait.as_secs().max(1))
         })
     }
 

@@ -8,54 +8,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
+use crate::config::ConfiguredKey;
+pub use crate::domain::Scope;
 use crate::store::{ServiceKeyRow, Store};
 use crate::tokens::opaque;
 
 /// How often a key the instance does not know may trigger a re-read of the table.
 const MISS_RELOAD: Duration = Duration::from_secs(1);
 pub const KEY_PREFIX: &str = "sk_";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Introspect,
-    Admin,
-    /// Follows the session event feed (`GET /v1/events`).
-    Events,
-}
-
-impl Scope {
-    pub fn parse(name: &str) -> Option<Scope> {
-        match name {
-            "introspect" => Some(Scope::Introspect),
-            "admin" => Some(Scope::Admin),
-            "events" => Some(Scope::Events),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Introspect => "introspect",
-            Scope::Admin => "admin",
-            Scope::Events => "events",
-        }
-    }
-}
-
-/// A key in configuration: `secret` (the key itself) or `sha256` (hex of its SHA-256).
-#[derive(Debug, Clone, Deserialize)]
-pub struct ConfiguredKey {
-    pub name: String,
-    #[serde(default)]
-    pub secret: Option<SecretString>,
-    #[serde(default)]
-    pub sha256: Option<String>,
-    pub scopes: Vec<Scope>,
-}
 
 #[derive(Clone)]
 struct Known {

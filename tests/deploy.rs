@@ -525,7 +525,7 @@ fn assert_is_a_setting(variable: &str, defaults: &Json, whose: &str) {
 }
 
 fn served_get_routes() -> BTreeSet<&'static str> {
-    sessiond::routes::table()
+    sessiond::http::routes::table()
         .into_iter()
         .filter(|r| r.method == actix_web::http::Method::GET)
         .map(|r| r.path)
@@ -538,7 +538,7 @@ const READINESS: &str = "/readyz";
 fn assert_health_check(path: &str, whose: &str) {
     assert!(
         served_get_routes().contains(path),
-        "{whose}: health check {path} is not a GET route of sessiond::routes::table()"
+        "{whose}: health check {path} is not a GET route of sessiond::http::routes::table()"
     );
     assert_eq!(
         path, READINESS,

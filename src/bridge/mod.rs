@@ -14,48 +14,15 @@ use std::time::Duration;
 use anyhow::{Context, bail, ensure};
 use jsonwebtoken::jwk::{KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
+use crate::config::{BridgeSettings, ProviderSettings};
+
 use self::jwks::{FetchLimits, JwksError, RemoteJwks};
-use crate::error::ApiError;
+use crate::error::Error;
 
 const MAX_LEEWAY_SECS: u64 = 60;
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct BridgeSettings {
-    #[serde(default)]
-    pub providers: Vec<ProviderSettings>,
-    pub jwks_timeout_ms: u64,
-    pub jwks_max_bytes: usize,
-    pub jwks_min_refetch_secs: u64,
-    pub jwks_default_ttl_secs: u64,
-    pub jwks_max_ttl_secs: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct ProviderSettings {
-    pub name: String,
-    pub issuer: String,
-    /// One audience or several; a token must carry at least one of them.
-    pub audience: Vec<String>,
-    pub algorithms: Vec<Algorithm>,
-    /// HS256/384/512 shared secret (e.g. Supabase's legacy JWT secret).
-    #[serde(default)]
-    pub secret: Option<SecretString>,
-    #[serde(default)]
-    pub jwks_url: Option<String>,
-    #[serde(default = "default_leeway")]
-    pub leeway_secs: u64,
-    /// Copy the `email` claim even without `email_verified: true`: only for issuers that
-    /// confirm every address before putting it in a token (see README, "Session bridge").
-    #[serde(default)]
-    pub trust_email: bool,
-}
-
-fn default_leeway() -> u64 {
-    30
-}
 
 enum Keys {
     Secret(DecodingKey),
@@ -140,11 +107,11 @@ impl Bridge {
         &self,
         provider_name: &str,
         token: &str,
-    ) -> Result<VerifiedIdentity, ApiError> {
+    ) -> Result<VerifiedIdentity, Error> {
         let provider = self
             .providers
             .get(provider_name)
-            .ok_or(ApiError::UnknownProvider)?;
+            .ok_or(Error::UnknownProvider)?;
         provider.verify(token).await
     }
 }
@@ -194,8 +161,8 @@ impl Provider {
         })
     }
 
-    async fn verify(&self, token: &str) -> Result<VerifiedIdentity, ApiError> {
-        let invalid = || ApiError::InvalidBridgeToken;
+    async fn verify(&self, token: &str) -> Result<VerifiedIdentity, Error> {
+        let invalid = || Error::InvalidBridgeToken;
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
         if !self.algorithms.contains(&header.alg) {
             return Err(invalid());
@@ -205,7 +172,7 @@ impl Provider {
             Keys::Remote(jwks) => {
                 let kid = header.kid.as_deref().ok_or_else(invalid)?;
                 let jwk = jwks.key(kid).await.map_err(|JwksError::Unavailable(why)| {
-                    ApiError::Unavailable(anyhow::anyhow!("bridge provider {}: {why}", self.name))
+                    Error::Unavailable(anyhow::anyhow!("bridge provider {}: {why}", self.name))
                 })?;
                 let jwk = jwk.ok_or_else(invalid)?;
                 // Only keys published for signatures verify signatures.

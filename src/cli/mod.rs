@@ -150,8 +150,8 @@ async fn connect(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 /// The client an operator's audit events are recorded with.
-fn cli_client() -> crate::extract::ClientInfo {
-    crate::extract::ClientInfo {
+fn cli_client() -> crate::domain::ClientInfo {
+    crate::domain::ClientInfo {
         user_agent: Some("sessiond-cli".into()),
         ip_address: None,
     }
@@ -170,7 +170,7 @@ async fn audit(
         session_id: None,
         client: &client,
     };
-    crate::audit::record(store, event, subject, detail).await;
+    crate::audit::record(store, crate::clock::now(), event, subject, detail).await;
 }
 
 /// A value for tab-separated output: `-` when missing, control characters (a tab in a user

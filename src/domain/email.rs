@@ -1,6 +1,9 @@
 use unicode_normalization::UnicodeNormalization;
 
-use crate::error::ApiError;
+/// Why a text is not an email address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EmailError(pub &'static str);
 
 /// An email address in the normalized form uniqueness is checked on: trimmed, NFC, lowercased.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,18 +12,18 @@ pub struct Email(String);
 const MAX_LEN: usize = 254;
 
 impl Email {
-    pub fn parse(raw: &str) -> Result<Email, ApiError> {
+    pub fn parse(raw: &str) -> Result<Email, EmailError> {
         let normalized: String = raw.trim().nfc().collect::<String>().to_lowercase();
         if normalized.is_empty() {
-            return Err(ApiError::InvalidEmail("an email address is required"));
+            return Err(EmailError("an email address is required"));
         }
         if normalized.chars().count() > MAX_LEN {
-            return Err(ApiError::InvalidEmail(
+            return Err(EmailError(
                 "the email address is longer than 254 characters",
             ));
         }
         if !email_address::EmailAddress::is_valid(&normalized) {
-            return Err(ApiError::InvalidEmail("the email address is not valid"));
+            return Err(EmailError("the email address is not valid"));
         }
         Ok(Email(normalized))
     }
@@ -60,9 +63,6 @@ mod tests {
     #[test]
     fn rejects_addresses_over_254_characters() {
         let long = format!("{}@example.com", "a".repeat(250));
-        assert!(matches!(
-            Email::parse(&long),
-            Err(ApiError::InvalidEmail(_))
-        ));
+        assert!(matches!(Email::parse(&long), Err(EmailError(_))));
     }
 }

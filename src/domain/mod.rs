@@ -1,9 +1,15 @@
 //! Raw input is parsed once into these validated types; handlers never pass raw strings deeper.
 
+mod client;
 mod email;
 mod password;
 mod revoke_reason;
+mod scope;
+mod session;
 
-pub use email::Email;
-pub use password::{Password, PasswordPolicy, normalize as normalize_password};
+pub use client::{ClientInfo, limit_key};
+pub use email::{Email, EmailError};
+pub use password::{Password, PasswordPolicy, WeakPassword, normalize as normalize_password};
 pub use revoke_reason::RevokeReason;
+pub use scope::Scope;
+pub use session::{SessionKind, SessionStatus, SessionTimes};

@@ -1,12 +1,15 @@
 use secrecy::{ExposeSecret, SecretString};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::error::ApiError;
-
 const MIN_CHARS: usize = 8;
 const MAX_CHARS: usize = 1024;
 /// zxcvbn's cost grows quickly with length; a prefix this long already decides the score.
 const STRENGTH_PREFIX: usize = 64;
+
+/// Why a new password was refused (too short, too long or too easy to guess).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct WeakPassword(pub String);
 
 /// A new password that passed the policy, NFKC-normalized and never truncated.
 pub struct Password(SecretString);
@@ -23,16 +26,16 @@ impl Password {
         raw: SecretString,
         policy: PasswordPolicy,
         context: &[&str],
-    ) -> Result<Password, ApiError> {
+    ) -> Result<Password, WeakPassword> {
         let normalized = normalize(&raw);
         let chars = normalized.expose_secret().chars().count();
         if chars < MIN_CHARS {
-            return Err(ApiError::WeakPassword(format!(
+            return Err(WeakPassword(format!(
                 "the password must have at least {MIN_CHARS} characters"
             )));
         }
         if chars > MAX_CHARS {
-            return Err(ApiError::WeakPassword(format!(
+            return Err(WeakPassword(format!(
                 "the password must have at most {MAX_CHARS} characters"
             )));
         }
@@ -43,7 +46,7 @@ impl Password {
             .collect();
         let score = u8::from(zxcvbn::zxcvbn(&prefix, context).score());
         if score < policy.min_strength {
-            return Err(ApiError::WeakPassword(
+            return Err(WeakPassword(
                 "the password is too easy to guess".to_string(),
             ));
         }
@@ -67,7 +70,7 @@ mod tests {
 
     const POLICY: PasswordPolicy = PasswordPolicy { min_strength: 2 };
 
-    fn parse(raw: &str) -> Result<Password, ApiError> {
+    fn parse(raw: &str) -> Result<Password, WeakPassword> {
         Password::parse(SecretString::from(raw), POLICY, &["ann@example.com"])
     }
 
@@ -78,13 +81,10 @@ mod tests {
 
     #[test]
     fn rejects_short_long_and_guessable_passwords() {
-        assert!(matches!(parse("Ab1!"), Err(ApiError::WeakPassword(_))));
-        assert!(matches!(
-            parse(&"x".repeat(1025)),
-            Err(ApiError::WeakPassword(_))
-        ));
-        assert!(matches!(parse("password"), Err(ApiError::WeakPassword(_))));
-        assert!(matches!(parse("12345678"), Err(ApiError::WeakPassword(_))));
+        assert!(matches!(parse("Ab1!"), Err(WeakPassword(_))));
+        assert!(matches!(parse(&"x".repeat(1025)), Err(WeakPassword(_))));
+        assert!(matches!(parse("password"), Err(WeakPassword(_))));
+        assert!(matches!(parse("12345678"), Err(WeakPassword(_))));
     }
 
     #[test]

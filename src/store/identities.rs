@@ -1,14 +1,5 @@
-use sqlx::FromRow;
-
+use super::users::RawUser;
 use super::{Store, StoreResult, UserRow, is_unique_violation};
-
-#[derive(FromRow)]
-struct Found {
-    id: String,
-    email: Option<String>,
-    is_guest: i64,
-    created_at: i64,
-}
 
 impl Store {
     /// The local user for an issuer's subject, if they came through the bridge before.
@@ -17,7 +8,7 @@ impl Store {
         issuer: &str,
         subject: &str,
     ) -> StoreResult<Option<UserRow>> {
-        let found: Option<Found> = sqlx::query_as(
+        let found: Option<RawUser> = sqlx::query_as(
             "select u.id, u.email, u.is_guest, u.created_at from external_identities i \
              join users u on u.id = i.user_id where i.issuer = $1 and i.subject = $2",
         )
@@ -25,12 +16,7 @@ impl Store {
         .bind(subject)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(found.map(|f| UserRow {
-            id: f.id,
-            email: f.email,
-            is_guest: f.is_guest,
-            created_at: f.created_at,
-        }))
+        Ok(found.map(UserRow::from))
     }
 
     /// Creates `user` and links it to (issuer, subject). The email is kept only if no account

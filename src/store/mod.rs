@@ -8,10 +8,12 @@
 //! same numbering. The atomic compare-and-set that refresh rotation needs is plain
 //! `UPDATE … WHERE … IS NULL RETURNING …`, which both engines run.
 
+mod announcements;
 mod audit;
 mod events;
 mod identities;
 mod keys;
+mod opening;
 mod refresh_tokens;
 mod service_keys;
 mod sessions;
@@ -29,9 +31,13 @@ use sqlx::{AnyPool, Executor};
 
 use crate::config::DatabaseSettings;
 
+pub use announcements::{
+    Announcement, Announcements, ENDED_SESSIONS_CHANNEL, EVENTS_CHANNEL, SIGNING_KEYS_CHANNEL,
+};
 pub use audit::AuditRow;
 pub use events::SessionEventRow;
 pub use keys::{KeyRevocation, SigningKeyRow};
+pub use opening::{OpenSession, Precondition};
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use service_keys::ServiceKeyRow;
 pub use sessions::{NewSession, SessionRow};
@@ -39,15 +45,6 @@ pub use throttle::{EVERY_CLIENT, ThrottleState};
 pub use users::{
     Account, GuestUpgrade, LoginCandidate, NewUser, PresentedToken, UpgradeOutcome, UserRow,
 };
-
-/// The PostgreSQL NOTIFY channel on which instances announce ended sessions (payload: ids,
-/// comma-separated).
-pub const ENDED_SESSIONS_CHANNEL: &str = "sessiond_ended_sessions";
-/// The PostgreSQL NOTIFY channel on which a committed session event is announced (no payload).
-pub const EVENTS_CHANNEL: &str = "sessiond_events";
-/// The PostgreSQL NOTIFY channel on which a change to the signing keys (a rotation, a
-/// revocation) is announced by a trigger (no payload): every instance re-reads its key ring.
-pub const SIGNING_KEYS_CHANNEL: &str = "sessiond_signing_keys";
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -73,6 +70,8 @@ pub struct Store {
     pool: AnyPool,
     writer: AnyPool,
     backend: Backend,
+    /// PostgreSQL: what announcement listeners connect to.
+    listen_url: announcements::ListenUrl,
 }
 
 /// A database failure, split by what the client should be told.
@@ -83,6 +82,13 @@ pub enum StoreError {
     Unavailable(#[source] sqlx::Error),
     #[error("database error")]
     Other(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// A database read or connection that took longer than its caller could wait.
+    pub fn timed_out() -> StoreError {
+        StoreError::Unavailable(sqlx::Error::PoolTimedOut)
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -173,10 +179,13 @@ impl Store {
             Backend::Sqlite => options(1).connect(&url).await?,
             Backend::Postgres => pool.clone(),
         };
+        let listen_url =
+            (backend == Backend::Postgres).then(|| std::sync::Arc::new(settings.url.clone()));
         Ok(Store {
             pool,
             writer,
             backend,
+            listen_url,
         })
     }
 
@@ -215,10 +224,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn begin(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(self.writer.begin().await?)
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
         self.writer.close().await;
@@ -250,6 +255,16 @@ fn prepare_sqlite_url(raw: &str) -> anyhow::Result<String> {
         format!("{query}&mode=rwc")
     };
     Ok(format!("sqlite://{path}?{query}"))
+}
+
+/// The `amr` column: a JSON array of method names, e.g. `["pwd"]`.
+fn encode_amr(amr: &[String]) -> String {
+    serde_json::to_string(amr).expect("a list of strings is JSON")
+}
+
+/// Reads the `amr` column; a value we did not write counts as no method at all.
+fn decode_amr(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 #[cfg(test)]

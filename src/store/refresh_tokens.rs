@@ -3,6 +3,7 @@ use sqlx::{Any, FromRow, Transaction};
 use super::sessions::{SessionAndUser, session_and_user_columns};
 use super::{SessionRow, Store, StoreResult, UserRow};
 use crate::domain::RevokeReason;
+use crate::domain::SessionStatus;
 
 /// What the caller prepared for a rotation: the presented token's hash and its would-be
 /// successor (id, hash, and the successor sealed under a key only the presented token yields).
@@ -228,12 +229,10 @@ async fn live_session(
         .await?;
     Ok(match found.map(SessionAndUser::split) {
         None => Err(RefreshOutcome::Unknown),
-        Some((s, _)) if s.revoked_at.is_some() => Err(RefreshOutcome::SessionRevoked),
-        Some((s, _))
-            if s.expires_at <= req.now || s.last_seen_at + req.idle_timeout_secs <= req.now =>
-        {
-            Err(RefreshOutcome::SessionExpired)
-        }
-        Some(found) => Ok(found),
+        Some((session, user)) => match session.status(req.now, req.idle_timeout_secs) {
+            SessionStatus::Live => Ok((session, user)),
+            SessionStatus::Revoked => Err(RefreshOutcome::SessionRevoked),
+            SessionStatus::Expired | SessionStatus::Idle => Err(RefreshOutcome::SessionExpired),
+        },
     })
 }

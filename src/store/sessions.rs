@@ -1,13 +1,13 @@
 use sqlx::{Any, FromRow, Transaction};
 
-use super::{Store, StoreResult, UserRow};
-use crate::domain::RevokeReason;
+use super::{Store, StoreResult, UserRow, decode_amr, encode_amr};
+use crate::domain::{RevokeReason, SessionStatus, SessionTimes};
 
 /// A session row joined with its user's columns (see [`session_and_user_columns`]).
 #[derive(FromRow)]
 pub(super) struct SessionAndUser {
     #[sqlx(flatten)]
-    session: SessionRow,
+    session: RawSession,
     email: Option<String>,
     is_guest: i64,
     user_created_at: i64,
@@ -18,21 +18,21 @@ impl SessionAndUser {
         let user = UserRow {
             id: self.session.user_id.clone(),
             email: self.email,
-            is_guest: self.is_guest,
+            is_guest: self.is_guest != 0,
             created_at: self.user_created_at,
         };
-        (self.session, user)
+        (self.session.into(), user)
     }
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct SessionRow {
     pub id: String,
     pub user_id: String,
     pub kind: String,
     pub provider: Option<String>,
-    /// JSON array, e.g. `["pwd"]`.
-    pub amr: String,
+    /// The `amr` claim of its access tokens, e.g. `["pwd"]`.
+    pub amr: Vec<String>,
     pub user_agent: Option<String>,
     pub ip_address: Option<String>,
     pub created_at: i64,
@@ -41,12 +41,58 @@ pub struct SessionRow {
     pub revoked_at: Option<i64>,
 }
 
+impl SessionRow {
+    /// Where the session stands at `now` (the one liveness rule, `SessionTimes::status`).
+    pub fn status(&self, now: i64, idle_timeout_secs: i64) -> SessionStatus {
+        SessionTimes {
+            revoked_at: self.revoked_at,
+            expires_at: self.expires_at,
+            last_seen_at: self.last_seen_at,
+        }
+        .status(now, idle_timeout_secs)
+    }
+}
+
+/// A `user_sessions` row as both engines return it (`amr` is JSON text).
+#[derive(FromRow)]
+struct RawSession {
+    id: String,
+    user_id: String,
+    kind: String,
+    provider: Option<String>,
+    amr: String,
+    user_agent: Option<String>,
+    ip_address: Option<String>,
+    created_at: i64,
+    last_seen_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+}
+
+impl From<RawSession> for SessionRow {
+    fn from(row: RawSession) -> SessionRow {
+        SessionRow {
+            amr: decode_amr(&row.amr),
+            id: row.id,
+            user_id: row.user_id,
+            kind: row.kind,
+            provider: row.provider,
+            user_agent: row.user_agent,
+            ip_address: row.ip_address,
+            created_at: row.created_at,
+            last_seen_at: row.last_seen_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+        }
+    }
+}
+
 pub struct NewSession<'a> {
     pub id: &'a str,
     pub user_id: &'a str,
     pub kind: &'a str,
     pub provider: Option<&'a str>,
-    pub amr: &'a str,
+    pub amr: &'a [String],
     pub user_agent: Option<&'a str>,
     pub ip_address: Option<&'a str>,
     pub now: i64,
@@ -84,7 +130,7 @@ impl Store {
         .bind(session.user_id)
         .bind(session.kind)
         .bind(session.provider)
-        .bind(session.amr)
+        .bind(encode_amr(session.amr))
         .bind(session.user_agent)
         .bind(session.ip_address)
         .bind(session.now)
@@ -100,10 +146,11 @@ impl Store {
             session_columns!(),
             " from user_sessions where id = $1"
         );
-        Ok(sqlx::query_as(sql)
+        let row: Option<RawSession> = sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?)
+            .await?;
+        Ok(row.map(SessionRow::from))
     }
 
     /// Sessions that are neither revoked nor past their absolute or idle expiry, newest first.
@@ -119,12 +166,13 @@ impl Store {
             " from user_sessions where user_id = $1 and revoked_at is null \
              and expires_at > $2 and last_seen_at > $3 order by created_at desc, id desc"
         );
-        Ok(sqlx::query_as(sql)
+        let rows: Vec<RawSession> = sqlx::query_as(sql)
             .bind(user_id)
             .bind(now)
             .bind(now - idle_timeout)
             .fetch_all(&self.pool)
-            .await?)
+            .await?;
+        Ok(rows.into_iter().map(SessionRow::from).collect())
     }
 
     /// Revokes one session if it is still live; `Ok(false)` when it was already revoked or
@@ -197,16 +245,6 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(SessionAndUser::split))
-    }
-
-    /// Sends a PostgreSQL notification (the session gate's heartbeat to itself).
-    pub async fn notify(&self, channel: &str, payload: &str) -> StoreResult<()> {
-        sqlx::query("select pg_notify($1, $2)")
-            .bind(channel)
-            .bind(payload)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Deletes up to `batch` sessions that ended before `cutoff` (expired or revoked), with

@@ -2,12 +2,32 @@ use sqlx::{Any, FromRow, Transaction};
 
 use super::{Store, StoreResult, is_unique_violation};
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct UserRow {
     pub id: String,
     pub email: Option<String>,
-    pub is_guest: i64,
+    pub is_guest: bool,
     pub created_at: i64,
+}
+
+/// A `users` row as both engines return it (`is_guest` is 0/1).
+#[derive(FromRow)]
+pub(super) struct RawUser {
+    id: String,
+    email: Option<String>,
+    is_guest: i64,
+    created_at: i64,
+}
+
+impl From<RawUser> for UserRow {
+    fn from(row: RawUser) -> UserRow {
+        UserRow {
+            id: row.id,
+            email: row.email,
+            is_guest: row.is_guest != 0,
+            created_at: row.created_at,
+        }
+    }
 }
 
 /// The stored password hash, read only by password change.
@@ -97,10 +117,11 @@ impl Store {
 
     pub async fn find_user(&self, id: &str) -> StoreResult<Option<UserRow>> {
         let sql = "select id, email, is_guest, created_at from users where id = $1";
-        Ok(sqlx::query_as(sql)
+        let row: Option<RawUser> = sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?)
+            .await?;
+        Ok(row.map(UserRow::from))
     }
 
     /// The user id, password hash and disabled flag for an email, for login.
@@ -318,6 +339,9 @@ pub struct GuestUpgrade<'a> {
     pub session_id: &'a str,
     pub email: &'a str,
     pub password_hash: &'a str,
+    /// What the session becomes: its kind and `amr`, as a password session has them.
+    pub session_kind: &'a str,
+    pub session_amr: &'a [String],
     pub session_expires_at: i64,
     pub refresh_token_id: &'a str,
     pub refresh_token_hash: &'a [u8],
@@ -369,9 +393,11 @@ impl Store {
             Err(err) => return Err(err.into()),
         }
         sqlx::query(
-            "update user_sessions set kind = 'password', amr = '[\"pwd\"]', expires_at = $1 \
-             where id = $2 and user_id = $3",
+            "update user_sessions set kind = $1, amr = $2, expires_at = $3 \
+             where id = $4 and user_id = $5",
         )
+        .bind(up.session_kind)
+        .bind(super::encode_amr(up.session_amr))
         .bind(up.session_expires_at)
         .bind(up.session_id)
         .bind(up.user_id)

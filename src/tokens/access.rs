@@ -8,7 +8,8 @@ use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 
 use super::KeyRing;
-use crate::error::ApiError;
+use crate::clock::Clock;
+use crate::error::Error;
 
 pub const TOKEN_TYPE: &str = "at+jwt";
 
@@ -25,6 +26,9 @@ pub struct AccessClaims {
     pub amr: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Never set by us; a token carrying one is refused before it (RFC 7519 §4.1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
 }
 
 /// What an access token is minted for.
@@ -38,6 +42,7 @@ pub struct Subject<'a> {
 
 pub struct AccessTokens {
     keys: Arc<KeyRing>,
+    clock: Clock,
     issuer: String,
     audience: String,
     ttl_secs: i64,
@@ -52,6 +57,7 @@ pub struct AccessTokens {
 impl AccessTokens {
     pub fn new(
         keys: Arc<KeyRing>,
+        clock: Clock,
         issuer: String,
         audience: String,
         ttl_secs: i64,
@@ -59,6 +65,7 @@ impl AccessTokens {
     ) -> Self {
         AccessTokens {
             keys,
+            clock,
             issuer,
             audience,
             ttl_secs,
@@ -94,6 +101,7 @@ impl AccessTokens {
             is_guest: subject.is_guest,
             amr: subject.amr,
             email: subject.email.map(str::to_string),
+            nbf: None,
         };
         let mut header = Header::new(signer.algorithm);
         header.typ = Some(TOKEN_TYPE.into());
@@ -104,7 +112,7 @@ impl AccessTokens {
 
     /// Checks signature, algorithm, type, issuer, audience and expiry. Says nothing about
     /// whether the session is still live: that is the session gate's job.
-    pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, ApiError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<AccessClaims>, Error> {
         let epoch = self.keys.epoch();
         if self.verified_epoch.load(Ordering::SeqCst) != epoch {
             // A key stopped verifying: forget every token verified before.
@@ -112,10 +120,10 @@ impl AccessTokens {
             self.verified.clear();
         }
         if let Some(claims) = self.verified.get(token) {
-            return if claims.exp > crate::clock::now() {
+            return if claims.exp > self.clock.now() {
                 Ok(claims)
             } else {
-                Err(ApiError::InvalidToken("the access token has expired"))
+                Err(Error::InvalidToken("the access token has expired"))
             };
         }
         let claims = Arc::new(self.verify_signed(token).await?);
@@ -129,8 +137,8 @@ impl AccessTokens {
         Ok(claims)
     }
 
-    async fn verify_signed(&self, token: &str) -> Result<AccessClaims, ApiError> {
-        let invalid = || ApiError::InvalidToken("the access token is invalid");
+    async fn verify_signed(&self, token: &str) -> Result<AccessClaims, Error> {
+        let invalid = || Error::InvalidToken("the access token is invalid");
         let header = decode_header(token).map_err(|_| invalid())?;
         if header.typ.as_deref() != Some(TOKEN_TYPE) {
             return Err(invalid());
@@ -141,19 +149,22 @@ impl AccessTokens {
             return Err(invalid());
         }
         let mut validation = Validation::new(algorithm);
-        validation.leeway = 0;
-        // RFC 7519 §4.1.5: a token is not accepted before its `nbf`.
-        validation.validate_nbf = true;
+        // Time is checked below against the service's clock, not the library's.
+        validation.validate_exp = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        decode::<AccessClaims>(token, &key, &validation)
+        let claims = decode::<AccessClaims>(token, &key, &validation)
             .map(|data| data.claims)
-            .map_err(|err| match err.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    ApiError::InvalidToken("the access token has expired")
-                }
-                _ => invalid(),
-            })
+            .map_err(|_| invalid())?;
+        let now = self.clock.now();
+        if claims.exp < now {
+            return Err(Error::InvalidToken("the access token has expired"));
+        }
+        // RFC 7519 §4.1.5: a token is not accepted before its `nbf`.
+        if claims.nbf.is_some_and(|nbf| nbf > now) {
+            return Err(invalid());
+        }
+        Ok(claims)
     }
 }

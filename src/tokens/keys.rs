@@ -5,7 +5,7 @@
 //! token it signed has expired. Revocation (`sessiond keys retire`, an emergency) removes a key
 //! from verification and from the JWKS at once. Each instance re-reads the table periodically,
 //! when told of a change (PostgreSQL announces every change to the table; elsewhere a cheap
-//! fingerprint is polled, see `crate::maintenance`), and at once (at most every few seconds)
+//! fingerprint is polled, see `services::maintenance`), and at once (at most every few seconds)
 //! when it meets a token with a `kid` it does not know.
 //!
 //! A reload that drops a key bumps the ring's `epoch`: the verified-token cache

@@ -11,7 +11,7 @@ use jsonwebtoken::jwk::Jwk;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
-use sessiond::bridge::ProviderSettings;
+use sessiond::config::ProviderSettings;
 use sessiond::config::Settings;
 
 use crate::bridge_keys::{
@@ -115,7 +115,7 @@ async fn exchanged(app: &TestApp, provider: &str, token: &str) -> Session {
 }
 
 async fn users(app: &TestApp) -> i64 {
-    app.state.store.count_users().await.unwrap()
+    app.store.count_users().await.unwrap()
 }
 
 /// The exchange is refused as `invalid_bridge_token` and leaves no user behind.

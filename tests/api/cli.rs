@@ -228,7 +228,7 @@ async fn users_create_refuses_bad_input_with_clear_errors() {
         assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
     }
     assert_eq!(
-        app.state.store.count_users().await.unwrap(),
+        app.store.count_users().await.unwrap(),
         1,
         "no user was created"
     );

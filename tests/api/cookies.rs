@@ -211,7 +211,7 @@ async fn a_spent_cookie_or_one_of_an_ended_session_cannot_log_anybody_out() {
 }
 
 async fn count_users(app: &TestApp) -> i64 {
-    app.state.store.count_users().await.unwrap()
+    app.store.count_users().await.unwrap()
 }
 
 #[tokio::test]

@@ -352,8 +352,8 @@ async fn an_id_older_than_the_retention_gets_a_reset() {
     // A fresh database numbers its events from 1: created (1) and ended (2).
     let first = 1;
     // The background purge, which runs the same code, may get there first.
-    sessiond::maintenance::purge_old_events(&app.state).await;
-    let purged = app.state.store.events_purged_through().await.unwrap();
+    sessiond::services::maintenance::purge_old_events(&app.services).await;
+    let purged = app.store.events_purged_through().await.unwrap();
     assert!(purged >= 2, "{purged}");
 
     // Act + Assert: stream and poll both say start over.

@@ -10,7 +10,8 @@ use actix_web::{App, HttpServer, web};
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::Value;
-use sessiond::service_keys::{ConfiguredKey, Scope};
+use sessiond::config::ConfiguredKey;
+use sessiond::service_keys::Scope;
 
 use crate::helpers::spawn_app_with;
 

@@ -6,8 +6,9 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sessiond::config::Settings;
+use sessiond::services::Services;
 use sessiond::startup::Application;
-use sessiond::state::AppState;
+use sessiond::store::Store;
 use sqlx::Connection;
 
 pub const STRONG_PASSWORD: &str = "correct horse battery staple";
@@ -108,7 +109,10 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    pub state: actix_web::web::Data<AppState>,
+    /// The app's operations and core parts, for tests that look inside.
+    pub services: std::sync::Arc<Services>,
+    /// The app's database, opened separately, for tests that read or write it directly.
+    pub store: Store,
     handle: ServerHandle,
     // Dropped last: the database outlives the server using it.
     pub db: std::sync::Arc<TestDb>,
@@ -161,7 +165,10 @@ pub async fn spawn_on(
     let app = Application::build(settings).await.expect("the app starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
-    let state = app.state();
+    let services = app.state().services.clone();
+    let store = Store::connect(&services.settings().database)
+        .await
+        .expect("the test reaches the app's database");
     tokio::spawn(app.run_until_stopped());
     TestApp {
         address,
@@ -169,7 +176,8 @@ pub async fn spawn_on(
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),
-        state,
+        services,
+        store,
         handle,
         db,
     }
@@ -291,7 +299,7 @@ pub async fn until_listening(app: &TestApp) {
         return;
     }
     let start = std::time::Instant::now();
-    while !app.state.gate.is_listening() {
+    while !app.services.gate().is_listening() {
         assert!(
             start.elapsed() < std::time::Duration::from_secs(5),
             "the announcement listener never heard its heartbeat"

@@ -123,7 +123,11 @@ async fn an_expired_token_is_inactive() {
     let app = spawn_service_app().await;
     let session = app.new_user().await;
     let long_ago = sessiond::clock::now() - 1000;
-    let (expired, _) = app.state.tokens.issue(subject(&session), long_ago).unwrap();
+    let (expired, _) = app
+        .services
+        .tokens()
+        .issue(subject(&session), long_ago)
+        .unwrap();
 
     // Act
     let response = introspect(&app, KEY, &expired).await;
@@ -132,8 +136,8 @@ async fn an_expired_token_is_inactive() {
     assert_inactive(response).await;
     // Control: a current token for the same session is active.
     let (fresh, _) = app
-        .state
-        .tokens
+        .services
+        .tokens()
         .issue(subject(&session), sessiond::clock::now())
         .unwrap();
     assert_active(introspect(&app, KEY, &fresh).await).await;
@@ -174,7 +178,8 @@ async fn a_token_for_another_audience_is_inactive() {
     let app = spawn_service_app().await;
     let session = app.new_user().await;
     let billing = AccessTokens::new(
-        app.state.tokens.keys().clone(),
+        app.services.tokens().keys().clone(),
+        sessiond::clock::Clock::system(),
         "http://localhost:8080".into(),
         "billing".into(),
         900,
@@ -407,33 +412,34 @@ async fn a_revoked_cli_key_is_not_loaded_again() {
     let app = spawn_service_app().await;
     let session = app.new_user().await;
     let key = create_cli_key(&app, "cli", &[Scope::Introspect]).await;
-    app.state.service_keys.reload().await.unwrap();
-    assert!(app.state.service_keys.authenticate(&key).await.is_some());
+    app.services.service_keys().reload().await.unwrap();
+    assert!(
+        app.services
+            .service_keys()
+            .authenticate(&key)
+            .await
+            .is_some()
+    );
     assert_active(introspect(&app, Some(&key), &session.access_token).await).await;
 
     // Act
     let now = sessiond::clock::now();
-    let revoked = app
-        .state
-        .store
-        .revoke_service_key("cli", now)
-        .await
-        .unwrap();
-    app.state.service_keys.reload().await.unwrap();
+    let revoked = app.store.revoke_service_key("cli", now).await.unwrap();
+    app.services.service_keys().reload().await.unwrap();
 
     // Assert
     assert!(revoked);
-    assert!(app.state.service_keys.authenticate(&key).await.is_none());
+    assert!(
+        app.services
+            .service_keys()
+            .authenticate(&key)
+            .await
+            .is_none()
+    );
     let response = introspect(&app, Some(&key), &session.access_token).await;
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
     // Revoking again changes nothing; the configured keys still work.
-    assert!(
-        !app.state
-            .store
-            .revoke_service_key("cli", now)
-            .await
-            .unwrap()
-    );
+    assert!(!app.store.revoke_service_key("cli", now).await.unwrap());
     assert_active(introspect(&app, KEY, &session.access_token).await).await;
 }
 
@@ -480,7 +486,7 @@ async fn a_correctly_signed_token_that_is_not_yet_valid_is_refused() {
     )
     .unwrap();
     let kid = header["kid"].as_str().unwrap();
-    let keys = app.state.store.all_signing_keys().await.unwrap();
+    let keys = app.store.all_signing_keys().await.unwrap();
     let own = keys.iter().find(|k| k.kid == kid).expect("the signing key");
     let mut claims = claims_of(&session.access_token);
     claims["nbf"] = json!(sessiond::clock::now() + 3600);

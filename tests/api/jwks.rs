@@ -78,8 +78,8 @@ async fn a_rotated_key_keeps_verifying_tokens_it_signed() {
     let before = app.new_user().await;
     let now = sessiond::clock::now();
     let key = sessiond::tokens::keys::generate_key(now).unwrap();
-    app.state.store.rotate_signing_key(&key, now).await.unwrap();
-    app.state.tokens.keys().reload().await.unwrap();
+    app.store.rotate_signing_key(&key, now).await.unwrap();
+    app.services.tokens().keys().reload().await.unwrap();
 
     let after = app.new_user().await;
     let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();

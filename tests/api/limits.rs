@@ -68,11 +68,11 @@ async fn abandoned_guests_and_old_audit_events_are_purged() {
     app.logout(&member.access_token, None).await;
 
     // Act (the background purge, which runs the same code, may get there first).
-    sessiond::maintenance::purge_abandoned_guests(&app.state).await;
-    sessiond::maintenance::purge_old_audit_events(&app.state).await;
+    sessiond::services::maintenance::purge_abandoned_guests(&app.services).await;
+    sessiond::services::maintenance::purge_old_audit_events(&app.services).await;
 
     // Assert: only the guest without a live session went; a permanent user never does.
-    let store = &app.state.store;
+    let store = &app.store;
     assert!(store.find_user(&gone.user_id).await.unwrap().is_none());
     assert!(store.find_user(&kept.user_id).await.unwrap().is_some());
     assert!(store.find_user(&member.user_id).await.unwrap().is_some());
@@ -134,8 +134,8 @@ async fn queued_hashes_of_clients_that_left_are_skipped() {
     // Give the worker time to reach (and skip) the abandoned jobs.
     let mut skipped = 0;
     for _ in 0..50 {
-        skipped = app.state.hasher.abandoned();
-        if skipped > 0 && app.state.hasher.queue_depth() == 0 {
+        skipped = app.services.hasher().abandoned();
+        if skipped > 0 && app.services.hasher().queue_depth() == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -345,8 +345,7 @@ jwks_url = "http://tenant.auth0.com/.well-known/jwks.json"
 /// Whether the stored private part of every signing key parses as a usable P-256 key.
 async fn stored_keys_usable(app: &TestApp) -> Vec<bool> {
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
-    app.state
-        .store
+    app.store
         .all_signing_keys()
         .await
         .unwrap()

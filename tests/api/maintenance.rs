@@ -10,7 +10,7 @@ async fn long_ended_sessions_are_purged_and_live_ones_kept() {
     let live = app.new_user().await;
     let recently_revoked = app.new_user().await;
     let long_revoked = app.new_user().await;
-    let store = &app.state.store;
+    let store = &app.store;
     let now = sessiond::clock::now();
     let eight_days_ago = now - 8 * 24 * 3600;
     assert!(
@@ -36,7 +36,7 @@ async fn long_ended_sessions_are_purged_and_live_ones_kept() {
             .unwrap()
     );
 
-    let deleted = sessiond::maintenance::purge_ended_sessions(&app.state).await;
+    let deleted = sessiond::services::maintenance::purge_ended_sessions(&app.services).await;
 
     assert_eq!(deleted, 1);
     assert!(

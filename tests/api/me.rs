@@ -161,8 +161,8 @@ async fn an_expired_token_is_refused() {
     let session = app.new_user().await;
     let issued_long_ago = sessiond::clock::now() - 901;
     let (expired, _) = app
-        .state
-        .tokens
+        .services
+        .tokens()
         .issue(subject(&session), issued_long_ago)
         .unwrap();
     let response = app.me(&expired).await;
@@ -175,8 +175,8 @@ async fn an_expired_token_is_refused() {
     );
     // The same session with a current token is fine: only the expiry differed.
     let (fresh, _) = app
-        .state
-        .tokens
+        .services
+        .tokens()
         .issue(subject(&session), sessiond::clock::now())
         .unwrap();
     assert_eq!(app.me(&fresh).await.status(), StatusCode::OK);
@@ -186,10 +186,11 @@ async fn an_expired_token_is_refused() {
 async fn tokens_for_another_audience_or_issuer_are_refused() {
     let app = spawn_app().await;
     let session = app.new_user().await;
-    let keys = app.state.tokens.keys().clone();
+    let keys = app.services.tokens().keys().clone();
     let now = sessiond::clock::now();
     let other_aud = AccessTokens::new(
         keys.clone(),
+        sessiond::clock::Clock::system(),
         "http://localhost:8080".into(),
         "billing".into(),
         900,
@@ -197,6 +198,7 @@ async fn tokens_for_another_audience_or_issuer_are_refused() {
     );
     let other_iss = AccessTokens::new(
         keys,
+        sessiond::clock::Clock::system(),
         "http://evil.example".into(),
         "sessiond".into(),
         900,

@@ -27,7 +27,7 @@ fn spec_operations() -> BTreeSet<(String, String)> {
 
 #[test]
 fn every_served_route_is_documented_and_every_documented_route_is_served() {
-    let served: BTreeSet<(String, String)> = sessiond::routes::table()
+    let served: BTreeSet<(String, String)> = sessiond::http::routes::table()
         .into_iter()
         .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();

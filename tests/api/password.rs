@@ -293,9 +293,8 @@ async fn no_login_that_verified_the_old_password_survives_the_change() {
             assert_eq!(*status, StatusCode::UNAUTHORIZED);
         }
     }
-    let idle = app.state.settings.sessions.idle_timeout_secs;
+    let idle = app.services.settings().sessions.idle_timeout_secs;
     let live = app
-        .state
         .store
         .list_live_sessions(&owner.user_id, sessiond::clock::now(), idle)
         .await

@@ -7,8 +7,9 @@ use reqwest::header::CACHE_CONTROL;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
+use sessiond::config::ConfiguredKey;
 use sessiond::config::Settings;
-use sessiond::service_keys::{ConfiguredKey, Scope};
+use sessiond::service_keys::Scope;
 
 use crate::helpers::{TestApp, spawn_app_with};
 
@@ -50,7 +51,7 @@ pub async fn spawn_service_app() -> TestApp {
 /// running app's database. Returns the key to present.
 pub async fn create_cli_key(app: &TestApp, name: &str, scopes: &[Scope]) -> String {
     let (key, row) = sessiond::service_keys::generate(name, scopes, sessiond::clock::now());
-    let inserted = app.state.store.insert_service_key(&row).await.unwrap();
+    let inserted = app.store.insert_service_key(&row).await.unwrap();
     assert!(inserted, "the key name {name} is free");
     key.expose_secret().to_string()
 }

@@ -205,8 +205,7 @@ async fn an_expired_ticket_is_inactive() {
     let session = app.new_user().await;
     let raw = sessiond::tokens::opaque::generate();
     let now = sessiond::clock::now();
-    app.state
-        .store
+    app.store
         .insert_ws_ticket(
             &uuid::Uuid::now_v7().to_string(),
             &sessiond::tokens::opaque::hash(raw.expose_secret()),

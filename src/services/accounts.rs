@@ -1,0 +1,368 @@
+//! Accounts: signup, login and guest (the three ways to open a session locally), a guest's
+//! upgrade to a permanent account, and password change.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::Services;
+use super::sessions::Issued;
+use crate::audit::{Event, Subject};
+use crate::domain::{ClientInfo, Email, Password, PasswordPolicy, SessionKind};
+use crate::error::{Error, Result};
+use crate::store::{GuestUpgrade, NewUser, Precondition, PresentedToken, UpgradeOutcome, UserRow};
+use crate::throttle::Verdict;
+use crate::tokens::opaque;
+
+/// What a guest upgrade needs besides the guest's live session.
+pub struct Upgrade<'a> {
+    pub email: &'a str,
+    pub password: SecretString,
+    /// The guest's current refresh token, when the client presented it (body or cookie).
+    pub refresh_token: Option<SecretString>,
+}
+
+impl Services {
+    /// Spends one of the client's rate-limited credential attempts (signup, login, password
+    /// change, bridge, upgrade), or says how long to wait.
+    pub fn credential_attempt(&self, client: &ClientInfo) -> Result<()> {
+        self.rate_limits.credentials(client)
+    }
+
+    /// Validates a new email and password (the password may not lean on the email) and
+    /// hashes the password.
+    async fn new_credentials(
+        &self,
+        email: &str,
+        password: SecretString,
+    ) -> Result<(Email, String)> {
+        let email = Email::parse(email)?;
+        let password = Password::parse(password, self.password_policy(), &[email.as_str()])?;
+        let hash = self.hasher.hash(password.secret()).await?;
+        Ok((email, hash))
+    }
+
+    fn password_policy(&self) -> PasswordPolicy {
+        PasswordPolicy {
+            min_strength: self.settings.passwords.min_strength,
+        }
+    }
+
+    #[tracing::instrument(name = "signup", skip_all)]
+    pub async fn signup(
+        &self,
+        email: &str,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<Issued> {
+        self.credential_attempt(client)?;
+        let (email, hash) = self.new_credentials(email, password).await?;
+        let user = new_user(Some(email.as_str().to_string()), false, self.clock.now());
+        self.create_user_with_session(
+            &user,
+            Some(&hash),
+            SessionKind::Password,
+            client,
+            Event::Signup,
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "guest", skip_all)]
+    pub async fn guest(&self, client: &ClientInfo) -> Result<Issued> {
+        let now = self.clock.now();
+        self.rate_limits.guest(client, now).await?;
+        let user = new_user(None, true, now);
+        self.create_user_with_session(&user, None, SessionKind::Guest, client, Event::Guest)
+            .await
+    }
+
+    /// Inserts a new user and opens their first session in one transaction.
+    async fn create_user_with_session(
+        &self,
+        user: &UserRow,
+        password_hash: Option<&str>,
+        kind: SessionKind<'_>,
+        client: &ClientInfo,
+        event: Event,
+    ) -> Result<Issued> {
+        let new_user = NewUser {
+            id: &user.id,
+            email: user.email.as_deref(),
+            password_hash,
+            is_guest: user.is_guest,
+            now: user.created_at,
+        };
+        let issued = self
+            .open_session(Precondition::NewUser(&new_user), user, kind, client)
+            .await?
+            .ok_or(Error::EmailTaken)?;
+        let session_id = issued.session_id.as_str();
+        tracing::info!(user_id = %user.id, %session_id, kind = kind.as_str(), "new user");
+        let subject = subject(Some(&user.id), Some(session_id), client);
+        self.audit(event, subject, json!({})).await;
+        Ok(issued)
+    }
+
+    #[tracing::instrument(name = "login", skip_all)]
+    pub async fn login(
+        &self,
+        typed_email: &str,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<Issued> {
+        self.credential_attempt(client)?;
+        // An unparseable email is looked up as no user at all, so it costs the same dummy hash.
+        let email = Email::parse(typed_email).ok();
+        let account = throttle_account(typed_email, email.as_ref());
+        let address = client.limit_key_text();
+        self.wait_for_throttle(&account, &address).await?;
+        let stored = match &email {
+            Some(email) => self.store.find_credentials(email.as_str()).await?,
+            None => None,
+        };
+        let (user_id, hash, disabled) = match stored {
+            Some(found) => (Some(found.user_id), found.password_hash, found.disabled),
+            None => (None, None, false),
+        };
+        let verified_hash = hash.clone();
+        // A disabled account still pays for the hash, and fails exactly like a wrong password:
+        // the answer must not confirm that the password was right.
+        let verified = self.hasher.verify(password, hash).await? && !disabled;
+        let (user_id, verified_hash) = match (user_id, verified_hash) {
+            (Some(id), Some(verified_hash)) if verified => (id, verified_hash),
+            (known, _) => {
+                let email = email.as_ref().map(Email::as_str);
+                return Err(self
+                    .login_failed(
+                        known.as_deref(),
+                        email,
+                        &account,
+                        &address,
+                        disabled,
+                        client,
+                    )
+                    .await);
+            }
+        };
+        self.throttle.succeeded(&account, &address).await?;
+        let user = self
+            .store
+            .find_user(&user_id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        let precondition = Precondition::CurrentCredentials {
+            verified_hash: &verified_hash,
+        };
+        let Some(issued) = self
+            .open_session(precondition, &user, SessionKind::Password, client)
+            .await?
+        else {
+            // The password changed, or the user was disabled, while we were verifying it.
+            tracing::info!(user_id = %user.id, "login raced a password change or a disable");
+            return Err(Error::InvalidCredentials);
+        };
+        tracing::info!(user_id = %user.id, session_id = %issued.session_id, "logged in");
+        self.metrics.logins.with_label_values(&["ok"]).inc();
+        let subject = subject(Some(&user.id), Some(&issued.session_id), client);
+        self.audit(Event::LoginSucceeded, subject, json!({})).await;
+        Ok(issued)
+    }
+
+    /// Records a failed login (and a throttle it triggers); the error to answer with.
+    async fn login_failed(
+        &self,
+        user_id: Option<&str>,
+        email: Option<&str>,
+        account: &str,
+        address: &str,
+        disabled: bool,
+        client: &ClientInfo,
+    ) -> Error {
+        tracing::info!(disabled, "login failed");
+        self.metrics.logins.with_label_values(&["failed"]).inc();
+        let mut detail = json!({ "email": email });
+        if disabled {
+            detail["disabled"] = json!(true);
+        }
+        let failed = Event::LoginFailed;
+        self.audit(failed, subject(user_id, None, client), detail)
+            .await;
+        let failure = match self
+            .throttle
+            .failed(account, address, self.clock.now())
+            .await
+        {
+            Ok(failure) => failure,
+            Err(error) => return error.into(),
+        };
+        if failure.blocked_client || failure.blocked_account {
+            let detail = json!({ "email": account, "account_wide": failure.blocked_account });
+            let throttled = Event::LoginThrottled;
+            self.audit(throttled, subject(user_id, None, client), detail)
+                .await;
+        }
+        Error::InvalidCredentials
+    }
+
+    /// Refuses a throttled attempt (429, before any password is checked) or makes it wait.
+    async fn wait_for_throttle(&self, account: &str, address: &str) -> Result<()> {
+        match self
+            .throttle
+            .check(account, address, self.clock.now())
+            .await?
+        {
+            Verdict::Open => Ok(()),
+            Verdict::Slowed(pause) => {
+                tokio::time::sleep(pause).await;
+                Ok(())
+            }
+            Verdict::Blocked(retry_after) => {
+                self.metrics.login_throttled.inc();
+                Err(Error::RateLimited(retry_after.max(1) as u64))
+            }
+        }
+    }
+
+    /// A guest becomes a permanent user in place: same user id, the calling session now a
+    /// permanent password session with a new refresh token, email and password set.
+    #[tracing::instrument(name = "upgrade", skip_all)]
+    pub async fn upgrade(
+        &self,
+        guest: &UserRow,
+        session_id: &str,
+        session_created_at: i64,
+        upgrade: Upgrade<'_>,
+        client: &ClientInfo,
+    ) -> Result<Issued> {
+        self.credential_attempt(client)?;
+        if !guest.is_guest {
+            return Err(Error::Forbidden("only a guest session can be upgraded"));
+        }
+        let (email, hash) = self
+            .new_credentials(upgrade.email, upgrade.password)
+            .await?;
+        let presented = upgrade.refresh_token;
+        if presented
+            .as_ref()
+            .is_some_and(|t| !opaque::looks_valid(t.expose_secret()))
+        {
+            return Err(Error::InvalidRefreshToken);
+        }
+        let refresh_token = opaque::generate();
+        let presented_hash = presented.as_ref().map(|t| opaque::hash(t.expose_secret()));
+        let sealed = presented
+            .as_ref()
+            .map(|t| opaque::seal_successor(t, &refresh_token));
+        let kind = SessionKind::Password;
+        let amr = kind.amr();
+        let permanent_ttl = self.settings.sessions.permanent_ttl_secs;
+        let outcome = self
+            .store
+            .upgrade_guest(&GuestUpgrade {
+                user_id: &guest.id,
+                session_id,
+                email: email.as_str(),
+                password_hash: &hash,
+                session_kind: kind.as_str(),
+                session_amr: &amr,
+                session_expires_at: session_created_at + permanent_ttl,
+                refresh_token_id: &uuid::Uuid::now_v7().to_string(),
+                refresh_token_hash: &opaque::hash(refresh_token.expose_secret()),
+                presented: presented_hash.as_deref().zip(sealed.as_deref()).map(
+                    |(hash, successor_sealed)| PresentedToken {
+                        hash,
+                        successor_sealed,
+                    },
+                ),
+                now: self.clock.now(),
+            })
+            .await?;
+        match outcome {
+            UpgradeOutcome::Upgraded => {}
+            UpgradeOutcome::EmailTaken => return Err(Error::EmailTaken),
+            UpgradeOutcome::ForeignRefreshToken => return Err(Error::InvalidRefreshToken),
+            UpgradeOutcome::NotAGuest => {
+                return Err(Error::Forbidden("only a guest session can be upgraded"));
+            }
+        }
+        self.gate.changed(session_id);
+        let user = UserRow {
+            email: Some(email.as_str().to_string()),
+            is_guest: false,
+            ..guest.clone()
+        };
+        tracing::info!(user_id = %user.id, %session_id, "guest upgraded");
+        let subject = subject(Some(&user.id), Some(session_id), client);
+        self.audit(Event::Upgrade, subject, json!({})).await;
+        self.issue(user, session_id.to_string(), amr, refresh_token)
+    }
+
+    /// Changes the password of `user_id` (who must confirm the current one), then ends every
+    /// other session of the user.
+    #[tracing::instrument(name = "change_password", skip_all)]
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        session_id: &str,
+        email: Option<&str>,
+        current: &SecretString,
+        new: SecretString,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        self.credential_attempt(client)?;
+        let stored = self.store.password_hash(user_id).await?;
+        // A guest has no password to confirm: the dummy hash keeps the timing uniform.
+        let verified_hash = stored.clone();
+        if !self.hasher.verify(current, stored).await? {
+            return Err(Error::InvalidCredentials);
+        }
+        let verified_hash = verified_hash.ok_or(Error::InvalidCredentials)?;
+        let context: Vec<&str> = email.into_iter().collect();
+        let new_password = Password::parse(new, self.password_policy(), &context)?;
+        let hash = self.hasher.hash(new_password.secret()).await?;
+        let now = self.clock.now();
+        let ended = self
+            .store
+            .change_password(user_id, &verified_hash, &hash, session_id, now)
+            .await?
+            // Another change committed since we verified: the current password is not this one.
+            .ok_or(Error::InvalidCredentials)?;
+        tracing::info!(%user_id, revoked = ended.len(), "password changed");
+        let detail = json!({ "revoked": ended });
+        let subject = subject(Some(user_id), Some(session_id), client);
+        self.sessions_ended(&ended, Event::PasswordChanged, subject, detail)
+            .await;
+        Ok(())
+    }
+}
+
+/// An audit subject from the request's client.
+pub(super) fn subject<'a>(
+    user_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+    client: &'a ClientInfo,
+) -> Subject<'a> {
+    Subject {
+        user_id,
+        session_id,
+        client,
+    }
+}
+
+fn new_user(email: Option<String>, is_guest: bool, now: i64) -> UserRow {
+    UserRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        email,
+        is_guest,
+        created_at: now,
+    }
+}
+
+/// The account a login attempt counts against: the normalized email, or the input as typed
+/// (trimmed, lowercased) when it is not an email, so that garbage is throttled too.
+fn throttle_account(typed: &str, email: Option<&Email>) -> String {
+    match email {
+        Some(email) => email.as_str().to_string(),
+        None => typed.trim().to_lowercase().chars().take(254).collect(),
+    }
+}

@@ -1,0 +1,79 @@
+//! The session bridge: a verified third-party token is exchanged for a local session of the
+//! user linked to its issuer and subject (created on first use).
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+use super::Services;
+use super::accounts::subject;
+use super::sessions::Issued;
+use crate::audit::Event;
+use crate::bridge::VerifiedIdentity;
+use crate::domain::{ClientInfo, Email, SessionKind};
+use crate::error::{Error, Result};
+use crate::store::{Precondition, UserRow};
+
+impl Services {
+    #[tracing::instrument(name = "bridge", skip_all, fields(provider = %provider))]
+    pub async fn bridge(
+        &self,
+        provider: &str,
+        token: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<Issued> {
+        self.credential_attempt(client)?;
+        let identity = self.bridge.verify(provider, token.expose_secret()).await?;
+        let user = self.local_user(&identity).await?;
+        let kind = SessionKind::Bridge(&identity.provider);
+        let opened = self
+            .open_session(Precondition::EnabledUser, &user, kind, client)
+            .await?;
+        let Some(issued) = opened else {
+            tracing::info!(user_id = %user.id, "bridge refused: the user is disabled");
+            let detail = json!({ "provider": identity.provider, "disabled": true });
+            let subject = subject(Some(&user.id), None, client);
+            self.audit(Event::BridgeRefused, subject, detail).await;
+            return Err(Error::Forbidden("this account is disabled"));
+        };
+        tracing::info!(user_id = %user.id, session_id = %issued.session_id, "bridged session");
+        let detail = json!({ "provider": identity.provider, "issuer": identity.issuer });
+        let subject = subject(Some(&user.id), Some(&issued.session_id), client);
+        self.audit(Event::Bridge, subject, detail).await;
+        Ok(issued)
+    }
+
+    /// The user linked to (issuer, sub), created on first use.
+    async fn local_user(&self, identity: &VerifiedIdentity) -> Result<UserRow> {
+        let store = &self.store;
+        // Two first uses at once: one creates, the other finds it on the next pass.
+        for _ in 0..3 {
+            if let Some(user) = store
+                .find_bridged_user(&identity.issuer, &identity.subject)
+                .await?
+            {
+                return Ok(user);
+            }
+            let now = self.clock.now();
+            let user = UserRow {
+                id: uuid::Uuid::now_v7().to_string(),
+                email: identity
+                    .email
+                    .as_deref()
+                    .and_then(|e| Email::parse(e).ok())
+                    .map(|e| e.as_str().to_string()),
+                is_guest: false,
+                created_at: now,
+            };
+            let (issuer, subject) = (&identity.issuer, &identity.subject);
+            if store
+                .create_bridged_user(&user, issuer, subject, &identity.provider, now)
+                .await?
+            {
+                return Ok(store.find_user(&user.id).await?.unwrap_or(user));
+            }
+        }
+        Err(Error::Internal(anyhow::anyhow!(
+            "could not link a bridged identity"
+        )))
+    }
+}

@@ -1,0 +1,182 @@
+//! Background upkeep, each on its own timer so requests never wait for it: re-reading the
+//! signing keys (to follow a rotation or a revocation made by another instance or the CLI) and
+//! deleting ended sessions in small batches so the tables do not grow without bound.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinHandle;
+
+use super::Services;
+
+/// Ended sessions are kept this long for the owner's and admins' audit trail, then deleted.
+const RETENTION_SECS: i64 = 7 * 24 * 3600;
+const PURGE_BATCH: i64 = 500;
+/// Abandoned guests deleted per purge run at most (every `PURGE_EVERY`).
+const GUESTS_PER_RUN: i64 = 5000;
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Revoking a service key on one instance reaches the others within this time.
+const SERVICE_KEYS_EVERY: Duration = Duration::from_secs(10);
+/// An instance that is not told of key changes (SQLite, or a PostgreSQL listener that is down)
+/// looks at the key table's fingerprint this often: a revoked key stops verifying within it.
+const KEYS_POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// Starts the upkeep tasks; the caller aborts them at shutdown.
+pub fn spawn(state: Arc<Services>) -> Vec<JoinHandle<()>> {
+    let keys_state = state.clone();
+    let keys = tokio::spawn(follow_signing_keys(keys_state));
+    let keys_state = state.clone();
+    let service_keys = tokio::spawn(async move {
+        let mut timer = tokio::time::interval(SERVICE_KEYS_EVERY);
+        loop {
+            timer.tick().await;
+            if let Err(error) = keys_state.service_keys.reload().await {
+                tracing::warn!(error = ?error, "could not re-read service keys");
+            }
+        }
+    });
+    let purge = tokio::spawn(async move {
+        let mut timer = tokio::time::interval(PURGE_EVERY);
+        loop {
+            timer.tick().await;
+            purge_ended_sessions(&state).await;
+            purge_expired_tickets(&state).await;
+            purge_old_events(&state).await;
+            purge_abandoned_guests(&state).await;
+            purge_old_audit_events(&state).await;
+            purge_spent_limits(&state).await;
+            state.rate_limits.tidy();
+        }
+    });
+    vec![keys, service_keys, purge]
+}
+
+/// Re-reads the signing keys: when told they changed (PostgreSQL announces every change), when
+/// their fingerprint moved (polled while nobody can tell us), and every `key_reload_secs`
+/// regardless (retired keys age out of the ring).
+async fn follow_signing_keys(state: Arc<Services>) {
+    let keys = state.tokens.keys().clone();
+    let changed = keys.changes();
+    let every = Duration::from_secs(state.settings.tokens.key_reload_secs.max(1));
+    let mut last_full = Instant::now();
+    let mut poll = tokio::time::interval(KEYS_POLL_EVERY);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let told = tokio::select! {
+            _ = changed.notified() => true,
+            _ = poll.tick() => false,
+        };
+        let reloaded = if told || last_full.elapsed() >= every {
+            last_full = Instant::now();
+            keys.reload().await
+        } else if !state.gate.is_listening() {
+            keys.reload_if_changed().await
+        } else {
+            Ok(())
+        };
+        if let Err(error) = reloaded {
+            tracing::warn!(error = ?error, "could not re-read signing keys");
+        }
+    }
+}
+
+/// Expired WebSocket tickets are useless; delete them in batches too.
+async fn purge_expired_tickets(state: &Services) -> u64 {
+    let now = state.clock.now();
+    in_batches("expired tickets", || {
+        state.store.purge_ws_tickets(now, PURGE_BATCH)
+    })
+    .await
+}
+
+/// Runs one purge step batch after batch until it deletes nothing (or fails), yielding in
+/// between so requests never wait behind a long delete; returns how many rows went.
+async fn in_batches<F, Fut>(what: &str, mut step: F) -> u64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = crate::store::StoreResult<u64>>,
+{
+    let mut total = 0;
+    loop {
+        match step().await {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                tokio::task::yield_now().await;
+            }
+            Err(error) => {
+                tracing::warn!(error = ?error, "could not purge {what}");
+                break;
+            }
+        }
+    }
+    total
+}
+
+/// Guest users that have no live session and were created over `abandoned_guest_secs` ago,
+/// with their rows. At most `GUESTS_PER_RUN` per run, so a backlog is worked off gradually.
+pub async fn purge_abandoned_guests(state: &Services) -> u64 {
+    let sessions = &state.settings.sessions;
+    let now = state.clock.now();
+    let created_before = now - sessions.abandoned_guest_secs;
+    let mut budget = GUESTS_PER_RUN;
+    let deleted = in_batches("abandoned guests", || {
+        let batch = budget.min(PURGE_BATCH);
+        budget -= batch;
+        let store = &state.store;
+        async move {
+            if batch == 0 {
+                return Ok(0);
+            }
+            store
+                .purge_abandoned_guests(now, created_before, sessions.idle_timeout_secs, batch)
+                .await
+        }
+    })
+    .await;
+    if deleted > 0 {
+        tracing::info!(deleted, "purged abandoned guest users");
+    }
+    deleted
+}
+
+/// Audit events older than `audit.retention_secs`.
+pub async fn purge_old_audit_events(state: &Services) -> u64 {
+    let cutoff = state.clock.now() - state.settings.audit.retention_secs;
+    in_batches("audit events", || {
+        state.store.purge_audit_events(cutoff, PURGE_BATCH)
+    })
+    .await
+}
+
+/// Login throttle counters and rate windows that no longer limit anything.
+async fn purge_spent_limits(state: &Services) -> u64 {
+    let now = state.clock.now();
+    let window_start = now - state.settings.throttle.window_secs;
+    in_batches("limit counters", || {
+        state.store.purge_limits(now, window_start, PURGE_BATCH)
+    })
+    .await
+}
+
+/// Session events older than their retention, in batches.
+pub async fn purge_old_events(state: &Services) -> u64 {
+    let cutoff = state.clock.now() - state.settings.events.retention_secs;
+    in_batches("session events", || {
+        state.store.purge_events(cutoff, PURGE_BATCH)
+    })
+    .await
+}
+
+/// Deletes batch after batch until none is left, yielding between batches.
+pub async fn purge_ended_sessions(state: &Services) -> u64 {
+    let cutoff = state.clock.now() - RETENTION_SECS;
+    let total = in_batches("ended sessions", || {
+        state.store.purge_ended_sessions(cutoff, PURGE_BATCH)
+    })
+    .await;
+    if total > 0 {
+        tracing::info!(deleted = total, "purged ended sessions");
+    }
+    total
+}

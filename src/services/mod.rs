@@ -1,0 +1,165 @@
+//! The service's operations, one file per capability: what signup, login, a refresh or ending
+//! a session *does*, independent of HTTP. Each operation owns its steps (validate, limit,
+//! write through the store, tell the gate, audit) so a caller cannot forget one; `http/` only
+//! reads requests and renders answers.
+//!
+//! [`Services`] is built once per process and holds the core parts privately: the operations
+//! below are the only way in.
+
+pub mod accounts;
+pub mod admin;
+pub mod bridge;
+pub mod maintenance;
+pub mod sessions;
+pub mod tickets;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::audit::{self, Event, Subject};
+use crate::bridge::Bridge;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::events::EventFeed;
+use crate::gate::SessionGate;
+use crate::metrics::Metrics;
+use crate::passwords::PasswordHasher;
+use crate::rate_limit::RateLimits;
+use crate::service_keys::ServiceKeys;
+use crate::store::Store;
+use crate::throttle::LoginThrottle;
+use crate::tokens::{AccessTokens, KeyRing};
+
+pub struct Services {
+    settings: Settings,
+    store: Store,
+    clock: Clock,
+    tokens: AccessTokens,
+    hasher: PasswordHasher,
+    gate: Arc<SessionGate>,
+    events: Arc<EventFeed>,
+    service_keys: ServiceKeys,
+    metrics: Metrics,
+    bridge: Bridge,
+    rate_limits: RateLimits,
+    throttle: LoginThrottle,
+}
+
+impl Services {
+    pub async fn build(settings: Settings, store: Store, clock: Clock) -> anyhow::Result<Services> {
+        let sealing = Arc::new(crate::tokens::sealing::KeyEncryption::new(
+            settings.keys.encryption_key.as_ref(),
+            &settings.keys.old_encryption_keys,
+        )?);
+        let keys =
+            Arc::new(KeyRing::load(store.clone(), settings.tokens.access_ttl_secs, sealing).await?);
+        let keys_changed = keys.changes();
+        let tokens = AccessTokens::new(
+            keys,
+            clock.clone(),
+            settings.tokens.issuer.clone(),
+            settings.tokens.audience.clone(),
+            settings.tokens.access_ttl_secs,
+            settings.tokens.verified_cache_entries,
+        );
+        let hasher = PasswordHasher::new(&settings.passwords)?;
+        let events = Arc::new(EventFeed::new(
+            store.clone(),
+            settings.events.consumer_ring,
+            std::time::Duration::from_millis(settings.events.poll_interval_ms.max(10)),
+        ));
+        events.start().await?;
+        let gate = Arc::new(SessionGate::new(
+            store.clone(),
+            settings.sessions.idle_timeout_secs,
+            settings.database.acquire_timeout(),
+            settings.sessions.cache_entries,
+            events.waker(),
+            keys_changed,
+        ));
+        let bridge = Bridge::new(&settings.bridge)?;
+        let rate_limits = RateLimits::new(&settings.rate_limits, store.clone());
+        let throttle = LoginThrottle::new(store.clone(), settings.throttle.clone());
+        let service_keys = ServiceKeys::load(store.clone(), &settings.service_keys).await?;
+        Ok(Services {
+            settings,
+            store,
+            clock,
+            tokens,
+            hasher,
+            gate,
+            events,
+            service_keys,
+            metrics: Metrics::new(),
+            bridge,
+            rate_limits,
+            throttle,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The session event feed, for consumers that follow it.
+    pub fn events(&self) -> &Arc<EventFeed> {
+        &self.events
+    }
+
+    /// Access tokens: their verification keys are public (JWKS).
+    pub fn tokens(&self) -> &AccessTokens {
+        &self.tokens
+    }
+
+    /// The service key `key` stands for, if it is one.
+    pub async fn service_caller(&self, key: &str) -> Option<crate::service_keys::Caller> {
+        self.service_keys.authenticate(key).await
+    }
+
+    pub fn gate(&self) -> &Arc<SessionGate> {
+        &self.gate
+    }
+
+    /// The service keys this instance knows (re-read by maintenance).
+    pub fn service_keys(&self) -> &ServiceKeys {
+        &self.service_keys
+    }
+
+    /// The argon2 queue (its depth and abandoned jobs are metrics).
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// True when the database accepts writes right now (readiness).
+    pub async fn ready(&self) -> crate::error::Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Closes the database pools (the last step of a shutdown).
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
+    /// The metrics in Prometheus' text format, with the gauges read now.
+    pub async fn render_metrics(&self) -> Vec<u8> {
+        let now = self.clock.now();
+        let idle = self.settings.sessions.idle_timeout_secs;
+        self.metrics
+            .render(&self.hasher, || self.store.count_live_sessions(now, idle))
+            .await
+    }
+
+    /// Records an audit event (never fails the operation it describes).
+    async fn audit(&self, event: Event, subject: Subject<'_>, detail: Value) {
+        audit::record(&self.store, self.clock.now(), event, subject, detail).await;
+    }
+}
