@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
 use serde_json::{Value, json};
 
-use crate::helpers::{STRONG_PASSWORD, assert_error, spawn_app};
+use crate::helpers::{STRONG_PASSWORD, assert_error, count_users, spawn_app};
 
 fn assert_token_response(body: &Value, is_guest: bool) {
     assert!(
@@ -61,7 +61,7 @@ async fn ten_concurrent_signups_of_one_email_have_exactly_one_winner() {
         .filter(|s| **s == StatusCode::CONFLICT)
         .count();
     assert_eq!((created, conflicts), (1, 9), "{statuses:?}");
-    assert_eq!(app.store.count_users().await.unwrap(), 1);
+    assert_eq!(count_users(&app).await, 1);
 }
 
 #[tokio::test]
@@ -78,7 +78,7 @@ async fn signup_rejects_bad_emails_with_422() {
         let response = app.signup(email, STRONG_PASSWORD).await;
         assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "invalid_email").await;
     }
-    assert_eq!(app.store.count_users().await.unwrap(), 0);
+    assert_eq!(count_users(&app).await, 0);
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sessiond::service_keys::Scope;
 
-use crate::helpers::{STRONG_PASSWORD, Session, TestApp, assert_error};
+use crate::helpers::{STRONG_PASSWORD, TestApp, assert_error};
 use crate::service::{
     ADMIN_KEY, INTROSPECT_KEY, admin, assert_inactive, create_cli_key, introspect,
     spawn_service_app, until_key_known,
@@ -27,30 +27,6 @@ fn revoke_path(user_id: &str) -> String {
 
 fn user_path(user_id: &str) -> String {
     format!("/v1/admin/users/{user_id}")
-}
-
-async fn login_ok(app: &TestApp, email: &str, password: &str) -> Session {
-    let response = app
-        .post("/v1/login")
-        .header(USER_AGENT, UA)
-        .json(&json!({ "email": email, "password": password }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    Session::from_body(response.json().await.unwrap())
-}
-
-async fn refresh_ok(app: &TestApp, refresh_token: &str) -> Session {
-    let response = app
-        .post("/v1/token/refresh")
-        .header(USER_AGENT, UA)
-        .json(&json!({ "refresh_token": refresh_token }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    Session::from_body(response.json().await.unwrap())
 }
 
 async fn listed_session_ids(app: &TestApp, user_id: &str) -> Vec<String> {
@@ -91,7 +67,9 @@ async fn listing_a_users_sessions_shows_every_live_one() {
     // Arrange: one signup and one login, and another user's session.
     let app = spawn_service_app().await;
     let first = app.new_user_with_email("ann@example.com").await;
-    let second = login_ok(&app, "ann@example.com", STRONG_PASSWORD).await;
+    let second = app
+        .login_ok_as(UA, "ann@example.com", STRONG_PASSWORD)
+        .await;
     let other = app.new_user().await;
 
     // Act
@@ -229,7 +207,9 @@ async fn revoking_a_users_sessions_ends_all_of_them_and_no_one_elses() {
     // Arrange
     let app = spawn_service_app().await;
     let phone = app.new_user_with_email("ann@example.com").await;
-    let laptop = login_ok(&app, "ann@example.com", STRONG_PASSWORD).await;
+    let laptop = app
+        .login_ok_as(UA, "ann@example.com", STRONG_PASSWORD)
+        .await;
     let other = app.new_user().await;
     for token in [&phone.access_token, &laptop.access_token] {
         assert_eq!(app.me(token).await.status(), StatusCode::OK);
@@ -255,7 +235,8 @@ async fn revoking_a_users_sessions_ends_all_of_them_and_no_one_elses() {
     assert_eq!(app.me(&other.access_token).await.status(), StatusCode::OK);
     assert_eq!(listed_session_ids(&app, &other.user_id).await.len(), 1);
     // The user can still log in again.
-    login_ok(&app, "ann@example.com", STRONG_PASSWORD).await;
+    app.login_ok_as(UA, "ann@example.com", STRONG_PASSWORD)
+        .await;
 }
 
 #[tokio::test]
@@ -263,7 +244,9 @@ async fn deleting_a_user_removes_the_account_and_its_sessions() {
     // Arrange
     let app = spawn_service_app().await;
     let phone = app.new_user_with_email("ann@example.com").await;
-    let laptop = login_ok(&app, "ann@example.com", STRONG_PASSWORD).await;
+    let laptop = app
+        .login_ok_as(UA, "ann@example.com", STRONG_PASSWORD)
+        .await;
     let other = app.new_user().await;
     assert_eq!(app.me(&phone.access_token).await.status(), StatusCode::OK);
 
@@ -321,15 +304,7 @@ async fn the_audit_trail_records_a_users_security_events() {
     let app = spawn_service_app().await;
     let started = sessiond::clock::now();
     let email = "ann@example.com";
-    let signup = app
-        .post("/v1/signup")
-        .header(USER_AGENT, UA)
-        .json(&json!({ "email": email, "password": STRONG_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signup.status(), StatusCode::CREATED);
-    let first = Session::from_body(signup.json().await.unwrap());
+    let first = app.new_user_as(UA, email).await;
     let failed = app
         .post("/v1/login")
         .header(USER_AGENT, UA)
@@ -338,7 +313,7 @@ async fn the_audit_trail_records_a_users_security_events() {
         .await
         .unwrap();
     assert_error(failed, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let second = login_ok(&app, email, STRONG_PASSWORD).await;
+    let second = app.login_ok_as(UA, email, STRONG_PASSWORD).await;
     let change = app
         .post("/v1/password")
         .header(USER_AGENT, UA)
@@ -349,9 +324,9 @@ async fn the_audit_trail_records_a_users_security_events() {
         .unwrap();
     assert_eq!(change.status(), StatusCode::NO_CONTENT);
     // Reuse: rotate twice, then replay the first refresh token.
-    let third = login_ok(&app, email, NEW_PASSWORD).await;
-    let rotated = refresh_ok(&app, &third.refresh_token).await;
-    let rotated_again = refresh_ok(&app, &rotated.refresh_token).await;
+    let third = app.login_ok_as(UA, email, NEW_PASSWORD).await;
+    let rotated = app.refresh_ok_as(UA, &third.refresh_token).await;
+    let rotated_again = app.refresh_ok_as(UA, &rotated.refresh_token).await;
     let replay = app
         .post("/v1/token/refresh")
         .header(USER_AGENT, UA)
@@ -360,7 +335,7 @@ async fn the_audit_trail_records_a_users_security_events() {
         .await
         .unwrap();
     assert_error(replay, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
-    let fourth = login_ok(&app, email, NEW_PASSWORD).await;
+    let fourth = app.login_ok_as(UA, email, NEW_PASSWORD).await;
     let logout = app
         .post("/v1/logout")
         .header(USER_AGENT, UA)
@@ -369,7 +344,7 @@ async fn the_audit_trail_records_a_users_security_events() {
         .await
         .unwrap();
     assert_eq!(logout.status(), StatusCode::NO_CONTENT);
-    let fifth = login_ok(&app, email, NEW_PASSWORD).await;
+    let fifth = app.login_ok_as(UA, email, NEW_PASSWORD).await;
     let revoke = admin(&app, Method::POST, &revoke_path(&first.user_id), KEY)
         .header(USER_AGENT, UA)
         .send()
@@ -466,7 +441,8 @@ async fn the_audit_limit_is_validated_and_applied_newest_first() {
     // Arrange: a few events.
     let app = spawn_service_app().await;
     let session = app.new_user_with_email("ann@example.com").await;
-    login_ok(&app, "ann@example.com", STRONG_PASSWORD).await;
+    app.login_ok_as(UA, "ann@example.com", STRONG_PASSWORD)
+        .await;
     app.logout(&session.access_token, None).await;
     let query = |limit: &str| format!("?user_id={}&limit={limit}", session.user_id);
 

@@ -13,20 +13,10 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{Backend, TestApp, backend, spawn_app_with, spawn_on, until_listening};
+use crate::helpers::{
+    Backend, TestApp, backend, refused_within_a_second, spawn_app_with, spawn_on, until_listening,
+};
 use crate::service::{INTROSPECT_KEY, introspect, with_test_keys};
-
-/// Polls `/v1/me` on `app` until the token is refused; panics if that takes over a second.
-async fn refused_within_a_second(app: &TestApp, token: &str) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(1) {
-        if app.me(token).await.status() == StatusCode::UNAUTHORIZED {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("a revoked session was still accepted after 1 s");
-}
 
 #[tokio::test]
 async fn a_revocation_written_outside_the_service_is_seen_within_a_second() {

@@ -9,22 +9,20 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::Jwk;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::{Method, Response, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sessiond::config::ProviderSettings;
 use sessiond::config::Settings;
 
 use crate::bridge_keys::{
-    Behaviour, IssuerKey, JwksServer, claims, claims_of, jwks_of, jwks_provider, secret_provider,
-    sign_hs256, unsigned, with_payload,
+    Behaviour, IssuerKey, JwksServer, SUPABASE, SUPABASE_AUD, SUPABASE_ISS, SUPABASE_SECRET,
+    claims, jwks_of, jwks_provider, secret_provider, sign_hs256, supabase_claims,
+    supabase_provider, supabase_token, unsigned, with_payload,
 };
-use crate::helpers::{STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app_with};
-use crate::service::{ADMIN_KEY, admin, test_keys};
-
-const SUPABASE: &str = "supabase";
-const SUPABASE_ISS: &str = "https://proj.supabase.co/auth/v1";
-const SUPABASE_AUD: &str = "authenticated";
-const SUPABASE_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+use crate::helpers::{
+    STRONG_PASSWORD, Session, TestApp, assert_error, claims_of, count_users, spawn_app_with,
+};
+use crate::service::{ADMIN_KEY, admin, with_test_keys};
 
 const STAGING: &str = "supabase-staging";
 const STAGING_ISS: &str = "https://staging.supabase.co/auth/v1";
@@ -55,7 +53,7 @@ async fn issuers() -> Issuers {
 /// Two Supabase projects (HS256 secrets), Auth0 (RS256) and Firebase (ES256) at `jwks_url`.
 fn providers(jwks_url: &str) -> Vec<ProviderSettings> {
     vec![
-        secret_provider(SUPABASE, SUPABASE_ISS, SUPABASE_AUD, SUPABASE_SECRET),
+        supabase_provider(),
         secret_provider(STAGING, STAGING_ISS, SUPABASE_AUD, STAGING_SECRET),
         jwks_provider(AUTH0, AUTH0_ISS, AUTH0_AUD, Algorithm::RS256, jwks_url),
         jwks_provider(
@@ -81,14 +79,6 @@ fn new_sub() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn supabase_claims(sub: &str, email: Option<&str>) -> Value {
-    claims(SUPABASE_ISS, SUPABASE_AUD, sub, email)
-}
-
-fn supabase_token(sub: &str, email: Option<&str>) -> String {
-    sign_hs256(SUPABASE_SECRET, &supabase_claims(sub, email))
-}
-
 fn auth0_claims(sub: &str) -> Value {
     claims(AUTH0_ISS, AUTH0_AUD, sub, None)
 }
@@ -97,44 +87,32 @@ fn firebase_claims(sub: &str) -> Value {
     claims(FIREBASE_ISS, FIREBASE_AUD, sub, None)
 }
 
-async fn exchange(app: &TestApp, provider: &str, token: &str) -> Response {
-    app.post_json(
-        "/v1/bridge",
-        &json!({ "provider": provider, "token": token }),
-    )
-    .await
-}
-
 /// Exchanges `token`; panics unless the answer is 200 with a token response.
 async fn exchanged(app: &TestApp, provider: &str, token: &str) -> Session {
-    let response = exchange(app, provider, token).await;
+    let response = app.bridge(provider, token).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, StatusCode::OK, "{provider}: {body}");
     Session::from_body(body)
 }
 
-async fn users(app: &TestApp) -> i64 {
-    app.store.count_users().await.unwrap()
-}
-
 /// The exchange is refused as `invalid_bridge_token` and leaves no user behind.
 async fn assert_refused(app: &TestApp, provider: &str, token: &str, case: &str) {
-    let before = users(app).await;
-    let response = exchange(app, provider, token).await;
+    let before = count_users(app).await;
+    let response = app.bridge(provider, token).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_bridge_token").await;
-    assert_eq!(users(app).await, before, "{case}: no user is created");
+    assert_eq!(count_users(app).await, before, "{case}: no user is created");
 }
 
 /// The exchange is 503 `unavailable` with `Retry-After`, and leaves no user behind.
 async fn assert_unavailable(app: &TestApp, provider: &str, token: &str) {
-    let before = users(app).await;
-    let response = exchange(app, provider, token).await;
+    let before = count_users(app).await;
+    let response = app.bridge(provider, token).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key(RETRY_AFTER));
     assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
-    assert_eq!(users(app).await, before, "no user is created");
+    assert_eq!(count_users(app).await, before, "no user is created");
 }
 
 #[tokio::test]
@@ -145,7 +123,7 @@ async fn a_supabase_token_is_exchanged_for_a_bridge_session() {
     let token = supabase_token(&sub, Some("ann@example.com"));
 
     // Act
-    let response = exchange(&app, SUPABASE, &token).await;
+    let response = app.bridge(SUPABASE, &token).await;
 
     // Assert
     assert_eq!(response.status(), StatusCode::OK);
@@ -184,9 +162,7 @@ async fn a_supabase_token_is_exchanged_for_a_bridge_session() {
     assert_eq!(me["session"]["provider"], SUPABASE);
 
     // The session refreshes like any other, and keeps what it is.
-    let refreshed = app.refresh(&session.refresh_token).await;
-    assert_eq!(refreshed.status(), StatusCode::OK);
-    let refreshed = Session::from_body(refreshed.json().await.unwrap());
+    let refreshed = app.refresh_ok(&session.refresh_token).await;
     assert_eq!(refreshed.user_id, session.user_id);
     assert_eq!(refreshed.session_id, session.session_id);
     assert_eq!(
@@ -194,17 +170,8 @@ async fn a_supabase_token_is_exchanged_for_a_bridge_session() {
         json!(["bridge:supabase"])
     );
 
-    let sessions = app
-        .get("/v1/sessions")
-        .bearer_auth(&refreshed.access_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(sessions.status(), StatusCode::OK);
-    let sessions: Value = sessions.json().await.unwrap();
-    let listed = sessions["sessions"]
-        .as_array()
-        .unwrap()
+    let sessions = app.sessions_of(&refreshed.access_token).await;
+    let listed = sessions
         .iter()
         .find(|s| s["id"] == session.session_id.as_str())
         .expect("the bridged session is listed")
@@ -243,7 +210,7 @@ async fn the_same_subject_is_the_same_user_and_another_issuer_another_user() {
         "each exchange is a session"
     );
     assert_ne!(elsewhere.user_id, first.user_id);
-    assert_eq!(users(&app).await, 2);
+    assert_eq!(count_users(&app).await, 2);
     assert_eq!(
         claims_of(&elsewhere.access_token)["amr"],
         json!(["bridge:supabase-staging"])
@@ -281,11 +248,9 @@ async fn an_email_that_has_an_account_is_never_linked_to_it() {
         assert!(claims_of(&bridged.access_token).get("email").is_none());
     }
     assert_ne!(exact.user_id, cased.user_id);
-    assert_eq!(users(&app).await, 3);
+    assert_eq!(count_users(&app).await, 3);
     // The account is untouched: its password still signs in to the same user.
-    let login = app.login("ann@example.com", STRONG_PASSWORD).await;
-    assert_eq!(login.status(), StatusCode::OK);
-    let login = Session::from_body(login.json().await.unwrap());
+    let login = app.login_ok("ann@example.com", STRONG_PASSWORD).await;
     assert_eq!(login.user_id, owner.user_id);
     assert_eq!(login.body["user"]["email"], "ann@example.com");
     let me: Value = app.me(&owner.access_token).await.json().await.unwrap();
@@ -344,7 +309,9 @@ async fn a_rotated_issuer_key_is_fetched_once_the_refetch_interval_has_passed() 
         cache_control: None,
     });
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let rotated = exchange(&app, FIREBASE, &new.sign(&firebase_claims(&new_sub()))).await;
+    let rotated = app
+        .bridge(FIREBASE, &new.sign(&firebase_claims(&new_sub())))
+        .await;
 
     // Assert
     assert_eq!(rotated.status(), StatusCode::OK);
@@ -367,14 +334,14 @@ async fn unknown_kids_cannot_make_the_service_flood_the_issuer() {
     )
     .await;
     let fetched = issuers.server.requests();
-    let before = users(&app).await;
+    let before = count_users(&app).await;
 
     // Act: 20 tokens with made-up kids, all at once.
     let attempts = (0..20).map(|_| {
         let kid = uuid::Uuid::new_v4().simple().to_string();
         let token = issuers.ec.with_kid(&kid).sign(&firebase_claims(&new_sub()));
         let app = &app;
-        async move { exchange(app, FIREBASE, &token).await }
+        async move { app.bridge(FIREBASE, &token).await }
     });
     let responses = futures::future::join_all(attempts).await;
 
@@ -387,7 +354,7 @@ async fn unknown_kids_cannot_make_the_service_flood_the_issuer() {
         "{} fetches after the first",
         issuers.server.requests() - fetched
     );
-    assert_eq!(users(&app).await, before);
+    assert_eq!(count_users(&app).await, before);
     // The known key still works without another fetch.
     let requests = issuers.server.requests();
     exchanged(
@@ -658,7 +625,7 @@ async fn an_unknown_provider_is_422() {
     let app = spawn_bridge_app("http://127.0.0.1:9/unused", |_| {}).await;
     let token = supabase_token(&new_sub(), None);
     for provider in ["github", "Supabase", ""] {
-        let response = exchange(&app, provider, &token).await;
+        let response = app.bridge(provider, &token).await;
         assert_error(
             response,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -666,7 +633,7 @@ async fn an_unknown_provider_is_422() {
         )
         .await;
     }
-    assert_eq!(users(&app).await, 0);
+    assert_eq!(count_users(&app).await, 0);
 }
 
 #[tokio::test]
@@ -705,7 +672,7 @@ async fn malformed_bridge_requests_are_400_or_415() {
         "unsupported_media_type",
     )
     .await;
-    assert_eq!(users(&app).await, 0);
+    assert_eq!(count_users(&app).await, 0);
 }
 
 #[tokio::test]
@@ -820,10 +787,7 @@ async fn cached_keys_keep_working_through_an_issuer_outage() {
 #[tokio::test]
 async fn a_bridge_exchange_is_on_the_audit_trail() {
     // Arrange
-    let app = spawn_bridge_app("http://127.0.0.1:9/unused", |s| {
-        s.service_keys = test_keys();
-    })
-    .await;
+    let app = spawn_bridge_app("http://127.0.0.1:9/unused", with_test_keys).await;
     let session = exchanged(
         &app,
         SUPABASE,
@@ -878,16 +842,13 @@ async fn concurrent_first_exchanges_of_one_subject_make_one_user() {
             .iter()
             .all(|s| s.body["user"]["email"] == "ann@example.com")
     );
-    assert_eq!(users(&app).await, 1);
+    assert_eq!(count_users(&app).await, 1);
 }
 
 #[tokio::test]
 async fn a_deleted_bridged_user_comes_back_as_a_new_user() {
     // Arrange
-    let app = spawn_bridge_app("http://127.0.0.1:9/unused", |s| {
-        s.service_keys = test_keys();
-    })
-    .await;
+    let app = spawn_bridge_app("http://127.0.0.1:9/unused", with_test_keys).await;
     let sub = new_sub();
     let first = exchanged(
         &app,
@@ -913,7 +874,7 @@ async fn a_deleted_bridged_user_comes_back_as_a_new_user() {
     // Assert
     assert_ne!(again.user_id, first.user_id);
     assert_eq!(again.body["user"]["email"], "ann@example.com");
-    assert_eq!(users(&app).await, 1);
+    assert_eq!(count_users(&app).await, 1);
     let old = app.me(&first.access_token).await;
     assert_error(old, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
@@ -983,5 +944,5 @@ async fn a_json_array_body_is_refused() {
     let token = supabase_token(&new_sub(), None);
     let response = app.post_json("/v1/bridge", &json!([SUPABASE, token])).await;
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
-    assert_eq!(users(&app).await, 0);
+    assert_eq!(count_users(&app).await, 0);
 }

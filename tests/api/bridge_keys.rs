@@ -107,12 +107,6 @@ pub fn with_payload(token: &str, claims: &Value) -> String {
     format!("{}.{}.{}", parts[0], payload, parts[2])
 }
 
-/// The payload of a JWT, unverified.
-pub fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
 /// A JWKS document holding `keys`.
 pub fn jwks_of(keys: &[&IssuerKey]) -> String {
     json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }).to_string()
@@ -135,6 +129,28 @@ pub fn claims(issuer: &str, audience: &str, sub: &str, email: Option<&str>) -> V
         claims["email_verified"] = json!(true);
     }
     claims
+}
+
+/// The Supabase project the bridge tests configure: its provider name, issuer, audience and
+/// HS256 secret.
+pub const SUPABASE: &str = "supabase";
+pub const SUPABASE_ISS: &str = "https://proj.supabase.co/auth/v1";
+pub const SUPABASE_AUD: &str = "authenticated";
+pub const SUPABASE_SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+
+/// The provider settings of the [`SUPABASE`] project.
+pub fn supabase_provider() -> ProviderSettings {
+    secret_provider(SUPABASE, SUPABASE_ISS, SUPABASE_AUD, SUPABASE_SECRET)
+}
+
+/// Fresh claims from the [`SUPABASE`] project for `sub`, with `email` if given.
+pub fn supabase_claims(sub: &str, email: Option<&str>) -> Value {
+    claims(SUPABASE_ISS, SUPABASE_AUD, sub, email)
+}
+
+/// A fresh token from the [`SUPABASE`] project for `sub`, with `email` if given.
+pub fn supabase_token(sub: &str, email: Option<&str>) -> String {
+    sign_hs256(SUPABASE_SECRET, &supabase_claims(sub, email))
 }
 
 /// A provider verified with an HS256 shared secret.

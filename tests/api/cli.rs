@@ -3,15 +3,14 @@
 //! bad arguments.
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use crate::binary::sessiond;
 use crate::helpers::{
-    STRONG_PASSWORD, Session, TestApp, TestDb, assert_error, spawn_app, spawn_on,
+    STRONG_PASSWORD, Session, TestApp, TestDb, assert_error, count_users, kid_of,
+    refused_within_a_second, spawn_app, spawn_on,
 };
 
 /// What one run of the binary did.
@@ -65,34 +64,8 @@ fn fields(run: &Run) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-/// Polls `/v1/me` with `token` until it is refused; panics after 1 s.
-async fn refused_within_a_second(app: &TestApp, token: &str) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(1) {
-        if app.me(token).await.status() == StatusCode::UNAUTHORIZED {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("a token is still accepted 1 s after the command");
-}
-
-fn kid_of(access_token: &str) -> String {
-    jsonwebtoken::decode_header(access_token)
-        .unwrap()
-        .kid
-        .expect("a kid")
-}
-
 async fn jwks_kids(app: &TestApp) -> Vec<String> {
-    let jwks: Value = app
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.jwks().await;
     jwks["keys"]
         .as_array()
         .unwrap()
@@ -158,9 +131,7 @@ async fn users_create_reads_the_password_from_stdin_and_the_user_can_log_in() {
     assert_eq!(run.code, 0, "{run:?}");
     let id = run.stdout.trim().to_string();
     assert!(uuid::Uuid::parse_str(&id).is_ok(), "{run:?}");
-    let login = app.login("ann@example.com", STRONG_PASSWORD).await;
-    assert_eq!(login.status(), StatusCode::OK);
-    let session = Session::from_body(login.json().await.unwrap());
+    let session = app.login_ok("ann@example.com", STRONG_PASSWORD).await;
     assert_eq!(session.user_id, id);
     assert_eq!(session.body["user"]["email"], "ann@example.com");
     // A CRLF line ending is not part of the password.
@@ -227,11 +198,7 @@ async fn users_create_refuses_bad_input_with_clear_errors() {
         assert!(run.stderr.contains(message), "{args:?}: {run:?}");
         assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
     }
-    assert_eq!(
-        app.store.count_users().await.unwrap(),
-        1,
-        "no user was created"
-    );
+    assert_eq!(count_users(&app).await, 1, "no user was created");
 }
 
 #[tokio::test]
@@ -480,9 +447,7 @@ async fn keys_retire_stops_a_key_everywhere_at_once_and_sessions_refresh_onto_th
         assert_error(introspected, StatusCode::UNAUTHORIZED, "invalid_token").await;
     }
     // The session itself goes on: a refresh gets a token signed by the new key.
-    let refreshed = b.refresh(&session.refresh_token).await;
-    assert_eq!(refreshed.status(), StatusCode::OK);
-    let refreshed = Session::from_body(refreshed.json().await.unwrap());
+    let refreshed = b.refresh_ok(&session.refresh_token).await;
     assert_eq!(kid_of(&refreshed.access_token), new_kid);
     for app in [&a, &b] {
         assert_eq!(

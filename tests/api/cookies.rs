@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, SET_COOKIE};
 use serde_json::{Value, json};
 
-use crate::helpers::{STRONG_PASSWORD, TestApp, assert_error, spawn_app_with};
+use crate::helpers::{STRONG_PASSWORD, TestApp, assert_error, count_users, spawn_app_with};
 
 const ORIGIN: &str = "http://localhost:5173";
 const COOKIE: &str = "sessiond_refresh";
@@ -141,16 +141,7 @@ async fn logout_with_the_cookie_ends_the_session_and_clears_the_cookie() {
 #[tokio::test]
 async fn bearer_logout_in_cookie_mode_also_clears_the_cookie() {
     let app = app().await;
-    let body: Value = app
-        .post("/v1/signup")
-        .header("origin", ORIGIN)
-        .json(&json!({"email": "ann@example.com", "password": STRONG_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = signup(&app).await.json().await.unwrap();
     let response = app
         .post("/v1/logout")
         .bearer_auth(body["access_token"].as_str().unwrap())
@@ -208,10 +199,6 @@ async fn a_spent_cookie_or_one_of_an_ended_session_cannot_log_anybody_out() {
         .unwrap();
     assert_error(global, StatusCode::UNAUTHORIZED, "invalid_token").await;
     assert_eq!(app.me(&other).await.status(), StatusCode::OK);
-}
-
-async fn count_users(app: &TestApp) -> i64 {
-    app.store.count_users().await.unwrap()
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::binary::{free_port, sessiond};
-use crate::helpers::{STRONG_PASSWORD, TestDb};
+use crate::helpers::{STRONG_PASSWORD, TestDb, became_ready};
 
 struct Running {
     child: Child,
@@ -27,12 +27,8 @@ async fn start(db: &TestDb, port: u16, http: &reqwest::Client) -> Running {
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let mut running = Running { child, base };
-    for _ in 0..200 {
-        let ready = http.get(format!("{}/readyz", running.base)).send().await;
-        if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
-            return running;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+    if became_ready(http, &running.base).await {
+        return running;
     }
     let _ = running.child.kill();
     let _ = running.child.wait();

@@ -2,23 +2,20 @@
 //! `invalid_credentials`, as for a wrong password), no refresh (401 `session_revoked`), no
 //! bridge (403 `forbidden`), and their sessions end on every instance with reason `admin`.
 
-use std::time::{Duration, Instant};
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::bridge_keys::{claims, secret_provider, sign_hs256};
-use crate::helpers::{STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app_with, spawn_on};
-use crate::service::{ADMIN_KEY, EVENTS_KEY, INTROSPECT_KEY, admin, test_keys};
-
-const ISSUER: &str = "https://proj.supabase.co/auth/v1";
-const AUDIENCE: &str = "authenticated";
-const SECRET: &str = "super-secret-jwt-token-with-at-least-32-characters-long";
+use crate::bridge_keys::{SUPABASE, supabase_provider, supabase_token};
+use crate::helpers::{
+    STRONG_PASSWORD, Session, TestApp, assert_error, refused_within_a_second, spawn_app_with,
+    spawn_on,
+};
+use crate::service::{ADMIN_KEY, EVENTS_KEY, INTROSPECT_KEY, admin, test_keys, with_test_keys};
 
 async fn spawn_admin_app() -> TestApp {
     spawn_app_with(|settings| {
         settings.service_keys = test_keys();
-        settings.bridge.providers = vec![secret_provider("supabase", ISSUER, AUDIENCE, SECRET)];
+        settings.bridge.providers = vec![supabase_provider()];
     })
     .await
 }
@@ -41,31 +38,11 @@ async fn set_disabled(
     .unwrap()
 }
 
-async fn bridge(app: &TestApp, subject: &str) -> reqwest::Response {
-    let token = sign_hs256(SECRET, &claims(ISSUER, AUDIENCE, subject, None));
-    app.post_json(
-        "/v1/bridge",
-        &json!({ "provider": "supabase", "token": token }),
-    )
-    .await
-}
-
-async fn refused_within_a_second(app: &TestApp, token: &str) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(1) {
-        if app.me(token).await.status() == StatusCode::UNAUTHORIZED {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("a disabled user's token is still accepted after 1 s");
-}
-
 #[tokio::test]
 async fn a_disabled_user_cannot_log_in_refresh_or_bridge_and_their_sessions_end_everywhere() {
     // Arrange: a password user with two sessions, one seen by a second instance.
     let a = spawn_admin_app().await;
-    let b = spawn_on(a.db.clone(), |settings| settings.service_keys = test_keys()).await;
+    let b = spawn_on(a.db.clone(), with_test_keys).await;
     crate::helpers::until_listening(&b).await;
     let phone = a.new_user_with_email("ann@example.com").await;
     let laptop = Session::from_body(
@@ -156,7 +133,7 @@ async fn a_disabled_user_cannot_log_in_refresh_or_bridge_and_their_sessions_end_
 async fn a_disabled_bridged_user_gets_403_and_no_session() {
     let app = spawn_admin_app().await;
     let subject = uuid::Uuid::new_v4().to_string();
-    let first = bridge(&app, &subject).await;
+    let first = app.bridge(SUPABASE, &supabase_token(&subject, None)).await;
     assert_eq!(first.status(), StatusCode::OK);
     let first = Session::from_body(first.json().await.unwrap());
 
@@ -164,7 +141,7 @@ async fn a_disabled_bridged_user_gets_403_and_no_session() {
 
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let refused = assert_error(
-        bridge(&app, &subject).await,
+        app.bridge(SUPABASE, &supabase_token(&subject, None)).await,
         StatusCode::FORBIDDEN,
         "forbidden",
     )
@@ -194,7 +171,8 @@ async fn a_disabled_bridged_user_gets_403_and_no_session() {
             .status(),
         StatusCode::NO_CONTENT
     );
-    assert_eq!(bridge(&app, &subject).await.status(), StatusCode::OK);
+    let again = app.bridge(SUPABASE, &supabase_token(&subject, None)).await;
+    assert_eq!(again.status(), StatusCode::OK);
 }
 
 #[tokio::test]

@@ -55,12 +55,6 @@ fn created(session: &Session) -> (String, Option<String>, Option<String>) {
     )
 }
 
-async fn login(app: &TestApp, email: &str) -> Session {
-    let response = app.login(email, STRONG_PASSWORD).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    Session::from_body(response.json().await.unwrap())
-}
-
 #[tokio::test]
 async fn every_way_a_session_ends_is_an_event_with_its_reason() {
     // Arrange
@@ -73,10 +67,10 @@ async fn every_way_a_session_ends_is_an_event_with_its_reason() {
     let email = "ann@example.com";
     let first = app.new_user_with_email(email).await;
     let (a, b, c, d) = (
-        login(&app, email).await,
-        login(&app, email).await,
-        login(&app, email).await,
-        login(&app, email).await,
+        app.login_ok(email, STRONG_PASSWORD).await,
+        app.login_ok(email, STRONG_PASSWORD).await,
+        app.login_ok(email, STRONG_PASSWORD).await,
+        app.login_ok(email, STRONG_PASSWORD).await,
     );
 
     // Act: each way to end a session once.
@@ -84,13 +78,7 @@ async fn every_way_a_session_ends_is_an_event_with_its_reason() {
         app.logout(&a.access_token, None).await.status(),
         StatusCode::NO_CONTENT
     );
-    let deleted = app
-        .client
-        .delete(app.url(&format!("/v1/sessions/{}", b.session_id)))
-        .bearer_auth(&first.access_token)
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_session(&first.access_token, &b.session_id).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     let revoked = app
         .post("/v1/revoke")
@@ -100,29 +88,32 @@ async fn every_way_a_session_ends_is_an_event_with_its_reason() {
         .unwrap();
     assert_eq!(revoked.status(), StatusCode::OK);
     assert_eq!(app.refresh(&d.refresh_token).await.status(), StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(1100)).await; // past the 0 s grace window
+    app.advance_clock(1); // past the 0 s grace window
     assert_eq!(
         app.refresh(&d.refresh_token).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    let e = login(&app, email).await;
-    let f = login(&app, email).await;
+    let e = app.login_ok(email, STRONG_PASSWORD).await;
+    let f = app.login_ok(email, STRONG_PASSWORD).await;
     let change = app
-        .post("/v1/password")
-        .bearer_auth(&e.access_token)
-        .json(&json!({"current_password": STRONG_PASSWORD, "new_password": "a completely different passphrase 7"}))
-        .send()
-        .await
-        .unwrap();
+        .change_password(
+            &e.access_token,
+            &json!({"current_password": STRONG_PASSWORD, "new_password": "a completely different passphrase 7"}),
+        )
+        .await;
     assert_eq!(change.status(), StatusCode::NO_CONTENT);
-    let g = login_with(&app, email, "a completely different passphrase 7").await;
+    let g = app
+        .login_ok(email, "a completely different passphrase 7")
+        .await;
     let path = format!("/v1/admin/users/{}/revoke-sessions", first.user_id);
     let by_admin = admin(&app, Method::POST, &path, Some(ADMIN_KEY))
         .send()
         .await
         .unwrap();
     assert_eq!(by_admin.status(), StatusCode::NO_CONTENT);
-    let h = login_with(&app, email, "a completely different passphrase 7").await;
+    let h = app
+        .login_ok(email, "a completely different passphrase 7")
+        .await;
     let path = format!("/v1/admin/users/{}", first.user_id);
     let gone = admin(&app, Method::DELETE, &path, Some(ADMIN_KEY))
         .send()
@@ -171,12 +162,6 @@ async fn every_way_a_session_ends_is_an_event_with_its_reason() {
     let mut got_delete = events[17..].to_vec();
     got_delete.sort();
     assert_eq!(got_delete, by_delete, "{events:?}");
-}
-
-async fn login_with(app: &TestApp, email: &str, password: &str) -> Session {
-    let response = app.login(email, password).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    Session::from_body(response.json().await.unwrap())
 }
 
 /// A connected `text/event-stream` consumer.

@@ -101,8 +101,7 @@ enum Refusal {
 
 async fn pg_admin(sql: String) {
     use sqlx::Connection;
-    let admin = std::env::var("SESSIOND_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = crate::helpers::pg_admin_url();
     let mut conn = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(&mut conn)

@@ -1,7 +1,12 @@
 use std::path::PathBuf;
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::header::USER_AGENT;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
@@ -9,6 +14,8 @@ use sessiond::config::Settings;
 use sessiond::services::Services;
 use sessiond::startup::Application;
 use sessiond::store::Store;
+use sessiond::tokens::AccessTokens;
+use sessiond::tokens::access::Subject;
 use sqlx::Connection;
 
 pub const STRONG_PASSWORD: &str = "correct horse battery staple";
@@ -27,7 +34,8 @@ pub fn backend() -> Backend {
     }
 }
 
-fn pg_admin_url() -> String {
+/// The PostgreSQL server's maintenance database, where test databases are created and dropped.
+pub fn pg_admin_url() -> String {
     std::env::var("SESSIOND_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
@@ -206,6 +214,14 @@ impl Session {
 }
 
 impl TestApp {
+    /// Moves the app's clock forward: what a test of lifetimes and windows does instead of
+    /// sleeping through them.
+    pub fn advance_clock(&self, secs: i64) {
+        self.services.clock().advance(secs);
+    }
+}
+
+impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -238,14 +254,55 @@ impl TestApp {
 
     /// Signs up a fresh user and returns the session; panics unless it is 201.
     pub async fn new_user(&self) -> Session {
-        let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
-        self.new_user_with_email(&email).await
+        self.new_user_with_email(&fresh_email()).await
     }
 
     pub async fn new_user_with_email(&self, email: &str) -> Session {
-        let response = self.signup(email, STRONG_PASSWORD).await;
-        assert_eq!(response.status(), StatusCode::CREATED);
-        Session::from_body(response.json().await.unwrap())
+        session_of(
+            self.signup(email, STRONG_PASSWORD).await,
+            StatusCode::CREATED,
+        )
+        .await
+    }
+
+    /// Signs up `email` with [`STRONG_PASSWORD`] from a client naming itself `user_agent`;
+    /// panics unless it is 201.
+    pub async fn new_user_as(&self, user_agent: &str, email: &str) -> Session {
+        let response = self
+            .post("/v1/signup")
+            .header(USER_AGENT, user_agent)
+            .json(&json!({"email": email, "password": STRONG_PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        session_of(response, StatusCode::CREATED).await
+    }
+
+    /// Logs in and returns the new session; panics unless it is 200.
+    pub async fn login_ok(&self, email: &str, password: &str) -> Session {
+        session_of(self.login(email, password).await, StatusCode::OK).await
+    }
+
+    /// Logs in from a client naming itself `user_agent`; panics unless it is 200.
+    pub async fn login_ok_as(&self, user_agent: &str, email: &str, password: &str) -> Session {
+        let response = self
+            .post("/v1/login")
+            .header(USER_AGENT, user_agent)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        session_of(response, StatusCode::OK).await
+    }
+
+    /// `POST /v1/login` as if through a trusted proxy that saw `forwarded_for`.
+    pub async fn login_from(&self, forwarded_for: &str, email: &str, password: &str) -> Response {
+        self.post("/v1/login")
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn guest(&self) -> Session {
@@ -279,6 +336,94 @@ impl TestApp {
         .await
     }
 
+    /// Refreshes and returns the rotated session; panics unless it is 200.
+    pub async fn refresh_ok(&self, refresh_token: &str) -> Session {
+        session_of(self.refresh(refresh_token).await, StatusCode::OK).await
+    }
+
+    /// Refreshes from a client naming itself `user_agent`; panics unless it is 200.
+    pub async fn refresh_ok_as(&self, user_agent: &str, refresh_token: &str) -> Session {
+        let response = self
+            .post("/v1/token/refresh")
+            .header(USER_AGENT, user_agent)
+            .json(&json!({ "refresh_token": refresh_token }))
+            .send()
+            .await
+            .unwrap();
+        session_of(response, StatusCode::OK).await
+    }
+
+    /// `POST /v1/password` with the bearer `access_token` and `body` as JSON.
+    pub async fn change_password(&self, access_token: &str, body: &Value) -> Response {
+        self.post("/v1/password")
+            .bearer_auth(access_token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /v1/sessions` with the bearer `access_token`.
+    pub async fn list_sessions(&self, access_token: &str) -> Response {
+        self.get("/v1/sessions")
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The caller's sessions; panics unless the listing is 200 with a `sessions` array.
+    pub async fn sessions_of(&self, access_token: &str) -> Vec<Value> {
+        let response = self.list_sessions(access_token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["sessions"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no sessions array: {body}"))
+            .clone()
+    }
+
+    /// `DELETE /v1/sessions/{id}` with the bearer `access_token`.
+    pub async fn delete_session(&self, access_token: &str, id: &str) -> Response {
+        self.client
+            .delete(self.url(&format!("/v1/sessions/{id}")))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v1/bridge`: exchanges `provider`'s `token` for a session.
+    pub async fn bridge(&self, provider: &str, token: &str) -> Response {
+        self.post_json(
+            "/v1/bridge",
+            &json!({ "provider": provider, "token": token }),
+        )
+        .await
+    }
+
+    /// `GET /.well-known/jwks.json`, read as JSON whatever the status.
+    pub async fn jwks(&self) -> Value {
+        self.get("/.well-known/jwks.json")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `GET /metrics` without credentials, read as text whatever the status.
+    pub async fn metrics_text(&self) -> String {
+        self.get("/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Stops the server (not the database) and waits until it has stopped.
     pub async fn stop(&self) {
         self.handle.stop(true).await;
@@ -292,20 +437,131 @@ impl Drop for TestApp {
     }
 }
 
+/// Checks a token response's status (panics if it is not `status`) and reads its session.
+async fn session_of(response: Response, status: StatusCode) -> Session {
+    assert_eq!(response.status(), status, "unexpected status");
+    Session::from_body(response.json().await.unwrap())
+}
+
+/// A new address at example.com that no other user has.
+pub fn fresh_email() -> String {
+    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// How many users the app's database holds.
+pub async fn count_users(app: &TestApp) -> i64 {
+    app.store.count_users().await.unwrap()
+}
+
+/// Runs `check` every 20 ms until it is true; false if it is still false once `limit` has passed.
+pub async fn within<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+/// Polls `/v1/me` on `app` with `token` until it is refused; panics if that takes over 1 s.
+pub async fn refused_within_a_second(app: &TestApp, token: &str) {
+    let refused = within(Duration::from_secs(1), move || async move {
+        app.me(token).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    assert!(refused, "a token is still accepted after 1 s");
+}
+
 /// On PostgreSQL, waits until the app hears its own heartbeats (and so trusts its session
 /// snapshots for long); panics after 5 s. SQLite has no listener: returns at once.
 pub async fn until_listening(app: &TestApp) {
     if backend() != Backend::Postgres {
         return;
     }
-    let start = std::time::Instant::now();
-    while !app.services.gate().is_listening() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(5),
-            "the announcement listener never heard its heartbeat"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let heard = within(Duration::from_secs(5), move || async move {
+        app.services.gate().is_listening()
+    })
+    .await;
+    assert!(heard, "the announcement listener never heard its heartbeat");
+}
+
+/// Polls `{base}/readyz` every 25 ms, at most 200 times, until it is 200; false if it never was.
+pub async fn became_ready(http: &reqwest::Client, base: &str) -> bool {
+    for _ in 0..200 {
+        let ready = http.get(format!("{base}/readyz")).send().await;
+        if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    false
+}
+
+/// Decodes one base64url part of a JWT as JSON.
+fn decode_part(part: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// The header of a JWT, unverified.
+pub fn header_of(token: &str) -> Value {
+    decode_part(token.split('.').next().expect("a header"))
+}
+
+/// The payload of a JWT, unverified.
+pub fn claims_of(token: &str) -> Value {
+    decode_part(token.split('.').nth(1).expect("a payload"))
+}
+
+/// The `kid` in a JWT's header; panics if there is none.
+pub fn kid_of(token: &str) -> String {
+    header_of(token)["kid"].as_str().expect("a kid").to_string()
+}
+
+/// `session` as the subject of an access token: a password login without an email claim.
+pub fn subject(session: &Session) -> Subject<'_> {
+    Subject {
+        user_id: &session.user_id,
+        session_id: &session.session_id,
+        is_guest: false,
+        amr: vec!["pwd".into()],
+        email: None,
+    }
+}
+
+/// An access-token issuer with the app's own signing keys but `issuer` and `audience` instead.
+pub fn access_tokens_for(app: &TestApp, issuer: &str, audience: &str) -> AccessTokens {
+    AccessTokens::new(
+        app.services.tokens().keys().clone(),
+        sessiond::clock::Clock::system(),
+        issuer.into(),
+        audience.into(),
+        900,
+        16,
+    )
+}
+
+/// Signs `claims` as an access token (ES256, `typ` at+jwt, `kid`) with a PKCS#8 P-256 key.
+pub fn sign_access_token(claims: &Value, kid: &str, private_der: &[u8]) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(kid.to_string());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(private_der)).unwrap()
+}
+
+/// The access token's own `kid` and claims, signed with a new key the service never had.
+pub fn signed_by_a_foreign_key(access_token: &str) -> String {
+    let foreign = sessiond::tokens::keys::generate_key(0).unwrap();
+    sign_access_token(
+        &claims_of(access_token),
+        &kid_of(access_token),
+        &foreign.private_der,
+    )
 }
 
 /// A plain connection to the test database, outside the service (as an operator's script).

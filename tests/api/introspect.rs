@@ -1,40 +1,23 @@
 //! `POST /v1/introspect` (RFC 7662): a live access token is described; anything else answers
 //! exactly `{"active": false}`. Only service keys with the `introspect` scope may ask.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use sessiond::service_keys::Scope;
-use sessiond::tokens::AccessTokens;
-use sessiond::tokens::access::Subject;
 
-use crate::helpers::{STRONG_PASSWORD, Session, TestApp, assert_error, spawn_on};
+use crate::helpers::{
+    STRONG_PASSWORD, Session, TestApp, access_tokens_for, assert_error, claims_of, kid_of,
+    sign_access_token, signed_by_a_foreign_key, spawn_on, subject, within,
+};
 use crate::service::{
     ADMIN_KEY, INTROSPECT_KEY, assert_active, assert_inactive, create_cli_key, introspect,
     introspect_json, introspect_request, spawn_service_app, until_key_known, with_test_keys,
 };
 
 const KEY: Option<&str> = Some(INTROSPECT_KEY);
-
-fn claims_of(token: &str) -> Value {
-    let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-fn subject(session: &Session) -> Subject<'_> {
-    Subject {
-        user_id: &session.user_id,
-        session_id: &session.session_id,
-        is_guest: false,
-        amr: vec!["pwd".into()],
-        email: None,
-    }
-}
 
 #[tokio::test]
 async fn a_live_token_is_active_with_its_claims() {
@@ -148,22 +131,7 @@ async fn a_token_signed_by_another_key_is_inactive() {
     // Arrange: the real token's header and claims, signed with a key the service never had.
     let app = spawn_service_app().await;
     let session = app.new_user().await;
-    let kid: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(session.access_token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    let foreign = sessiond::tokens::keys::generate_key(0).unwrap();
-    let mut header = Header::new(Algorithm::ES256);
-    header.typ = Some("at+jwt".into());
-    header.kid = kid["kid"].as_str().map(str::to_string);
-    let forged = jsonwebtoken::encode(
-        &header,
-        &claims_of(&session.access_token),
-        &EncodingKey::from_ec_der(&foreign.private_der),
-    )
-    .unwrap();
+    let forged = signed_by_a_foreign_key(&session.access_token);
 
     // Act
     let response = introspect(&app, KEY, &forged).await;
@@ -177,14 +145,7 @@ async fn a_token_for_another_audience_is_inactive() {
     // Arrange: signed with the service's own key, but for "billing".
     let app = spawn_service_app().await;
     let session = app.new_user().await;
-    let billing = AccessTokens::new(
-        app.services.tokens().keys().clone(),
-        sessiond::clock::Clock::system(),
-        "http://localhost:8080".into(),
-        "billing".into(),
-        900,
-        16,
-    );
+    let billing = access_tokens_for(&app, "http://localhost:8080", "billing");
     let (token, _) = billing
         .issue(subject(&session), sessiond::clock::now())
         .unwrap();
@@ -250,15 +211,14 @@ async fn a_password_change_makes_the_other_sessions_tokens_inactive() {
 
     // Act
     let change = app
-        .post("/v1/password")
-        .bearer_auth(&phone.access_token)
-        .json(&json!({
-            "current_password": STRONG_PASSWORD,
-            "new_password": "a completely different passphrase 7",
-        }))
-        .send()
-        .await
-        .unwrap();
+        .change_password(
+            &phone.access_token,
+            &json!({
+                "current_password": STRONG_PASSWORD,
+                "new_password": "a completely different passphrase 7",
+            }),
+        )
+        .await;
 
     // Assert
     assert_eq!(change.status(), StatusCode::NO_CONTENT);
@@ -445,16 +405,19 @@ async fn a_revoked_cli_key_is_not_loaded_again() {
 
 /// Polls B's introspection until it answers inactive; panics after one second.
 async fn inactive_within_a_second(app: &TestApp, token: &str) {
-    let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(1) {
+    let inactive = within(Duration::from_secs(1), move || async move {
         let body: Value = introspect(app, KEY, token).await.json().await.unwrap();
         if body == json!({ "active": false }) {
-            return;
+            return true;
         }
         assert_eq!(body["active"], true, "{body}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the other instance still calls a logged-out token active after 1 s");
+        false
+    })
+    .await;
+    assert!(
+        inactive,
+        "the other instance still calls a logged-out token active after 1 s"
+    );
 }
 
 #[tokio::test]
@@ -479,34 +442,15 @@ async fn a_correctly_signed_token_that_is_not_yet_valid_is_refused() {
     // Arrange: the real token's claims with `nbf` an hour ahead, signed by the service's key.
     let app = spawn_service_app().await;
     let session = app.new_user().await;
-    let header: Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(session.access_token.split('.').next().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    let kid = header["kid"].as_str().unwrap();
+    let kid = kid_of(&session.access_token);
     let keys = app.store.all_signing_keys().await.unwrap();
     let own = keys.iter().find(|k| k.kid == kid).expect("the signing key");
     let mut claims = claims_of(&session.access_token);
     claims["nbf"] = json!(sessiond::clock::now() + 3600);
-    let mut header = Header::new(Algorithm::ES256);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(kid.to_string());
-    let early = jsonwebtoken::encode(
-        &header,
-        &claims,
-        &EncodingKey::from_ec_der(&own.private_der),
-    )
-    .unwrap();
+    let early = sign_access_token(&claims, &kid, &own.private_der);
     // The same claims without the future nbf are accepted: only nbf differs.
     claims["nbf"] = json!(sessiond::clock::now() - 5);
-    let valid = jsonwebtoken::encode(
-        &header,
-        &claims,
-        &EncodingKey::from_ec_der(&own.private_der),
-    )
-    .unwrap();
+    let valid = sign_access_token(&claims, &kid, &own.private_der);
 
     // Act + Assert
     assert_inactive(introspect(&app, KEY, &early).await).await;

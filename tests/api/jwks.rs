@@ -5,7 +5,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{kid_of, spawn_app};
 
 #[tokio::test]
 async fn an_access_token_verifies_with_the_published_jwks() {
@@ -30,14 +30,7 @@ async fn an_access_token_verifies_with_the_published_jwks() {
 #[tokio::test]
 async fn the_jwks_publishes_public_keys_only() {
     let app = spawn_app().await;
-    let jwks: Value = app
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.jwks().await;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 1);
     for key in keys {
@@ -82,18 +75,10 @@ async fn a_rotated_key_keeps_verifying_tokens_it_signed() {
     app.services.tokens().keys().reload().await.unwrap();
 
     let after = app.new_user().await;
-    let kid = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
-    assert_eq!(kid(&after.access_token), key.kid);
-    assert_ne!(kid(&before.access_token), key.kid);
+    assert_eq!(kid_of(&after.access_token), key.kid);
+    assert_ne!(kid_of(&before.access_token), key.kid);
     assert_eq!(app.me(&before.access_token).await.status(), StatusCode::OK);
     assert_eq!(app.me(&after.access_token).await.status(), StatusCode::OK);
-    let jwks: Value = app
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.jwks().await;
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
 }

@@ -141,14 +141,7 @@ async fn queued_hashes_of_clients_that_left_are_skipped() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(skipped > 0, "no abandoned job was skipped");
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics
             .lines()
@@ -160,14 +153,7 @@ async fn queued_hashes_of_clients_that_left_are_skipped() {
 #[tokio::test]
 async fn invented_methods_do_not_grow_the_metrics() {
     let app = spawn_app_with(|_| {}).await;
-    let before = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let before = app.metrics_text().await;
     for i in 0..300 {
         let method = Method::from_bytes(format!("BREW{i}").as_bytes()).unwrap();
         app.client
@@ -176,14 +162,7 @@ async fn invented_methods_do_not_grow_the_metrics() {
             .await
             .unwrap();
     }
-    let after = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = app.metrics_text().await;
     assert!(!after.contains("BREW"), "invented methods became labels");
     assert!(
         after.contains("method=\"other\""),

@@ -122,13 +122,7 @@ async fn two_sessions_with_b_ended(app: &crate::helpers::TestApp) -> (Session, S
             .await
             .unwrap(),
     );
-    let deleted = app
-        .client
-        .delete(app.url(&format!("/v1/sessions/{}", b.session_id)))
-        .bearer_auth(&a.access_token)
-        .send()
-        .await
-        .unwrap();
+    let deleted = app.delete_session(&a.access_token, &b.session_id).await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
     (a, b)
 }

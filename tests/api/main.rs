@@ -27,6 +27,7 @@ mod logout;
 mod maintenance;
 mod me;
 mod metrics;
+mod migrations;
 mod openapi;
 mod password;
 mod rate_limit;

@@ -5,25 +5,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sessiond::tokens::AccessTokens;
-use sessiond::tokens::access::Subject;
 
-use crate::helpers::{Session, TestApp, assert_error, spawn_app};
-
-fn decode_part(part: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
-
-fn claims_of(token: &str) -> Value {
-    decode_part(token.split('.').nth(1).unwrap())
-}
-
-fn kid_of(token: &str) -> String {
-    decode_part(token.split('.').next().unwrap())["kid"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
+use crate::helpers::{
+    TestApp, access_tokens_for, assert_error, claims_of, header_of, kid_of,
+    signed_by_a_foreign_key, spawn_app, subject,
+};
 
 async fn assert_refused(app: &TestApp, token: &str) {
     let response = app.me(token).await;
@@ -51,7 +37,7 @@ async fn me_returns_the_user_and_the_current_session() {
 async fn access_tokens_carry_the_contract_claims() {
     let app = spawn_app().await;
     let session = app.new_user_with_email("ann@example.com").await;
-    let header = decode_part(session.access_token.split('.').next().unwrap());
+    let header = header_of(&session.access_token);
     assert_eq!(header["alg"], "ES256");
     assert_eq!(header["typ"], "at+jwt");
     let claims = claims_of(&session.access_token);
@@ -90,16 +76,7 @@ async fn missing_or_malformed_authorization_is_401() {
 async fn a_token_signed_by_another_key_is_refused() {
     let app = spawn_app().await;
     let session = app.new_user().await;
-    let foreign = sessiond::tokens::keys::generate_key(0).unwrap();
-    let mut header = Header::new(Algorithm::ES256);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(kid_of(&session.access_token));
-    let forged = jsonwebtoken::encode(
-        &header,
-        &claims_of(&session.access_token),
-        &EncodingKey::from_ec_der(&foreign.private_der),
-    )
-    .unwrap();
+    let forged = signed_by_a_foreign_key(&session.access_token);
     assert_refused(&app, &forged).await;
 }
 
@@ -129,30 +106,13 @@ async fn alg_none_and_hs256_confusion_are_refused() {
     assert_refused(&app, &unsigned).await;
 
     // HS256 keyed with the public JWK, the classic algorithm-confusion forgery.
-    let jwks: Value = app
-        .get("/.well-known/jwks.json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = app.jwks().await;
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".into());
     header.kid = Some(kid);
     let secret = EncodingKey::from_secret(jwks["keys"][0].to_string().as_bytes());
     let forged = jsonwebtoken::encode(&header, &claims_of(&session.access_token), &secret).unwrap();
     assert_refused(&app, &forged).await;
-}
-
-fn subject(session: &Session) -> Subject<'_> {
-    Subject {
-        user_id: &session.user_id,
-        session_id: &session.session_id,
-        is_guest: false,
-        amr: vec!["pwd".into()],
-        email: None,
-    }
 }
 
 #[tokio::test]
@@ -186,24 +146,9 @@ async fn an_expired_token_is_refused() {
 async fn tokens_for_another_audience_or_issuer_are_refused() {
     let app = spawn_app().await;
     let session = app.new_user().await;
-    let keys = app.services.tokens().keys().clone();
     let now = sessiond::clock::now();
-    let other_aud = AccessTokens::new(
-        keys.clone(),
-        sessiond::clock::Clock::system(),
-        "http://localhost:8080".into(),
-        "billing".into(),
-        900,
-        16,
-    );
-    let other_iss = AccessTokens::new(
-        keys,
-        sessiond::clock::Clock::system(),
-        "http://evil.example".into(),
-        "sessiond".into(),
-        900,
-        16,
-    );
+    let other_aud = access_tokens_for(&app, "http://localhost:8080", "billing");
+    let other_iss = access_tokens_for(&app, "http://evil.example", "sessiond");
     for tokens in [other_aud, other_iss] {
         let (token, _) = tokens.issue(subject(&session), now).unwrap();
         assert_refused(&app, &token).await;

@@ -54,9 +54,7 @@ async fn logins_refreshes_and_requests_are_counted() {
     // Arrange: a signup, a login, a failed login and a refresh.
     let app = spawn_app().await;
     app.new_user_with_email("ann@example.com").await;
-    let login = app.login("ann@example.com", STRONG_PASSWORD).await;
-    assert_eq!(login.status(), StatusCode::OK);
-    let session = crate::helpers::Session::from_body(login.json().await.unwrap());
+    let session = app.login_ok("ann@example.com", STRONG_PASSWORD).await;
     let failed = app
         .login("ann@example.com", "not the right passphrase 9")
         .await;
@@ -111,13 +109,7 @@ async fn routes_are_labelled_by_pattern_never_by_raw_path() {
     let session = app.new_user().await;
     let id = uuid::Uuid::now_v7().to_string();
     let other_id = uuid::Uuid::now_v7().to_string();
-    let revoke = app
-        .client
-        .delete(app.url(&format!("/v1/sessions/{id}")))
-        .bearer_auth(&session.access_token)
-        .send()
-        .await
-        .unwrap();
+    let revoke = app.delete_session(&session.access_token, &id).await;
     assert_eq!(revoke.status(), StatusCode::NOT_FOUND);
     let unknown = app
         .get(&format!("/v1/no-such-route/{other_id}"))

@@ -1,31 +1,12 @@
 //! `POST /v1/password`: changing the password ends every other session of the user.
 
+use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
-use reqwest::{Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app};
+use crate::helpers::{STRONG_PASSWORD, assert_error, fresh_email, spawn_app};
 
 const NEW_PASSWORD: &str = "quietly orbiting marmalade 1987";
-
-fn fresh_email() -> String {
-    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
-}
-
-async fn change_password(app: &TestApp, access_token: &str, body: &Value) -> Response {
-    app.post("/v1/password")
-        .bearer_auth(access_token)
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn login_ok(app: &TestApp, email: &str, password: &str) -> Session {
-    let response = app.login(email, password).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    Session::from_body(response.json().await.unwrap())
-}
 
 #[tokio::test]
 async fn changing_the_password_keeps_this_session_and_ends_the_others() {
@@ -33,16 +14,16 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others() {
     let app = spawn_app().await;
     let email = fresh_email();
     let other = app.new_user_with_email(&email).await;
-    let caller = login_ok(&app, &email, STRONG_PASSWORD).await;
+    let caller = app.login_ok(&email, STRONG_PASSWORD).await;
     let stranger = app.new_user().await;
 
     // Act
-    let response = change_password(
-        &app,
-        &caller.access_token,
-        &json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}),
-    )
-    .await;
+    let response = app
+        .change_password(
+            &caller.access_token,
+            &json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
 
     // Assert
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
@@ -55,7 +36,7 @@ async fn changing_the_password_keeps_this_session_and_ends_the_others() {
     assert_error(ended, StatusCode::UNAUTHORIZED, "session_revoked").await;
     let old = app.login(&email, STRONG_PASSWORD).await;
     assert_error(old, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    let new = login_ok(&app, &email, NEW_PASSWORD).await;
+    let new = app.login_ok(&email, NEW_PASSWORD).await;
     assert_eq!(new.user_id, caller.user_id);
     assert_eq!(
         app.me(&stranger.access_token).await.status(),
@@ -69,19 +50,19 @@ async fn a_wrong_current_password_changes_nothing() {
     let app = spawn_app().await;
     let email = fresh_email();
     let other = app.new_user_with_email(&email).await;
-    let caller = login_ok(&app, &email, STRONG_PASSWORD).await;
+    let caller = app.login_ok(&email, STRONG_PASSWORD).await;
 
     // Act
-    let response = change_password(
-        &app,
-        &caller.access_token,
-        &json!({"current_password": "not the password at all", "new_password": NEW_PASSWORD}),
-    )
-    .await;
+    let response = app
+        .change_password(
+            &caller.access_token,
+            &json!({"current_password": "not the password at all", "new_password": NEW_PASSWORD}),
+        )
+        .await;
 
     // Assert
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
-    login_ok(&app, &email, STRONG_PASSWORD).await;
+    app.login_ok(&email, STRONG_PASSWORD).await;
     let new = app.login(&email, NEW_PASSWORD).await;
     assert_error(new, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     assert_eq!(app.me(&other.access_token).await.status(), StatusCode::OK);
@@ -96,16 +77,16 @@ async fn a_guessable_new_password_is_weak() {
     let user = app.new_user_with_email(&email).await;
 
     // Act
-    let response = change_password(
-        &app,
-        &user.access_token,
-        &json!({"current_password": STRONG_PASSWORD, "new_password": "password"}),
-    )
-    .await;
+    let response = app
+        .change_password(
+            &user.access_token,
+            &json!({"current_password": STRONG_PASSWORD, "new_password": "password"}),
+        )
+        .await;
 
     // Assert
     assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
-    login_ok(&app, &email, STRONG_PASSWORD).await;
+    app.login_ok(&email, STRONG_PASSWORD).await;
 }
 
 #[tokio::test]
@@ -114,19 +95,19 @@ async fn a_short_new_password_is_weak() {
     let app = spawn_app().await;
     let email = fresh_email();
     let user = app.new_user_with_email(&email).await;
-    let other = login_ok(&app, &email, STRONG_PASSWORD).await;
+    let other = app.login_ok(&email, STRONG_PASSWORD).await;
 
     // Act
-    let response = change_password(
-        &app,
-        &user.access_token,
-        &json!({"current_password": STRONG_PASSWORD, "new_password": "xK9#qv2"}),
-    )
-    .await;
+    let response = app
+        .change_password(
+            &user.access_token,
+            &json!({"current_password": STRONG_PASSWORD, "new_password": "xK9#qv2"}),
+        )
+        .await;
 
     // Assert
     assert_error(response, StatusCode::UNPROCESSABLE_ENTITY, "weak_password").await;
-    login_ok(&app, &email, STRONG_PASSWORD).await;
+    app.login_ok(&email, STRONG_PASSWORD).await;
     assert_eq!(app.me(&other.access_token).await.status(), StatusCode::OK);
 }
 
@@ -137,18 +118,15 @@ async fn a_missing_field_is_a_bad_request() {
     let user = app.new_user().await;
 
     // Act
-    let missing_new = change_password(
-        &app,
-        &user.access_token,
-        &json!({"current_password": STRONG_PASSWORD}),
-    )
-    .await;
-    let missing_current = change_password(
-        &app,
-        &user.access_token,
-        &json!({"new_password": NEW_PASSWORD}),
-    )
-    .await;
+    let missing_new = app
+        .change_password(
+            &user.access_token,
+            &json!({"current_password": STRONG_PASSWORD}),
+        )
+        .await;
+    let missing_current = app
+        .change_password(&user.access_token, &json!({"new_password": NEW_PASSWORD}))
+        .await;
 
     // Assert
     assert_error(missing_new, StatusCode::BAD_REQUEST, "invalid_request").await;
@@ -198,7 +176,7 @@ async fn changing_the_password_requires_a_token() {
 
     // Assert
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    login_ok(&app, &email, STRONG_PASSWORD).await;
+    app.login_ok(&email, STRONG_PASSWORD).await;
 }
 
 #[tokio::test]
@@ -213,16 +191,16 @@ async fn a_revoked_session_cannot_change_the_password() {
     );
 
     // Act
-    let response = change_password(
-        &app,
-        &user.access_token,
-        &json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}),
-    )
-    .await;
+    let response = app
+        .change_password(
+            &user.access_token,
+            &json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
 
     // Assert
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    login_ok(&app, &email, STRONG_PASSWORD).await;
+    app.login_ok(&email, STRONG_PASSWORD).await;
 }
 
 #[tokio::test]
@@ -232,12 +210,12 @@ async fn a_guest_has_no_password_to_change() {
     let guest = app.guest().await;
 
     // Act
-    let response = change_password(
-        &app,
-        &guest.access_token,
-        &json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}),
-    )
-    .await;
+    let response = app
+        .change_password(
+            &guest.access_token,
+            &json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD}),
+        )
+        .await;
 
     // Assert
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
@@ -272,7 +250,7 @@ async fn no_login_that_verified_the_old_password_survives_the_change() {
 
     // Act: the owner changes the password while logins are in flight.
     let body = json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD});
-    let change = change_password(&app, &owner.access_token, &body).await;
+    let change = app.change_password(&owner.access_token, &body).await;
     assert_eq!(change.status(), StatusCode::NO_CONTENT);
     let changed = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;

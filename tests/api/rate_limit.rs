@@ -38,22 +38,17 @@ async fn behind_a_trusted_proxy_each_client_address_has_its_own_budget() {
         s.rate_limits.credentials_burst = 1;
     })
     .await;
-    let login = |ip: &'static str| {
-        app.post("/v1/login")
-            .header("x-forwarded-for", ip)
-            .json(&serde_json::json!({"email": "nobody@example.com", "password": STRONG_PASSWORD}))
-            .send()
-    };
+    let login = |ip: &'static str| app.login_from(ip, "nobody@example.com", STRONG_PASSWORD);
     assert_eq!(
-        login("198.51.100.1").await.unwrap().status(),
+        login("198.51.100.1").await.status(),
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        login("198.51.100.1").await.unwrap().status(),
+        login("198.51.100.1").await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(
-        login("198.51.100.2").await.unwrap().status(),
+        login("198.51.100.2").await.status(),
         StatusCode::UNAUTHORIZED
     );
 }
@@ -103,17 +98,12 @@ async fn ipv6_clients_share_a_budget_per_64() {
         s.rate_limits.credentials_burst = 1;
     })
     .await;
-    let login = |ip: &'static str| {
-        app.post("/v1/login")
-            .header("x-forwarded-for", ip)
-            .json(&serde_json::json!({"email": "nobody@example.com", "password": STRONG_PASSWORD}))
-            .send()
-    };
-    let first = login("2001:db8:7:1::1").await.unwrap().status();
+    let login = |ip: &'static str| app.login_from(ip, "nobody@example.com", STRONG_PASSWORD);
+    let first = login("2001:db8:7:1::1").await.status();
     assert_eq!(first, StatusCode::UNAUTHORIZED);
     // Another address of the same /64 is the same subscriber.
-    let same_64 = login("2001:db8:7:1:ffff::2").await.unwrap().status();
+    let same_64 = login("2001:db8:7:1:ffff::2").await.status();
     assert_eq!(same_64, StatusCode::TOO_MANY_REQUESTS);
-    let other_64 = login("2001:db8:7:2::1").await.unwrap().status();
+    let other_64 = login("2001:db8:7:2::1").await.status();
     assert_eq!(other_64, StatusCode::UNAUTHORIZED);
 }

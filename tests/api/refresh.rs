@@ -1,7 +1,6 @@
 //! `POST /v1/token/refresh`: rotation, the grace window, reuse detection, races and expiry.
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use futures::future::join_all;
 use reqwest::StatusCode;
@@ -9,18 +8,8 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Session, TestApp, assert_error, spawn_app, spawn_app_with, spawn_on, unknown_refresh_token,
+    Session, assert_error, spawn_app, spawn_app_with, spawn_on, unknown_refresh_token,
 };
-
-/// Long enough for a one-second TTL or grace window to be over, whatever the sub-second phase.
-const PAST_ONE_SECOND: Duration = Duration::from_millis(2100);
-
-/// Refreshes and expects a 200 token response; returns the new session view of it.
-async fn refresh_ok(app: &TestApp, refresh_token: &str) -> Session {
-    let response = app.refresh(refresh_token).await;
-    assert_eq!(response.status(), StatusCode::OK, "refresh should succeed");
-    Session::from_body(response.json().await.unwrap())
-}
 
 #[tokio::test]
 async fn refresh_returns_a_new_refresh_token_and_a_working_access_token() {
@@ -63,9 +52,9 @@ async fn replaying_a_grandparent_token_revokes_the_session() {
     // Arrange: t0 -> t1 -> t2 -> t3. A grandparent is reuse even inside the grace window.
     let app = spawn_app().await;
     let t0 = app.new_user().await;
-    let t1 = refresh_ok(&app, &t0.refresh_token).await;
-    let t2 = refresh_ok(&app, &t1.refresh_token).await;
-    let t3 = refresh_ok(&app, &t2.refresh_token).await;
+    let t1 = app.refresh_ok(&t0.refresh_token).await;
+    let t2 = app.refresh_ok(&t1.refresh_token).await;
+    let t3 = app.refresh_ok(&t2.refresh_token).await;
     assert_eq!(app.me(&t3.access_token).await.status(), StatusCode::OK);
 
     // Act
@@ -84,8 +73,8 @@ async fn replaying_the_parent_after_its_successor_was_used_is_reuse() {
     // Arrange: t0 -> t1 -> t2; t0's successor t1 is spent, so t0 has no successor to hand out.
     let app = spawn_app().await;
     let t0 = app.new_user().await;
-    let t1 = refresh_ok(&app, &t0.refresh_token).await;
-    let t2 = refresh_ok(&app, &t1.refresh_token).await;
+    let t1 = app.refresh_ok(&t0.refresh_token).await;
+    let t2 = app.refresh_ok(&t1.refresh_token).await;
 
     // Act
     let replay = app.refresh(&t0.refresh_token).await;
@@ -98,13 +87,13 @@ async fn replaying_the_parent_after_its_successor_was_used_is_reuse() {
 
 #[tokio::test]
 async fn a_spent_token_outside_the_grace_window_is_reuse() {
-    // Arrange: a three-rotation chain, then wait until past a one-second grace window.
+    // Arrange: a three-rotation chain, then move past a one-second grace window.
     let app = spawn_app_with(|s| s.sessions.refresh_grace_secs = 1).await;
     let t0 = app.new_user().await;
-    let t1 = refresh_ok(&app, &t0.refresh_token).await;
-    let t2 = refresh_ok(&app, &t1.refresh_token).await;
-    let t3 = refresh_ok(&app, &t2.refresh_token).await;
-    tokio::time::sleep(PAST_ONE_SECOND).await;
+    let t1 = app.refresh_ok(&t0.refresh_token).await;
+    let t2 = app.refresh_ok(&t1.refresh_token).await;
+    let t3 = app.refresh_ok(&t2.refresh_token).await;
+    app.advance_clock(2);
 
     // Act: t2 was the token just spent, but the window is over.
     let replay = app.refresh(&t2.refresh_token).await;
@@ -122,7 +111,7 @@ async fn a_retry_within_the_grace_window_returns_the_same_successor() {
     // Arrange
     let app = spawn_app().await;
     let t0 = app.new_user().await;
-    let t1 = refresh_ok(&app, &t0.refresh_token).await;
+    let t1 = app.refresh_ok(&t0.refresh_token).await;
 
     // Act
     let retry = app.refresh(&t0.refresh_token).await;
@@ -135,7 +124,7 @@ async fn a_retry_within_the_grace_window_returns_the_same_successor() {
     assert_eq!(app.me(&retry.access_token).await.status(), StatusCode::OK);
 
     // ... and the successor still rotates normally.
-    let t2 = refresh_ok(&app, &t1.refresh_token).await;
+    let t2 = app.refresh_ok(&t1.refresh_token).await;
     assert_ne!(t2.refresh_token, t1.refresh_token);
     assert_ne!(t2.refresh_token, t0.refresh_token);
     assert_eq!(app.me(&t2.access_token).await.status(), StatusCode::OK);
@@ -146,8 +135,8 @@ async fn a_retry_after_the_grace_window_revokes_the_session() {
     // Arrange
     let app = spawn_app_with(|s| s.sessions.refresh_grace_secs = 1).await;
     let t0 = app.new_user().await;
-    let t1 = refresh_ok(&app, &t0.refresh_token).await;
-    tokio::time::sleep(PAST_ONE_SECOND).await;
+    let t1 = app.refresh_ok(&t0.refresh_token).await;
+    app.advance_clock(2);
 
     // Act
     let retry = app.refresh(&t0.refresh_token).await;
@@ -187,11 +176,11 @@ async fn concurrent_refreshes_of_one_token_converge_on_one_successor() {
     }
 
     // One more retry of t0 still yields that same single successor.
-    let again = refresh_ok(&app, &t0.refresh_token).await;
+    let again = app.refresh_ok(&t0.refresh_token).await;
     assert_eq!(again.refresh_token, t1);
 
     // The successor rotates once; after that t0 has nothing left to replay.
-    let t2 = refresh_ok(&app, &t1).await;
+    let t2 = app.refresh_ok(&t1).await;
     assert_ne!(t2.refresh_token, t1);
     assert_eq!(app.me(&t2.access_token).await.status(), StatusCode::OK);
     let replay = app.refresh(&t0.refresh_token).await;
@@ -221,7 +210,7 @@ async fn concurrent_refreshes_across_two_instances_converge_on_one_successor() {
     }
     assert_eq!(successors.len(), 1, "racers got different successors");
     let t1 = successors.into_iter().next().unwrap();
-    let t2 = refresh_ok(&app2, &t1).await;
+    let t2 = app2.refresh_ok(&t1).await;
     assert_eq!(app1.me(&t2.access_token).await.status(), StatusCode::OK);
     assert_eq!(app2.me(&t2.access_token).await.status(), StatusCode::OK);
 }
@@ -289,7 +278,7 @@ async fn a_refresh_that_is_not_json_is_unsupported() {
     )
     .await;
     // The token was not spent by the refused request.
-    let refreshed = refresh_ok(&app, &user.refresh_token).await;
+    let refreshed = app.refresh_ok(&user.refresh_token).await;
     assert_ne!(refreshed.refresh_token, user.refresh_token);
 }
 
@@ -298,7 +287,7 @@ async fn an_idle_session_expires() {
     // Arrange
     let app = spawn_app_with(|s| s.sessions.idle_timeout_secs = 1).await;
     let user = app.new_user().await;
-    tokio::time::sleep(PAST_ONE_SECOND).await;
+    app.advance_clock(2);
 
     // Act
     let response = app.refresh(&user.refresh_token).await;
@@ -312,7 +301,7 @@ async fn a_permanent_session_expires_after_its_lifetime() {
     // Arrange
     let app = spawn_app_with(|s| s.sessions.permanent_ttl_secs = 1).await;
     let user = app.new_user().await;
-    tokio::time::sleep(PAST_ONE_SECOND).await;
+    app.advance_clock(2);
 
     // Act
     let response = app.refresh(&user.refresh_token).await;
@@ -326,7 +315,7 @@ async fn a_guest_session_expires_after_its_lifetime() {
     // Arrange
     let app = spawn_app_with(|s| s.sessions.guest_ttl_secs = 1).await;
     let guest = app.guest().await;
-    tokio::time::sleep(PAST_ONE_SECOND).await;
+    app.advance_clock(2);
 
     // Act
     let response = app.refresh(&guest.refresh_token).await;
@@ -340,7 +329,7 @@ async fn a_short_guest_lifetime_does_not_shorten_permanent_sessions() {
     // Arrange
     let app = spawn_app_with(|s| s.sessions.guest_ttl_secs = 1).await;
     let user = app.new_user().await;
-    tokio::time::sleep(PAST_ONE_SECOND).await;
+    app.advance_clock(2);
 
     // Act
     let response = app.refresh(&user.refresh_token).await;

@@ -5,7 +5,7 @@ use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app, unknown_refresh_token,
+    STRONG_PASSWORD, TestApp, assert_error, fresh_email, spawn_app, unknown_refresh_token,
 };
 
 async fn revoke_json(app: &TestApp, body: &Value) -> Response {
@@ -218,11 +218,9 @@ async fn a_body_that_is_neither_json_nor_form_is_unsupported() {
 async fn revoking_one_session_leaves_the_users_other_sessions_working() {
     // Arrange
     let app = spawn_app().await;
-    let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+    let email = fresh_email();
     let revoked = app.new_user_with_email(&email).await;
-    let login = app.login(&email, STRONG_PASSWORD).await;
-    assert_eq!(login.status(), StatusCode::OK);
-    let kept = Session::from_body(login.json().await.unwrap());
+    let kept = app.login_ok(&email, STRONG_PASSWORD).await;
 
     // Act
     let response = revoke_json(&app, &json!({ "token": revoked.refresh_token })).await;

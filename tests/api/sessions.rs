@@ -1,66 +1,11 @@
 //! `GET /v1/sessions`, `DELETE /v1/sessions/{id}`, the recorded client, and logout scopes.
 
-use reqwest::header::USER_AGENT;
-use reqwest::{Response, StatusCode};
-use serde_json::{Value, json};
+use reqwest::StatusCode;
+use serde_json::Value;
 
-use crate::helpers::{STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app, spawn_app_with};
-
-fn fresh_email() -> String {
-    format!("user-{}@example.com", uuid::Uuid::new_v4().simple())
-}
-
-async fn signup_as(app: &TestApp, email: &str, user_agent: &str) -> Session {
-    let response = app
-        .post("/v1/signup")
-        .header(USER_AGENT, user_agent)
-        .json(&json!({"email": email, "password": STRONG_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    Session::from_body(response.json().await.unwrap())
-}
-
-async fn login_as(app: &TestApp, email: &str, user_agent: &str) -> Session {
-    let response = app
-        .post("/v1/login")
-        .header(USER_AGENT, user_agent)
-        .json(&json!({"email": email, "password": STRONG_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    Session::from_body(response.json().await.unwrap())
-}
-
-async fn list_sessions(app: &TestApp, access_token: &str) -> Response {
-    app.get("/v1/sessions")
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .unwrap()
-}
-
-/// The caller's sessions; panics unless the listing is 200 with a `sessions` array.
-async fn sessions_of(app: &TestApp, access_token: &str) -> Vec<Value> {
-    let response = list_sessions(app, access_token).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value = response.json().await.unwrap();
-    body["sessions"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no sessions array: {body}"))
-        .clone()
-}
-
-async fn delete_session(app: &TestApp, access_token: &str, id: &str) -> Response {
-    app.client
-        .delete(app.url(&format!("/v1/sessions/{id}")))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .unwrap()
-}
+use crate::helpers::{
+    STRONG_PASSWORD, Session, assert_error, fresh_email, spawn_app, spawn_app_with,
+};
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|+00:00)`: an RFC 3339 date-time in UTC.
 fn is_rfc3339_utc(value: &Value) -> bool {
@@ -92,11 +37,13 @@ async fn a_user_lists_each_of_their_sessions_once() {
     // Arrange
     let app = spawn_app().await;
     let email = fresh_email();
-    let first = signup_as(&app, &email, "agent-A/1.0").await;
-    let second = login_as(&app, &email, "agent-B/2.0").await;
+    let first = app.new_user_as("agent-A/1.0", &email).await;
+    let second = app
+        .login_ok_as("agent-B/2.0", &email, STRONG_PASSWORD)
+        .await;
 
     // Act
-    let sessions = sessions_of(&app, &second.access_token).await;
+    let sessions = app.sessions_of(&second.access_token).await;
 
     // Assert
     assert_eq!(sessions.len(), 2, "{sessions:?}");
@@ -116,7 +63,7 @@ async fn a_user_lists_each_of_their_sessions_once() {
         assert!(is_rfc3339_utc(&listed["last_seen_at"]), "{listed}");
         assert!(listed.get("provider").is_some(), "{listed}");
     }
-    let from_first = sessions_of(&app, &first.access_token).await;
+    let from_first = app.sessions_of(&first.access_token).await;
     let current: Vec<&Value> = from_first.iter().filter(|s| s["current"] == true).collect();
     assert_eq!(current.len(), 1);
     assert_eq!(current[0]["id"], first.session_id.as_str());
@@ -127,15 +74,17 @@ async fn deleting_another_own_session_ends_it() {
     // Arrange
     let app = spawn_app().await;
     let email = fresh_email();
-    let other = signup_as(&app, &email, "agent-A").await;
-    let me = login_as(&app, &email, "agent-B").await;
+    let other = app.new_user_as("agent-A", &email).await;
+    let me = app.login_ok_as("agent-B", &email, STRONG_PASSWORD).await;
 
     // Act
-    let response = delete_session(&app, &me.access_token, &other.session_id).await;
+    let response = app
+        .delete_session(&me.access_token, &other.session_id)
+        .await;
 
     // Assert
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let sessions = sessions_of(&app, &me.access_token).await;
+    let sessions = app.sessions_of(&me.access_token).await;
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     assert_eq!(sessions[0]["id"], me.session_id.as_str());
     let gone = app.me(&other.access_token).await;
@@ -150,13 +99,17 @@ async fn deleting_a_session_twice_is_not_found_the_second_time() {
     // Arrange
     let app = spawn_app().await;
     let email = fresh_email();
-    let other = signup_as(&app, &email, "agent-A").await;
-    let me = login_as(&app, &email, "agent-B").await;
-    let first = delete_session(&app, &me.access_token, &other.session_id).await;
+    let other = app.new_user_as("agent-A", &email).await;
+    let me = app.login_ok_as("agent-B", &email, STRONG_PASSWORD).await;
+    let first = app
+        .delete_session(&me.access_token, &other.session_id)
+        .await;
     assert_eq!(first.status(), StatusCode::NO_CONTENT);
 
     // Act
-    let second = delete_session(&app, &me.access_token, &other.session_id).await;
+    let second = app
+        .delete_session(&me.access_token, &other.session_id)
+        .await;
 
     // Assert
     assert_error(second, StatusCode::NOT_FOUND, "not_found").await;
@@ -170,14 +123,16 @@ async fn deleting_another_users_session_is_not_found_and_harmless() {
     let victim = app.new_user().await;
 
     // Act
-    let response = delete_session(&app, &me.access_token, &victim.session_id).await;
+    let response = app
+        .delete_session(&me.access_token, &victim.session_id)
+        .await;
 
     // Assert
     assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
     assert_eq!(app.me(&victim.access_token).await.status(), StatusCode::OK);
     let refreshed = app.refresh(&victim.refresh_token).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
-    assert_eq!(sessions_of(&app, &victim.access_token).await.len(), 1);
+    assert_eq!(app.sessions_of(&victim.access_token).await.len(), 1);
 }
 
 #[tokio::test]
@@ -188,7 +143,7 @@ async fn deleting_an_unknown_session_is_not_found() {
     let unknown = uuid::Uuid::new_v4().to_string();
 
     // Act
-    let response = delete_session(&app, &me.access_token, &unknown).await;
+    let response = app.delete_session(&me.access_token, &unknown).await;
 
     // Assert
     assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
@@ -237,7 +192,7 @@ async fn a_revoked_session_cannot_list_sessions() {
     );
 
     // Act
-    let response = list_sessions(&app, &user.access_token).await;
+    let response = app.list_sessions(&user.access_token).await;
 
     // Assert
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_token").await;
@@ -252,17 +207,13 @@ async fn behind_a_trusted_proxy_the_last_forwarded_hop_is_recorded() {
 
     // Act
     let response = app
-        .post("/v1/login")
-        .header("X-Forwarded-For", "203.0.113.7, 198.51.100.9")
-        .json(&json!({"email": email, "password": STRONG_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .login_from("203.0.113.7, 198.51.100.9", &email, STRONG_PASSWORD)
+        .await;
 
     // Assert
     assert_eq!(response.status(), StatusCode::OK);
     let session = Session::from_body(response.json().await.unwrap());
-    let sessions = sessions_of(&app, &session.access_token).await;
+    let sessions = app.sessions_of(&session.access_token).await;
     let listed = sessions
         .iter()
         .find(|s| s["id"] == session.session_id.as_str())
@@ -279,17 +230,13 @@ async fn without_a_trusted_proxy_forwarded_headers_are_ignored() {
 
     // Act
     let response = app
-        .post("/v1/login")
-        .header("X-Forwarded-For", "203.0.113.7, 198.51.100.9")
-        .json(&json!({"email": email, "password": STRONG_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .login_from("203.0.113.7, 198.51.100.9", &email, STRONG_PASSWORD)
+        .await;
 
     // Assert
     assert_eq!(response.status(), StatusCode::OK);
     let session = Session::from_body(response.json().await.unwrap());
-    let sessions = sessions_of(&app, &session.access_token).await;
+    let sessions = app.sessions_of(&session.access_token).await;
     let listed = sessions
         .iter()
         .find(|s| s["id"] == session.session_id.as_str())
@@ -302,9 +249,9 @@ async fn logout_of_other_sessions_keeps_only_the_callers() {
     // Arrange
     let app = spawn_app().await;
     let email = fresh_email();
-    let a = signup_as(&app, &email, "device-A").await;
-    let b = login_as(&app, &email, "device-B").await;
-    let c = login_as(&app, &email, "device-C").await;
+    let a = app.new_user_as("device-A", &email).await;
+    let b = app.login_ok_as("device-B", &email, STRONG_PASSWORD).await;
+    let c = app.login_ok_as("device-C", &email, STRONG_PASSWORD).await;
     let stranger = app.new_user().await;
 
     // Act
@@ -319,7 +266,7 @@ async fn logout_of_other_sessions_keeps_only_the_callers() {
         let refresh = app.refresh(&ended.refresh_token).await;
         assert_error(refresh, StatusCode::UNAUTHORIZED, "session_revoked").await;
     }
-    let sessions = sessions_of(&app, &a.access_token).await;
+    let sessions = app.sessions_of(&a.access_token).await;
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     assert_eq!(sessions[0]["id"], a.session_id.as_str());
     assert_eq!(
@@ -333,9 +280,9 @@ async fn global_logout_ends_every_session_of_the_user_only() {
     // Arrange
     let app = spawn_app().await;
     let email = fresh_email();
-    let a = signup_as(&app, &email, "device-A").await;
-    let b = login_as(&app, &email, "device-B").await;
-    let c = login_as(&app, &email, "device-C").await;
+    let a = app.new_user_as("device-A", &email).await;
+    let b = app.login_ok_as("device-B", &email, STRONG_PASSWORD).await;
+    let c = app.login_ok_as("device-C", &email, STRONG_PASSWORD).await;
     let stranger = app.new_user().await;
 
     // Act
@@ -353,5 +300,5 @@ async fn global_logout_ends_every_session_of_the_user_only() {
         app.me(&stranger.access_token).await.status(),
         StatusCode::OK
     );
-    assert_eq!(sessions_of(&app, &stranger.access_token).await.len(), 1);
+    assert_eq!(app.sessions_of(&stranger.access_token).await.len(), 1);
 }

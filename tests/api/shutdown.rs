@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::binary::{free_port, sessiond};
-use crate::helpers::{Backend, STRONG_PASSWORD, TestDb, backend};
+use crate::helpers::{Backend, STRONG_PASSWORD, TestDb, backend, became_ready};
 
 const DRAIN_SECS: u64 = 1;
 const TIMEOUT_SECS: u64 = 5;
@@ -50,12 +50,8 @@ impl Instance {
             base: format!("http://127.0.0.1:{port}"),
         };
         let http = reqwest::Client::new();
-        for _ in 0..200 {
-            let ready = http.get(instance.url("/readyz")).send().await;
-            if ready.is_ok_and(|r| r.status() == StatusCode::OK) {
-                return instance;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        if became_ready(&http, &instance.base).await {
+            return instance;
         }
         instance.kill();
         panic!("sessiond did not become ready");

@@ -3,10 +3,10 @@
 //! failed.
 
 use reqwest::{Method, Response, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sessiond::config::Settings;
 
-use crate::helpers::{STRONG_PASSWORD, TestApp, assert_error, spawn_app_with, spawn_on};
+use crate::helpers::{STRONG_PASSWORD, assert_error, spawn_app_with, spawn_on};
 use crate::service::{ADMIN_KEY, admin, with_test_keys};
 
 const WRONG: &str = "not the password at all";
@@ -16,15 +16,6 @@ fn throttled(s: &mut Settings) {
     with_test_keys(s);
     s.server.trust_proxy = true;
     s.throttle = Settings::defaults().throttle;
-}
-
-async fn login_from(app: &TestApp, ip: &str, email: &str, password: &str) -> Response {
-    app.post("/v1/login")
-        .header("x-forwarded-for", ip)
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
 }
 
 /// Status, Retry-After and body of an answer.
@@ -48,10 +39,10 @@ async fn five_failures_block_the_address_and_unknown_emails_get_the_same_answers
     for email in ["ann@example.com", "nobody@example.com"] {
         let mut transcript = Vec::new();
         for _ in 0..5 {
-            transcript.push(answer(login_from(&app, "198.51.100.1", email, WRONG).await).await);
+            transcript.push(answer(app.login_from("198.51.100.1", email, WRONG).await).await);
         }
         // Even the right password is not checked while the address is blocked.
-        let right = login_from(&app, "198.51.100.1", email, STRONG_PASSWORD).await;
+        let right = app.login_from("198.51.100.1", email, STRONG_PASSWORD).await;
         transcript.push(answer(right).await);
         transcripts.push(transcript);
     }
@@ -79,7 +70,9 @@ async fn five_failures_block_the_address_and_unknown_emails_get_the_same_answers
     );
 
     // The owner, from an address that has not failed, signs in.
-    let owner = login_from(&app, "203.0.113.50", "ann@example.com", STRONG_PASSWORD).await;
+    let owner = app
+        .login_from("203.0.113.50", "ann@example.com", STRONG_PASSWORD)
+        .await;
     assert_eq!(owner.status(), StatusCode::OK);
 }
 
@@ -89,20 +82,20 @@ async fn a_success_clears_the_address() {
     app.new_user_with_email("ann@example.com").await;
     let ip = "198.51.100.2";
     for _ in 0..4 {
-        let r = login_from(&app, ip, "ann@example.com", WRONG).await;
+        let r = app.login_from(ip, "ann@example.com", WRONG).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    let ok = login_from(&app, ip, "ann@example.com", STRONG_PASSWORD).await;
+    let ok = app.login_from(ip, "ann@example.com", STRONG_PASSWORD).await;
     assert_eq!(ok.status(), StatusCode::OK);
     // The count restarted: four more failures are still answered.
     for _ in 0..4 {
-        let r = login_from(&app, ip, "ann@example.com", WRONG).await;
+        let r = app.login_from(ip, "ann@example.com", WRONG).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     // The fifth failure since the success blocks the address.
-    let fifth = login_from(&app, ip, "ann@example.com", WRONG).await;
+    let fifth = app.login_from(ip, "ann@example.com", WRONG).await;
     assert_eq!(fifth.status(), StatusCode::UNAUTHORIZED);
-    let blocked = login_from(&app, ip, "ann@example.com", WRONG).await;
+    let blocked = app.login_from(ip, "ann@example.com", WRONG).await;
     assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -112,9 +105,9 @@ async fn the_cli_clears_an_accounts_throttle() {
     app.new_user_with_email("ann@example.com").await;
     let ip = "198.51.100.5";
     for _ in 0..5 {
-        login_from(&app, ip, "ann@example.com", WRONG).await;
+        app.login_from(ip, "ann@example.com", WRONG).await;
     }
-    let blocked = login_from(&app, ip, "ann@example.com", STRONG_PASSWORD).await;
+    let blocked = app.login_from(ip, "ann@example.com", STRONG_PASSWORD).await;
     assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
 
     let output = crate::binary::sessiond()
@@ -128,7 +121,7 @@ async fn the_cli_clears_an_accounts_throttle() {
         stdout.contains("cleared 2 throttle entries for ann@example.com"),
         "{stdout}"
     );
-    let again = login_from(&app, ip, "ann@example.com", STRONG_PASSWORD).await;
+    let again = app.login_from(ip, "ann@example.com", STRONG_PASSWORD).await;
     assert_eq!(again.status(), StatusCode::OK);
 }
 
@@ -139,11 +132,11 @@ async fn two_instances_share_one_budget() {
     a.new_user_with_email("ann@example.com").await;
     let ip = "198.51.100.3";
     for app in [&a, &b, &a, &b, &a] {
-        let r = login_from(app, ip, "ann@example.com", WRONG).await;
+        let r = app.login_from(ip, "ann@example.com", WRONG).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     for app in [&a, &b] {
-        let r = login_from(app, ip, "ann@example.com", STRONG_PASSWORD).await;
+        let r = app.login_from(ip, "ann@example.com", STRONG_PASSWORD).await;
         assert_error(r, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     }
 }
@@ -161,16 +154,20 @@ async fn past_the_account_ceiling_failed_addresses_wait_and_fresh_ones_still_get
     for bot in 0..5 {
         let ip = format!("192.0.2.{bot}");
         for _ in 0..2 {
-            let r = login_from(&app, &ip, "ann@example.com", WRONG).await;
+            let r = app.login_from(&ip, "ann@example.com", WRONG).await;
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         }
     }
 
     // Act + Assert: an address that failed is refused even with the right password...
-    let bot = login_from(&app, "192.0.2.0", "ann@example.com", STRONG_PASSWORD).await;
+    let bot = app
+        .login_from("192.0.2.0", "ann@example.com", STRONG_PASSWORD)
+        .await;
     assert_error(bot, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     // ...while the owner's clean address is only slowed, and gets in.
-    let owner = login_from(&app, "203.0.113.9", "ann@example.com", STRONG_PASSWORD).await;
+    let owner = app
+        .login_from("203.0.113.9", "ann@example.com", STRONG_PASSWORD)
+        .await;
     assert_eq!(owner.status(), StatusCode::OK);
 }
 
@@ -180,9 +177,9 @@ async fn an_admin_clears_the_throttle_and_it_is_audited_and_counted() {
     let ann = app.new_user_with_email("ann@example.com").await;
     let ip = "198.51.100.4";
     for _ in 0..5 {
-        login_from(&app, ip, "ann@example.com", WRONG).await;
+        app.login_from(ip, "ann@example.com", WRONG).await;
     }
-    let blocked = login_from(&app, ip, "ann@example.com", STRONG_PASSWORD).await;
+    let blocked = app.login_from(ip, "ann@example.com", STRONG_PASSWORD).await;
     assert_eq!(blocked.status(), StatusCode::TOO_MANY_REQUESTS);
 
     let path = format!("/v1/admin/users/{}/throttle", ann.user_id);
@@ -191,7 +188,7 @@ async fn an_admin_clears_the_throttle_and_it_is_audited_and_counted() {
         .await
         .unwrap();
     assert_eq!(cleared.status(), StatusCode::NO_CONTENT);
-    let again = login_from(&app, ip, "ann@example.com", STRONG_PASSWORD).await;
+    let again = app.login_from(ip, "ann@example.com", STRONG_PASSWORD).await;
     assert_eq!(again.status(), StatusCode::OK);
 
     let unknown = format!("/v1/admin/users/{}/throttle", uuid::Uuid::now_v7());
@@ -207,14 +204,7 @@ async fn an_admin_clears_the_throttle_and_it_is_audited_and_counted() {
         types.iter().any(|t| t == "admin_cleared_throttle"),
         "{types:?}"
     );
-    let metrics = app
-        .get("/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     let throttled_total = metrics
         .lines()
         .find(|l| l.starts_with("sessiond_login_throttled_total "))

@@ -1,11 +1,13 @@
 //! `POST /v1/upgrade`: a guest becomes a permanent user in place.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app, spawn_on};
+use crate::helpers::{
+    STRONG_PASSWORD, Session, TestApp, assert_error, spawn_app, spawn_on, within,
+};
 
 async fn upgrade(
     app: &TestApp,
@@ -120,19 +122,18 @@ async fn another_instance_sees_the_upgrade_within_a_second() {
     let response = upgrade(&a, &guest.access_token, "ann@example.com", STRONG_PASSWORD).await;
     assert_eq!(response.status(), StatusCode::OK);
 
-    let start = Instant::now();
-    loop {
-        let me: Value = b.me(&guest.access_token).await.json().await.unwrap();
+    let b = &b;
+    let token = guest.access_token.as_str();
+    let upgraded = within(Duration::from_secs(1), move || async move {
+        let me: Value = b.me(token).await.json().await.unwrap();
         if me["user"]["is_guest"] == false {
             assert_eq!(me["user"]["email"], "ann@example.com");
-            break;
+            return true;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "B still shows a guest after 1 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        false
+    })
+    .await;
+    assert!(upgraded, "B still shows a guest after 1 s");
 }
 
 async fn upgrade_presenting(app: &TestApp, guest: &Session) -> Session {
@@ -206,7 +207,7 @@ async fn a_guest_refresh_token_presented_after_the_upgrade_is_reuse() {
     );
 
     // ...and later it is a replay of a spent token, which revokes the session.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.advance_clock(2);
     let late = app.refresh(&guest.refresh_token).await;
     assert_error(late, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
     let after = app.refresh(&upgraded.refresh_token).await;
