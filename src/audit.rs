@@ -75,7 +75,7 @@ pub async fn record(store: &Store, at: i64, event: Event, subject: Subject<'_>, 
         session_id: subject.session_id.map(str::to_string),
         ip_address: subject.client.ip_address.clone(),
         user_agent: subject.client.user_agent.clone(),
-        detail: detail.to_string(),
+        detail,
     };
     if let Err(error) = store.insert_audit_event(&row).await {
         tracing::error!(error = ?error, event = event.as_str(), "could not record an audit event");

@@ -1,19 +1,48 @@
+use serde_json::Value;
 use sqlx::FromRow;
 
 use super::{Store, StoreResult};
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 pub struct AuditRow {
     pub id: String,
     pub at: i64,
-    #[sqlx(rename = "type")]
     pub kind: String,
     pub user_id: Option<String>,
     pub session_id: Option<String>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
     /// A JSON object.
-    pub detail: String,
+    pub detail: Value,
+}
+
+/// An `audit_events` row as both engines return it (`detail` is JSON text).
+#[derive(FromRow)]
+struct RawAudit {
+    id: String,
+    at: i64,
+    #[sqlx(rename = "type")]
+    kind: String,
+    user_id: Option<String>,
+    session_id: Option<String>,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+    detail: String,
+}
+
+impl From<RawAudit> for AuditRow {
+    fn from(row: RawAudit) -> AuditRow {
+        AuditRow {
+            detail: serde_json::from_str(&row.detail).unwrap_or(Value::Null),
+            id: row.id,
+            at: row.at,
+            kind: row.kind,
+            user_id: row.user_id,
+            session_id: row.session_id,
+            ip_address: row.ip_address,
+            user_agent: row.user_agent,
+        }
+    }
 }
 
 impl Store {
@@ -30,7 +59,7 @@ impl Store {
         .bind(&event.session_id)
         .bind(&event.ip_address)
         .bind(&event.user_agent)
-        .bind(&event.detail)
+        .bind(event.detail.to_string())
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -42,14 +71,15 @@ impl Store {
         user_id: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<AuditRow>> {
-        Ok(sqlx::query_as(
+        let rows: Vec<RawAudit> = sqlx::query_as(
             "select id, at, type, user_id, session_id, ip_address, user_agent, detail \
              from audit_events where ($1 is null or user_id = $1) order by id desc limit $2",
         )
         .bind(user_id)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(AuditRow::from).collect())
     }
 }
 

@@ -102,7 +102,7 @@ pub async fn audit_events(
                 "session_id": row.session_id,
                 "ip_address": row.ip_address,
                 "user_agent": row.user_agent,
-                "detail": serde_json::from_str::<Value>(&row.detail).unwrap_or(Value::Null),
+                "detail": row.detail,
             })
         })
         .collect();
