@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::Services;
-use super::sessions::{EndAudit, Ending};
+use super::ending::{EndAudit, Ending};
 use crate::audit::{Event, Subject};
 use crate::domain::{ClientInfo, RevokeReason};
 use crate::error::{Error, Result};

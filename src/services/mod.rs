@@ -9,6 +9,8 @@
 pub mod accounts;
 pub mod admin;
 pub mod bridge;
+pub mod ending;
+pub mod login;
 pub mod maintenance;
 pub mod sessions;
 pub mod tickets;

@@ -11,7 +11,7 @@ use crate::http::cookies::{RefreshCookie, check_cookie_request};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Client, OptionalJson, bearer_token};
 use crate::http::state::AppState;
-use crate::services::sessions::LogoutScope;
+use crate::services::ending::LogoutScope;
 
 #[derive(Deserialize)]
 pub struct LogoutBody {

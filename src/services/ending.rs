@@ -1,0 +1,206 @@
+//! Ending sessions, the one way it is done: [`Services::end_sessions`] revokes with a
+//! [`RevokeReason`], forgets the sessions in this instance's gate (other instances hear it from
+//! the database, see `gate`), and records the audit event. Operations that revoke inside a
+//! larger transaction (password change, disable, delete, reuse detection) finish through the
+//! same [`Services::sessions_ended`].
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use super::Services;
+use crate::audit::{Event, Subject};
+use crate::domain::{ClientInfo, RevokeReason};
+use crate::error::{Error, Result};
+use crate::tokens::AccessClaims;
+use crate::tokens::opaque;
+
+/// Which sessions to end.
+#[derive(Debug, Clone, Copy)]
+pub enum Ending<'a> {
+    /// One session; with `owner`, only if it belongs to that user.
+    One {
+        session_id: &'a str,
+        owner: Option<&'a str>,
+    },
+    /// Every live session of a user, except `keep`.
+    OfUser {
+        user_id: &'a str,
+        keep: Option<&'a str>,
+    },
+}
+
+/// The audit event an ending is recorded as. `detail` is given the ids that ended and returns
+/// the event's detail, or `None` when there is nothing worth recording.
+pub struct EndAudit<'a, F: FnOnce(&[String]) -> Option<Value>> {
+    pub event: Event,
+    pub subject: Subject<'a>,
+    pub detail: F,
+}
+
+impl Services {
+    /// Ends sessions for `reason`: revokes them, forgets them here (other instances hear it
+    /// from the database) and records the audit event. Returns the ids that ended; a session
+    /// already ended (or not the owner's) is not among them.
+    pub async fn end_sessions<F: FnOnce(&[String]) -> Option<Value>>(
+        &self,
+        which: Ending<'_>,
+        reason: RevokeReason,
+        audit: EndAudit<'_, F>,
+    ) -> Result<Vec<String>> {
+        let now = self.clock.now();
+        let ended = match which {
+            Ending::One { session_id, owner } => {
+                let revoked = self
+                    .store
+                    .revoke_session(session_id, owner, reason, now)
+                    .await?;
+                revoked
+                    .then(|| session_id.to_string())
+                    .into_iter()
+                    .collect()
+            }
+            Ending::OfUser { user_id, keep } => {
+                self.store
+                    .revoke_user_sessions(user_id, keep, reason, now)
+                    .await?
+            }
+        };
+        self.gate.ended(&ended);
+        if let Some(detail) = (audit.detail)(&ended) {
+            self.audit(audit.event, audit.subject, detail).await;
+        }
+        Ok(ended)
+    }
+
+    /// Sessions that ended through this instance (revoked in the store already): forget them
+    /// here at once and record why.
+    pub(super) async fn sessions_ended(
+        &self,
+        ended: &[String],
+        event: Event,
+        subject: Subject<'_>,
+        detail: Value,
+    ) {
+        self.gate.ended(ended);
+        self.audit(event, subject, detail).await;
+    }
+
+    /// Ends one of the caller's own sessions; anyone else's is indistinguishable from missing.
+    pub async fn revoke_own_session(
+        &self,
+        session_id: &str,
+        caller: &AccessClaims,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let which = Ending::One {
+            session_id,
+            owner: Some(&caller.sub),
+        };
+        let audit = EndAudit {
+            event: Event::SessionRevoked,
+            subject: Subject {
+                user_id: Some(&caller.sub),
+                session_id: Some(session_id),
+                client,
+            },
+            detail: |ended: &[String]| {
+                (!ended.is_empty()).then(|| json!({ "by_session": caller.sid }))
+            },
+        };
+        let ended = self
+            .end_sessions(which, RevokeReason::Revoked, audit)
+            .await?;
+        if ended.is_empty() {
+            return Err(Error::NotFound("no such session"));
+        }
+        tracing::info!(user_id = %caller.sub, %session_id, "session revoked by its owner");
+        Ok(())
+    }
+
+    /// RFC 7009: whoever holds a token (refresh or access) may revoke it, which ends its
+    /// session. Unknown tokens are ignored, so the answer reveals nothing.
+    #[tracing::instrument(name = "revoke", skip_all)]
+    pub async fn revoke_token(&self, token: &SecretString, client: &ClientInfo) -> Result<()> {
+        let token = token.expose_secret();
+        let owner = if opaque::looks_valid(token) {
+            self.store
+                .session_of_refresh_token(&opaque::hash(token))
+                .await?
+        } else {
+            let claims = self.tokens.verify(token).await.ok();
+            claims.map(|claims| (claims.sid.clone(), claims.sub.clone()))
+        };
+        let Some((session_id, user_id)) = owner else {
+            return Ok(());
+        };
+        let which = Ending::One {
+            session_id: &session_id,
+            owner: None,
+        };
+        let audit = EndAudit {
+            event: Event::TokenRevoked,
+            subject: Subject {
+                user_id: Some(&user_id),
+                session_id: Some(&session_id),
+                client,
+            },
+            detail: |ended: &[String]| (!ended.is_empty()).then(|| json!({})),
+        };
+        let ended = self
+            .end_sessions(which, RevokeReason::TokenRevoked, audit)
+            .await?;
+        let revoked = !ended.is_empty();
+        tracing::info!(%session_id, revoked, "token revoked");
+        Ok(())
+    }
+
+    /// Ends the caller's session (`Local`), their other sessions, or all of them.
+    #[tracing::instrument(name = "logout", skip_all)]
+    pub async fn logout(
+        &self,
+        session_id: &str,
+        user_id: &str,
+        scope: LogoutScope,
+        client: &ClientInfo,
+    ) -> Result<Vec<String>> {
+        let which = match scope {
+            LogoutScope::Local => Ending::One {
+                session_id,
+                owner: None,
+            },
+            LogoutScope::Others => Ending::OfUser {
+                user_id,
+                keep: Some(session_id),
+            },
+            LogoutScope::Global => Ending::OfUser {
+                user_id,
+                keep: None,
+            },
+        };
+        let audit = EndAudit {
+            event: Event::Logout,
+            subject: Subject {
+                user_id: Some(user_id),
+                session_id: Some(session_id),
+                client,
+            },
+            detail: |ended: &[String]| Some(json!({ "scope": scope, "revoked": ended })),
+        };
+        let ended = self
+            .end_sessions(which, RevokeReason::Logout, audit)
+            .await?;
+        let revoked = ended.len();
+        tracing::info!(%user_id, %session_id, ?scope, revoked, "logout");
+        Ok(ended)
+    }
+}
+
+/// Which sessions a logout ends.
+#[derive(serde::Deserialize, serde::Serialize, Default, Clone, Copy, PartialEq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum LogoutScope {
+    #[default]
+    Local,
+    Others,
+    Global,
+}
