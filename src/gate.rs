@@ -115,6 +115,9 @@ impl SessionGate {
     /// hear of it from the database itself: on PostgreSQL a trigger announces every ended or
     /// reshaped session in the transaction that changes it (`migrations/postgres/0004_…`).
     pub fn ended(&self, session_ids: &[String]) {
+        if session_ids.is_empty() {
+            return;
+        }
         self.forget(session_ids.iter().map(String::as_str));
         // Their session.ended events are committed: the feed need not wait for its next poll.
         self.events_committed.notify_one();
