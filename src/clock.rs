@@ -41,8 +41,8 @@ fn system_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// The system clock's time, for the operator's commands and background work that run outside
-/// an app (they never need a moved clock).
+/// The system clock's time, for what never runs on a moved clock: the operator's commands, the
+/// signing-key ring's ages, and third-party tokens (judged by real time, as their issuers are).
 pub fn now() -> i64 {
     system_now()
 }

@@ -191,3 +191,14 @@ fn the_reader_sees_grouped_imports() {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     assert_eq!(names, ["a", "b", "c", "f"]);
 }
+
+/// `cargo test --test layers -- --nocapture import_graph` prints the graph, one line per module.
+#[test]
+fn import_graph() {
+    let shape = read_shape();
+    for (from, tos) in &shape.edges {
+        let tos: Vec<&str> = tos.iter().map(String::as_str).collect();
+        println!("{from:12} -> {}", tos.join(" "));
+    }
+    assert!(shape.edges.contains_key("http"), "the graph was read");
+}
