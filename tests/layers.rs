@@ -94,8 +94,12 @@ struct Shape {
     http_leaks: Vec<String>,
 }
 
+/// The crate's `src/`, or another tree's with `SESSIOND_LAYERS_SRC` (to print the graph of an
+/// older checkout with `import_graph`).
 fn read_shape() -> Shape {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = std::env::var_os("SESSIOND_LAYERS_SRC")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -192,7 +196,8 @@ fn the_reader_sees_grouped_imports() {
     assert_eq!(names, ["a", "b", "c", "f"]);
 }
 
-/// `cargo test --test layers -- --nocapture import_graph` prints the graph, one line per module.
+/// `cargo test --test layers -- --nocapture import_graph` prints the graph, one line per module,
+/// and the files below `http/` that name actix-web or `ApiError`.
 #[test]
 fn import_graph() {
     let shape = read_shape();
@@ -200,5 +205,6 @@ fn import_graph() {
         let tos: Vec<&str> = tos.iter().map(String::as_str).collect();
         println!("{from:12} -> {}", tos.join(" "));
     }
-    assert!(shape.edges.contains_key("http"), "the graph was read");
+    println!("HTTP named below http/: {:?}", shape.http_leaks);
+    assert!(!shape.edges.is_empty(), "the graph was read");
 }

@@ -2,6 +2,7 @@
 
 mod client;
 mod email;
+mod ids;
 mod password;
 mod revoke_reason;
 mod scope;
@@ -9,6 +10,7 @@ mod session;
 
 pub use client::{ClientInfo, limit_key};
 pub use email::{Email, EmailError};
+pub use ids::{SessionId, UserId};
 pub use password::{Password, PasswordPolicy, WeakPassword, normalize as normalize_password};
 pub use revoke_reason::RevokeReason;
 pub use scope::Scope;

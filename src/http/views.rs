@@ -8,13 +8,14 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::config::Settings;
+use crate::domain::{SessionId, UserId};
 use crate::http::cookies::RefreshCookie;
 use crate::services::sessions::Issued;
 use crate::store::{SessionRow, UserRow};
 
 #[derive(Serialize)]
 pub struct UserView {
-    pub id: String,
+    pub id: UserId,
     pub email: Option<String>,
     pub is_guest: bool,
     pub created_at: String,
@@ -74,7 +75,7 @@ pub fn token_response(settings: &Settings, status: StatusCode, issued: &Issued) 
 
 #[derive(Serialize)]
 pub struct SessionView {
-    pub id: String,
+    pub id: SessionId,
     pub kind: String,
     pub provider: Option<String>,
     pub created_at: String,

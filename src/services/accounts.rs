@@ -7,7 +7,7 @@ use serde_json::json;
 use super::Services;
 use super::sessions::Issued;
 use crate::audit::{Event, Subject};
-use crate::domain::{ClientInfo, Email, Password, PasswordPolicy, SessionKind};
+use crate::domain::{ClientInfo, Email, Password, PasswordPolicy, SessionId, SessionKind, UserId};
 use crate::error::{Error, Result};
 use crate::store::{GuestUpgrade, NewUser, Precondition, PresentedToken, UpgradeOutcome, UserRow};
 use crate::tokens::opaque;
@@ -108,7 +108,7 @@ impl Services {
     pub async fn upgrade(
         &self,
         guest: &UserRow,
-        session_id: &str,
+        session_id: &SessionId,
         session_created_at: i64,
         upgrade: Upgrade<'_>,
         client: &ClientInfo,
@@ -173,7 +173,7 @@ impl Services {
         tracing::info!(user_id = %user.id, %session_id, "guest upgraded");
         let subject = subject(Some(&user.id), Some(session_id), client);
         self.audit(Event::Upgrade, subject, json!({})).await;
-        self.issue(user, session_id.to_string(), amr, refresh_token)
+        self.issue(user, session_id.clone(), amr, refresh_token)
     }
 
     /// Changes the password of `user_id` (who must confirm the current one), then ends every
@@ -181,8 +181,8 @@ impl Services {
     #[tracing::instrument(name = "change_password", skip_all)]
     pub async fn change_password(
         &self,
-        user_id: &str,
-        session_id: &str,
+        user_id: &UserId,
+        session_id: &SessionId,
         email: Option<&str>,
         current: &SecretString,
         new: SecretString,
@@ -230,7 +230,7 @@ pub(super) fn subject<'a>(
 
 fn new_user(email: Option<String>, is_guest: bool, now: i64) -> UserRow {
     UserRow {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: UserId::generate(),
         email,
         is_guest,
         created_at: now,

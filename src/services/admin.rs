@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::Services;
 use super::ending::{EndAudit, Ending};
 use crate::audit::{Event, Subject};
-use crate::domain::{ClientInfo, RevokeReason};
+use crate::domain::{ClientInfo, RevokeReason, UserId};
 use crate::error::{Error, Result};
 use crate::store::{AuditRow, SessionRow, UserRow};
 
@@ -33,7 +33,7 @@ impl AdminCaller<'_> {
 }
 
 impl Services {
-    async fn existing_user(&self, user_id: &str) -> Result<UserRow> {
+    async fn existing_user(&self, user_id: &UserId) -> Result<UserRow> {
         self.store
             .find_user(user_id)
             .await?
@@ -41,17 +41,23 @@ impl Services {
     }
 
     /// How every admin write ends: the audit event, naming the calling service.
-    async fn admin_done(&self, by: &AdminCaller<'_>, event: Event, user_id: &str, detail: Value) {
+    async fn admin_done(
+        &self,
+        by: &AdminCaller<'_>,
+        event: Event,
+        user_id: &UserId,
+        detail: Value,
+    ) {
         self.audit(event, by.subject(user_id), by.detail(detail))
             .await;
     }
 
-    pub async fn user_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>> {
+    pub async fn user_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRow>> {
         self.existing_user(user_id).await?;
         self.list_sessions(user_id).await
     }
 
-    pub async fn revoke_user_sessions(&self, user_id: &str, by: &AdminCaller<'_>) -> Result<()> {
+    pub async fn revoke_user_sessions(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
         self.existing_user(user_id).await?;
         let audit = EndAudit {
             event: Event::AdminRevokedSessions,
@@ -68,7 +74,7 @@ impl Services {
 
     /// Forgets the user's failed logins, from every address, so the owner (or a helpdesk) can
     /// get back in at once.
-    pub async fn clear_throttle(&self, user_id: &str, by: &AdminCaller<'_>) -> Result<()> {
+    pub async fn clear_throttle(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
         let user = self.existing_user(user_id).await?;
         let cleared = match &user.email {
             Some(email) => self.throttle.clear(email).await?,
@@ -80,7 +86,7 @@ impl Services {
         Ok(())
     }
 
-    pub async fn delete_user(&self, user_id: &str, by: &AdminCaller<'_>) -> Result<()> {
+    pub async fn delete_user(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
         let ended = self
             .store
             .delete_user(user_id)
@@ -95,7 +101,7 @@ impl Services {
 
     /// The user can no longer log in, refresh or bridge, and every session of theirs ends now,
     /// on every instance.
-    pub async fn disable_user(&self, user_id: &str, by: &AdminCaller<'_>) -> Result<()> {
+    pub async fn disable_user(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
         let ended = self
             .store
             .disable_user(user_id, self.clock.now())
@@ -109,7 +115,7 @@ impl Services {
     }
 
     /// The user may log in again.
-    pub async fn enable_user(&self, user_id: &str, by: &AdminCaller<'_>) -> Result<()> {
+    pub async fn enable_user(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
         if !self.store.enable_user(user_id, self.clock.now()).await? {
             return Err(Error::NotFound("no such user"));
         }

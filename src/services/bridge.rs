@@ -9,7 +9,7 @@ use super::accounts::subject;
 use super::sessions::Issued;
 use crate::audit::Event;
 use crate::bridge::VerifiedIdentity;
-use crate::domain::{ClientInfo, Email, SessionKind};
+use crate::domain::{ClientInfo, Email, SessionKind, UserId};
 use crate::error::{Error, Result};
 use crate::store::{Precondition, UserRow};
 
@@ -55,7 +55,7 @@ impl Services {
             }
             let now = self.clock.now();
             let user = UserRow {
-                id: uuid::Uuid::now_v7().to_string(),
+                id: UserId::generate(),
                 email: identity
                     .email
                     .as_deref()

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::Services;
 use crate::audit::{Event, Subject};
-use crate::domain::{ClientInfo, RevokeReason};
+use crate::domain::{ClientInfo, RevokeReason, SessionId, UserId};
 use crate::error::{Error, Result};
 use crate::tokens::AccessClaims;
 use crate::tokens::opaque;
@@ -19,13 +19,13 @@ use crate::tokens::opaque;
 pub enum Ending<'a> {
     /// One session; with `owner`, only if it belongs to that user.
     One {
-        session_id: &'a str,
-        owner: Option<&'a str>,
+        session_id: &'a SessionId,
+        owner: Option<&'a UserId>,
     },
     /// Every live session of a user, except `keep`.
     OfUser {
-        user_id: &'a str,
-        keep: Option<&'a str>,
+        user_id: &'a UserId,
+        keep: Option<&'a SessionId>,
     },
 }
 
@@ -52,7 +52,7 @@ impl Services {
             Ending::One { session_id, owner } => {
                 let revoked = self
                     .store
-                    .revoke_session(session_id, owner, reason, now)
+                    .revoke_session(session_id, owner.map(UserId::as_str), reason, now)
                     .await?;
                 revoked
                     .then(|| session_id.to_string())
@@ -61,7 +61,7 @@ impl Services {
             }
             Ending::OfUser { user_id, keep } => {
                 self.store
-                    .revoke_user_sessions(user_id, keep, reason, now)
+                    .revoke_user_sessions(user_id, keep.map(SessionId::as_str), reason, now)
                     .await?
             }
         };
@@ -88,7 +88,7 @@ impl Services {
     /// Ends one of the caller's own sessions; anyone else's is indistinguishable from missing.
     pub async fn revoke_own_session(
         &self,
-        session_id: &str,
+        session_id: &SessionId,
         caller: &AccessClaims,
         client: &ClientInfo,
     ) -> Result<()> {
@@ -158,8 +158,8 @@ impl Services {
     #[tracing::instrument(name = "logout", skip_all)]
     pub async fn logout(
         &self,
-        session_id: &str,
-        user_id: &str,
+        session_id: &SessionId,
+        user_id: &UserId,
         scope: LogoutScope,
         client: &ClientInfo,
     ) -> Result<Vec<String>> {

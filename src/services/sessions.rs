@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::Services;
 use crate::audit::{Event, Subject};
-use crate::domain::{ClientInfo, SessionKind};
+use crate::domain::{ClientInfo, SessionId, SessionKind, UserId};
 use crate::error::{Error, Result};
 use crate::gate::Snapshot;
 use crate::store::{
@@ -22,7 +22,7 @@ use crate::tokens::opaque;
 /// A session's tokens, as every token response carries them.
 pub struct Issued {
     pub user: UserRow,
-    pub session_id: String,
+    pub session_id: SessionId,
     pub access_token: String,
     pub expires_at: i64,
     pub expires_in: i64,
@@ -54,7 +54,7 @@ impl Services {
             _ => None,
         };
         let now = self.clock.now();
-        let session_id = uuid::Uuid::now_v7().to_string();
+        let session_id = SessionId::generate();
         let amr = kind.amr();
         let refresh_token = opaque::generate();
         let open = OpenSession {
@@ -85,7 +85,7 @@ impl Services {
     pub(super) fn issue(
         &self,
         user: UserRow,
-        session_id: String,
+        session_id: SessionId,
         amr: Vec<String>,
         refresh_token: SecretString,
     ) -> Result<Issued> {
@@ -126,7 +126,7 @@ impl Services {
     }
 
     /// Session `sid` of user `sub` if it is live right now (`invalid_token` otherwise).
-    pub async fn live_session(&self, sid: &str, sub: &str) -> Result<Arc<Snapshot>> {
+    pub async fn live_session(&self, sid: &SessionId, sub: &UserId) -> Result<Arc<Snapshot>> {
         self.gate.live(sid, sub, self.clock.now()).await
     }
 
@@ -135,7 +135,7 @@ impl Services {
     pub async fn session_of_cookie(
         &self,
         refresh_token: &SecretString,
-    ) -> Result<(String, String)> {
+    ) -> Result<(SessionId, UserId)> {
         let hash = opaque::hash(refresh_token.expose_secret());
         let (sid, sub) = self
             .store
@@ -147,7 +147,7 @@ impl Services {
     }
 
     /// A user's live sessions, newest first.
-    pub async fn list_sessions(&self, user_id: &str) -> Result<Vec<SessionRow>> {
+    pub async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRow>> {
         let idle = self.settings.sessions.idle_timeout_secs;
         Ok(self
             .store
@@ -200,8 +200,8 @@ impl Services {
                     session_id: Some(&session_id),
                     client,
                 };
-                let ended = std::slice::from_ref(&session_id);
-                self.sessions_ended(ended, Event::RefreshReuseDetected, subject, json!({}))
+                let ended = [session_id.to_string()];
+                self.sessions_ended(&ended, Event::RefreshReuseDetected, subject, json!({}))
                     .await;
                 Err(Error::RefreshTokenReused)
             }

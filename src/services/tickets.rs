@@ -7,6 +7,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Services;
+use crate::domain::SessionId;
 use crate::error::Result;
 use crate::gate::Snapshot;
 use crate::tokens::opaque;
@@ -15,7 +16,7 @@ pub const TICKET_TTL_SECS: i64 = 30;
 
 impl Services {
     /// A new ticket for session `session_id`.
-    pub async fn issue_ticket(&self, session_id: &str) -> Result<SecretString> {
+    pub async fn issue_ticket(&self, session_id: &SessionId) -> Result<SecretString> {
         let ticket = opaque::generate();
         let now = self.clock.now();
         let (id, hash) = (

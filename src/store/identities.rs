@@ -58,7 +58,7 @@ impl Store {
         )
         .bind(issuer)
         .bind(subject)
-        .bind(&user.id)
+        .bind(user.id.as_str())
         .bind(provider)
         .bind(now)
         .execute(&mut *tx)

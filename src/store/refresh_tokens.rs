@@ -3,7 +3,7 @@ use sqlx::{Any, FromRow, Transaction};
 use super::sessions::{SessionAndUser, session_and_user_columns};
 use super::{SessionRow, Store, StoreResult, UserRow};
 use crate::domain::RevokeReason;
-use crate::domain::SessionStatus;
+use crate::domain::{SessionId, SessionStatus, UserId};
 
 /// What the caller prepared for a rotation: the presented token's hash and its would-be
 /// successor (id, hash, and the successor sealed under a key only the presented token yields).
@@ -33,8 +33,8 @@ pub enum RefreshOutcome {
     },
     /// A spent token outside the grace window: the session has just been revoked.
     Reused {
-        session_id: String,
-        user_id: String,
+        session_id: SessionId,
+        user_id: UserId,
     },
     Unknown,
     /// A token spent within the grace window whose successor cannot be handed back (a guest
@@ -80,29 +80,31 @@ impl Store {
     pub async fn session_of_unspent_refresh_token(
         &self,
         hash: &[u8],
-    ) -> StoreResult<Option<(String, String)>> {
-        Ok(sqlx::query_as(
+    ) -> StoreResult<Option<(SessionId, UserId)>> {
+        let found: Option<(String, String)> = sqlx::query_as(
             "select t.session_id, s.user_id from refresh_tokens t \
              join user_sessions s on s.id = t.session_id \
              where t.token_hash = $1 and t.rotated_at is null and t.revoked_at is null",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        Ok(found.map(owner_ids))
     }
 
     /// The session (and its user) a refresh token, spent or not, belongs to.
     pub async fn session_of_refresh_token(
         &self,
         hash: &[u8],
-    ) -> StoreResult<Option<(String, String)>> {
-        Ok(sqlx::query_as(
+    ) -> StoreResult<Option<(SessionId, UserId)>> {
+        let found: Option<(String, String)> = sqlx::query_as(
             "select t.session_id, s.user_id from refresh_tokens t \
              join user_sessions s on s.id = t.session_id where t.token_hash = $1",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        Ok(found.map(owner_ids))
     }
 
     /// Spends a refresh token in one transaction. The `UPDATE … WHERE rotated_at IS NULL
@@ -198,7 +200,7 @@ impl Store {
                 )
                 .bind(req.now)
                 .bind(RevokeReason::RefreshTokenReused.as_str())
-                .bind(&session.id)
+                .bind(session.id.as_str())
                 .execute(&mut **tx)
                 .await?;
                 Ok(RefreshOutcome::Reused {
@@ -235,4 +237,9 @@ async fn live_session(
             SessionStatus::Expired | SessionStatus::Idle => Err(RefreshOutcome::SessionExpired),
         },
     })
+}
+
+/// A (session id, user id) pair as the store read it.
+fn owner_ids((session_id, user_id): (String, String)) -> (SessionId, UserId) {
+    (SessionId::trusted(session_id), UserId::trusted(user_id))
 }

@@ -1,7 +1,7 @@
 use sqlx::{Any, FromRow, Transaction};
 
 use super::{Store, StoreResult, UserRow, decode_amr, encode_amr};
-use crate::domain::{RevokeReason, SessionStatus, SessionTimes};
+use crate::domain::{RevokeReason, SessionId, SessionStatus, SessionTimes, UserId};
 
 /// A session row joined with its user's columns (see [`session_and_user_columns`]).
 #[derive(FromRow)]
@@ -16,7 +16,7 @@ pub(super) struct SessionAndUser {
 impl SessionAndUser {
     pub(super) fn split(self) -> (SessionRow, UserRow) {
         let user = UserRow {
-            id: self.session.user_id.clone(),
+            id: UserId::trusted(self.session.user_id.clone()),
             email: self.email,
             is_guest: self.is_guest != 0,
             created_at: self.user_created_at,
@@ -27,8 +27,8 @@ impl SessionAndUser {
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
-    pub id: String,
-    pub user_id: String,
+    pub id: SessionId,
+    pub user_id: UserId,
     pub kind: String,
     pub provider: Option<String>,
     /// The `amr` claim of its access tokens, e.g. `["pwd"]`.
@@ -73,8 +73,8 @@ impl From<RawSession> for SessionRow {
     fn from(row: RawSession) -> SessionRow {
         SessionRow {
             amr: decode_amr(&row.amr),
-            id: row.id,
-            user_id: row.user_id,
+            id: SessionId::trusted(row.id),
+            user_id: UserId::trusted(row.user_id),
             kind: row.kind,
             provider: row.provider,
             user_agent: row.user_agent,

@@ -1,10 +1,11 @@
 use sqlx::{Any, FromRow, Transaction};
 
 use super::{Store, StoreResult, is_unique_violation};
+use crate::domain::UserId;
 
 #[derive(Debug, Clone)]
 pub struct UserRow {
-    pub id: String,
+    pub id: UserId,
     pub email: Option<String>,
     pub is_guest: bool,
     pub created_at: i64,
@@ -22,7 +23,7 @@ pub(super) struct RawUser {
 impl From<RawUser> for UserRow {
     fn from(row: RawUser) -> UserRow {
         UserRow {
-            id: row.id,
+            id: UserId::trusted(row.id),
             email: row.email,
             is_guest: row.is_guest != 0,
             created_at: row.created_at,
@@ -70,7 +71,7 @@ impl From<AccountRow> for Account {
 
 /// The login lookup: who has this email, their hash, and whether they may log in at all.
 pub struct LoginCandidate {
-    pub user_id: String,
+    pub user_id: UserId,
     pub password_hash: Option<String>,
     pub disabled: bool,
 }
@@ -132,7 +133,7 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.map(|c| LoginCandidate {
-            user_id: c.id,
+            user_id: UserId::trusted(c.id),
             password_hash: c.password_hash,
             disabled: c.disabled_at.is_some(),
         }))

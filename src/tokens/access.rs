@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::KeyRing;
 use crate::clock::Clock;
+use crate::domain::{SessionId, UserId};
 use crate::error::Error;
 
 pub const TOKEN_TYPE: &str = "at+jwt";
@@ -16,12 +17,12 @@ pub const TOKEN_TYPE: &str = "at+jwt";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
-    pub sub: String,
+    pub sub: UserId,
     pub aud: String,
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
-    pub sid: String,
+    pub sid: SessionId,
     pub is_guest: bool,
     pub amr: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,12 +93,12 @@ impl AccessTokens {
         let exp = now + self.ttl_secs;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
-            sub: subject.user_id.to_string(),
+            sub: UserId::trusted(subject.user_id.to_string()),
             aud: self.audience.clone(),
             iat: now,
             exp,
             jti: uuid::Uuid::now_v7().to_string(),
-            sid: subject.session_id.to_string(),
+            sid: SessionId::trusted(subject.session_id.to_string()),
             is_guest: subject.is_guest,
             amr: subject.amr,
             email: subject.email.map(str::to_string),

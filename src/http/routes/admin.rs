@@ -6,6 +6,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::domain::UserId;
+use crate::error::Error;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Client, ServiceClient};
 use crate::http::state::AppState;
@@ -21,9 +23,14 @@ pub async fn sessions(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     client.require(Scope::Admin)?;
-    let sessions = state.services.user_sessions(&path).await?;
+    let sessions = state.services.user_sessions(&user_id(&path)?).await?;
     let sessions = SessionView::list(&sessions, "");
     Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
+}
+
+/// The user the path names; one that is not even an id is no such user.
+fn user_id(path: &str) -> Result<UserId, Error> {
+    UserId::parse(path).ok_or(Error::NotFound("no such user"))
 }
 
 /// The admin writes: each names the user in the path, and answers 204.
@@ -41,7 +48,7 @@ macro_rules! admin_write {
                 service: &service.0.name,
                 client: &client,
             };
-            state.services.$operation(&path, &by).await?;
+            state.services.$operation(&user_id(&path)?, &by).await?;
             Ok(HttpResponse::NoContent().finish())
         }
     };

@@ -6,6 +6,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use crate::domain::{SessionId, UserId};
 use crate::error::Error;
 use crate::http::cookies::{RefreshCookie, check_cookie_request};
 use crate::http::error::{ApiError, ApiResult};
@@ -47,7 +48,7 @@ async fn caller(
     state: &AppState,
     req: &HttpRequest,
     scope: LogoutScope,
-) -> Result<(String, String), ApiError> {
+) -> Result<(SessionId, UserId), ApiError> {
     let services = &state.services;
     let settings = services.settings();
     if req.headers().contains_key(header::AUTHORIZATION) || !settings.cookies.enabled {

@@ -3,6 +3,8 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::domain::SessionId;
+use crate::error::Error;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Authenticated, Client};
 use crate::http::state::AppState;
@@ -21,7 +23,7 @@ pub async fn revoke(
     path: web::Path<String>,
     Client(client): Client,
 ) -> ApiResult<HttpResponse> {
-    let id = path.into_inner();
+    let id = SessionId::parse(&path).ok_or(Error::NotFound("no such session"))?;
     state
         .services
         .revoke_own_session(&id, &auth.claims, &client)
