@@ -3,8 +3,9 @@
 //! write through the store, tell the gate, audit) so a caller cannot forget one; `http/` only
 //! reads requests and renders answers.
 //!
-//! [`Services`] is built once per process and holds the core parts privately: the operations
-//! below are the only way in.
+//! [`Services`] is built once per process and holds the core parts privately: handlers go
+//! through the operations. The few accessors below hand out what startup (the gate's listener,
+//! the event tail), discovery (the public keys) and metrics need to read.
 
 pub mod accounts;
 pub mod admin;
