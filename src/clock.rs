@@ -41,8 +41,8 @@ fn system_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// The system clock's time, for what never runs on a moved clock: the operator's commands, the
-/// signing-key ring's ages, and third-party tokens (judged by real time, as their issuers are).
+/// The system clock's time, for what never runs on a moved clock: the operator's commands and
+/// third-party tokens (judged by real time, as their issuers judge them).
 pub fn now() -> i64 {
     system_now()
 }

@@ -55,8 +55,8 @@ impl Services {
             settings.keys.encryption_key.as_ref(),
             &settings.keys.old_encryption_keys,
         )?);
-        let keys =
-            Arc::new(KeyRing::load(store.clone(), settings.tokens.access_ttl_secs, sealing).await?);
+        let ttl = settings.tokens.access_ttl_secs;
+        let keys = Arc::new(KeyRing::load(store.clone(), clock.clone(), ttl, sealing).await?);
         let keys_changed = keys.changes();
         let tokens = AccessTokens::new(
             keys,

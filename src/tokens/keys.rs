@@ -24,6 +24,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 
+use crate::clock::Clock;
 use crate::store::{SigningKeyRow, Store, StoreResult};
 use crate::tokens::sealing::KeyEncryption;
 
@@ -44,6 +45,7 @@ struct KeySet {
 
 pub struct KeyRing {
     store: Store,
+    clock: Clock,
     sealing: Arc<KeyEncryption>,
     /// Keys retired longer ago than this can no longer verify any live token.
     retention_secs: i64,
@@ -61,15 +63,17 @@ impl KeyRing {
     /// Loads the keys, creating the first one if the table is empty.
     pub async fn load(
         store: Store,
+        clock: Clock,
         access_ttl_secs: i64,
         sealing: Arc<KeyEncryption>,
     ) -> anyhow::Result<KeyRing> {
         let retention_secs = access_ttl_secs + 60;
         // Read before the keys: a change in between makes the first poll reload.
         let version = store.signing_keys_version().await.ok();
-        let set = read_or_create(&store, retention_secs, &sealing).await?;
+        let set = read_or_create(&store, clock.now(), retention_secs, &sealing).await?;
         Ok(KeyRing {
             store,
+            clock,
             sealing,
             retention_secs,
             current: RwLock::new(Arc::new(set)),
@@ -104,7 +108,8 @@ impl KeyRing {
     /// Re-reads the keys. A key that is gone (revoked, or retired past every token it signed)
     /// stops verifying here and now, and moves the epoch.
     pub async fn reload(&self) -> anyhow::Result<()> {
-        let set = read_keys(&self.store, self.retention_secs, &self.sealing).await?;
+        let retired_after = self.clock.now() - self.retention_secs;
+        let set = read_keys(&self.store, retired_after, &self.sealing).await?;
         let dropped = {
             let mut current = self.current.write().expect("key ring lock poisoned");
             let dropped = current
@@ -209,29 +214,29 @@ pub fn generate_key(now: i64) -> anyhow::Result<SigningKeyRow> {
 
 async fn read_or_create(
     store: &Store,
+    now: i64,
     retention_secs: i64,
     sealing: &KeyEncryption,
 ) -> anyhow::Result<KeySet> {
-    match read_keys(store, retention_secs, sealing).await {
+    match read_keys(store, now - retention_secs, sealing).await {
         Err(err) if err.is::<NoActiveKey>() => {
-            let key = generate_sealed_key(crate::clock::now(), sealing)?;
+            let key = generate_sealed_key(now, sealing)?;
             if store.insert_first_active_key(&key).await? {
                 tracing::info!(kid = %key.kid, "created the first signing key");
             }
-            read_keys(store, retention_secs, sealing).await
+            read_keys(store, now - retention_secs, sealing).await
         }
         other => other,
     }
 }
 
+/// The active key and every key retired after `retired_after` (and not revoked).
 async fn read_keys(
     store: &Store,
-    retention_secs: i64,
+    retired_after: i64,
     sealing: &KeyEncryption,
 ) -> anyhow::Result<KeySet> {
-    let rows: StoreResult<Vec<SigningKeyRow>> = store
-        .verification_keys(crate::clock::now() - retention_secs)
-        .await;
+    let rows: StoreResult<Vec<SigningKeyRow>> = store.verification_keys(retired_after).await;
     let rows = rows.context("Failed to read signing keys")?;
     let active = rows
         .iter()
