@@ -1,6 +1,6 @@
 use sqlx::{Any, FromRow, Transaction};
 
-use super::sessions::{SessionAndUser, session_and_user_columns};
+use super::sessions::select_session_with_user;
 use super::{SessionRow, Store, StoreResult, UserRow};
 use crate::domain::RevokeReason;
 use crate::domain::{SessionId, SessionStatus, UserId};
@@ -220,23 +220,16 @@ async fn live_session(
     session_id: &str,
     req: &RotationRequest<'_>,
 ) -> StoreResult<Result<(SessionRow, UserRow), RefreshOutcome>> {
-    let sql = concat!(
-        "select ",
-        session_and_user_columns!(),
-        " from user_sessions s join users u on u.id = s.user_id where s.id = $1"
-    );
-    let found: Option<SessionAndUser> = sqlx::query_as(sql)
-        .bind(session_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(match found.map(SessionAndUser::split) {
-        None => Err(RefreshOutcome::Unknown),
-        Some((session, user)) => match session.status(req.now, req.idle_timeout_secs) {
-            SessionStatus::Live => Ok((session, user)),
-            SessionStatus::Revoked => Err(RefreshOutcome::SessionRevoked),
-            SessionStatus::Expired | SessionStatus::Idle => Err(RefreshOutcome::SessionExpired),
+    Ok(
+        match select_session_with_user(&mut **tx, session_id).await? {
+            None => Err(RefreshOutcome::Unknown),
+            Some((session, user)) => match session.status(req.now, req.idle_timeout_secs) {
+                SessionStatus::Live => Ok((session, user)),
+                SessionStatus::Revoked => Err(RefreshOutcome::SessionRevoked),
+                SessionStatus::Expired | SessionStatus::Idle => Err(RefreshOutcome::SessionExpired),
+            },
         },
-    })
+    )
 }
 
 /// A (session id, user id) pair as the store read it.

@@ -5,7 +5,7 @@ use crate::domain::{RevokeReason, SessionId, SessionStatus, SessionTimes, UserId
 
 /// A session row joined with its user's columns (see [`session_and_user_columns`]).
 #[derive(FromRow)]
-pub(super) struct SessionAndUser {
+struct SessionAndUser {
     #[sqlx(flatten)]
     session: RawSession,
     email: Option<String>,
@@ -14,7 +14,7 @@ pub(super) struct SessionAndUser {
 }
 
 impl SessionAndUser {
-    pub(super) fn split(self) -> (SessionRow, UserRow) {
+    fn split(self) -> (SessionRow, UserRow) {
         let user = UserRow {
             id: UserId::trusted(self.session.user_id.clone()),
             email: self.email,
@@ -115,7 +115,26 @@ macro_rules! session_and_user_columns {
          u.email, u.is_guest, u.created_at as user_created_at"
     };
 }
-pub(super) use session_and_user_columns;
+
+/// Session `id` with its user, in one statement, through the pool or inside a transaction.
+pub(super) async fn select_session_with_user<'e, E>(
+    executor: E,
+    id: &str,
+) -> StoreResult<Option<(SessionRow, UserRow)>>
+where
+    E: sqlx::Executor<'e, Database = Any>,
+{
+    let sql = concat!(
+        "select ",
+        session_and_user_columns!(),
+        " from user_sessions s join users u on u.id = s.user_id where s.id = $1"
+    );
+    let row: Option<SessionAndUser> = sqlx::query_as(sql)
+        .bind(id)
+        .fetch_optional(executor)
+        .await?;
+    Ok(row.map(SessionAndUser::split))
+}
 
 impl Store {
     pub(crate) async fn insert_session(
@@ -235,16 +254,7 @@ impl Store {
 
     /// A session together with its user, as the session gate caches it.
     pub async fn session_with_user(&self, id: &str) -> StoreResult<Option<(SessionRow, UserRow)>> {
-        let sql = concat!(
-            "select ",
-            session_and_user_columns!(),
-            " from user_sessions s join users u on u.id = s.user_id where s.id = $1"
-        );
-        let row: Option<SessionAndUser> = sqlx::query_as(sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(SessionAndUser::split))
+        select_session_with_user(&self.pool, id).await
     }
 
     /// Deletes up to `batch` sessions that ended before `cutoff` (expired or revoked), with
