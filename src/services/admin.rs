@@ -87,28 +87,33 @@ impl Services {
     }
 
     pub async fn delete_user(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
-        let ended = self
-            .store
-            .delete_user(user_id)
-            .await?
-            .ok_or(Error::NotFound("no such user"))?;
-        let detail = by.detail(json!({ "sessions": ended.len() }));
+        let ended = self.store.delete_user(user_id).await?;
         let event = Event::AdminDeletedUser;
-        self.sessions_ended(&ended, event, by.subject(user_id), detail)
-            .await;
-        Ok(())
+        self.admin_ended(by, user_id, ended, event, "sessions")
+            .await
     }
 
     /// The user can no longer log in, refresh or bridge, and every session of theirs ends now,
     /// on every instance.
     pub async fn disable_user(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
-        let ended = self
-            .store
-            .disable_user(user_id, self.clock.now())
-            .await?
-            .ok_or(Error::NotFound("no such user"))?;
-        let detail = by.detail(json!({ "revoked": ended.len() }));
+        let ended = self.store.disable_user(user_id, self.clock.now()).await?;
         let event = Event::AdminDisabledUser;
+        self.admin_ended(by, user_id, ended, event, "revoked").await
+    }
+
+    /// How an admin write that ended the user's sessions in its own transaction finishes:
+    /// `None` (no such user) is 404; otherwise the sessions are forgotten here and the event
+    /// records how many ended, under `count_key`.
+    async fn admin_ended(
+        &self,
+        by: &AdminCaller<'_>,
+        user_id: &UserId,
+        ended: Option<Vec<String>>,
+        event: Event,
+        count_key: &str,
+    ) -> Result<()> {
+        let ended = ended.ok_or(Error::NotFound("no such user"))?;
+        let detail = by.detail(json!({ count_key: ended.len() }));
         self.sessions_ended(&ended, event, by.subject(user_id), detail)
             .await;
         Ok(())
