@@ -305,13 +305,8 @@ async fn the_audit_trail_records_a_users_security_events() {
     let started = sessiond::clock::now();
     let email = "ann@example.com";
     let first = app.new_user_as(UA, email).await;
-    let failed = app
-        .post("/v1/login")
-        .header(USER_AGENT, UA)
-        .json(&json!({ "email": email, "password": WRONG_PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+    let wrong = json!({ "email": email, "password": WRONG_PASSWORD });
+    let failed = app.post_json_as("/v1/login", UA, &wrong).await;
     assert_error(failed, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
     let second = app.login_ok_as(UA, email, STRONG_PASSWORD).await;
     let change = app
@@ -327,13 +322,8 @@ async fn the_audit_trail_records_a_users_security_events() {
     let third = app.login_ok_as(UA, email, NEW_PASSWORD).await;
     let rotated = app.refresh_ok_as(UA, &third.refresh_token).await;
     let rotated_again = app.refresh_ok_as(UA, &rotated.refresh_token).await;
-    let replay = app
-        .post("/v1/token/refresh")
-        .header(USER_AGENT, UA)
-        .json(&json!({ "refresh_token": third.refresh_token }))
-        .send()
-        .await
-        .unwrap();
+    let spent = json!({ "refresh_token": third.refresh_token });
+    let replay = app.post_json_as("/v1/token/refresh", UA, &spent).await;
     assert_error(replay, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
     let fourth = app.login_ok_as(UA, email, NEW_PASSWORD).await;
     let logout = app

@@ -230,6 +230,16 @@ impl TestApp {
         self.client.post(self.url(path))
     }
 
+    /// `POST path` with `body` as JSON, from a client naming itself `user_agent`.
+    pub async fn post_json_as(&self, path: &str, user_agent: &str, body: &Value) -> Response {
+        self.post(path)
+            .header(USER_AGENT, user_agent)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn get(&self, path: &str) -> RequestBuilder {
         self.client.get(self.url(path))
     }
@@ -268,13 +278,8 @@ impl TestApp {
     /// Signs up `email` with [`STRONG_PASSWORD`] from a client naming itself `user_agent`;
     /// panics unless it is 201.
     pub async fn new_user_as(&self, user_agent: &str, email: &str) -> Session {
-        let response = self
-            .post("/v1/signup")
-            .header(USER_AGENT, user_agent)
-            .json(&json!({"email": email, "password": STRONG_PASSWORD}))
-            .send()
-            .await
-            .unwrap();
+        let body = json!({"email": email, "password": STRONG_PASSWORD});
+        let response = self.post_json_as("/v1/signup", user_agent, &body).await;
         session_of(response, StatusCode::CREATED).await
     }
 
@@ -285,13 +290,8 @@ impl TestApp {
 
     /// Logs in from a client naming itself `user_agent`; panics unless it is 200.
     pub async fn login_ok_as(&self, user_agent: &str, email: &str, password: &str) -> Session {
-        let response = self
-            .post("/v1/login")
-            .header(USER_AGENT, user_agent)
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap();
+        let body = json!({"email": email, "password": password});
+        let response = self.post_json_as("/v1/login", user_agent, &body).await;
         session_of(response, StatusCode::OK).await
     }
 
@@ -343,13 +343,10 @@ impl TestApp {
 
     /// Refreshes from a client naming itself `user_agent`; panics unless it is 200.
     pub async fn refresh_ok_as(&self, user_agent: &str, refresh_token: &str) -> Session {
+        let body = json!({ "refresh_token": refresh_token });
         let response = self
-            .post("/v1/token/refresh")
-            .header(USER_AGENT, user_agent)
-            .json(&json!({ "refresh_token": refresh_token }))
-            .send()
-            .await
-            .unwrap();
+            .post_json_as("/v1/token/refresh", user_agent, &body)
+            .await;
         session_of(response, StatusCode::OK).await
     }
 
