@@ -6,7 +6,15 @@
  */
 import { EventEmitter } from "node:events";
 
-export type SessionEventType = "session.created" | "session.ended" | "user.deleted";
+export type SessionEventType = "session.created" | "session.ended" | "user.deleted" | "key.retired";
+
+/** The event types this follower emits under their own name; any other type only as `event`. */
+const KNOWN_TYPES: ReadonlySet<string> = new Set<SessionEventType>([
+  "session.created", "session.ended", "user.deleted", "key.retired",
+]);
+
+/** Events read per request when replaying a backlog with the poll form. */
+const PAGE = 1000;
 
 /** One event of the feed (the SSE `data:` JSON). */
 export interface SessionEvent {
@@ -14,10 +22,27 @@ export interface SessionEvent {
   id: number;
   type: SessionEventType | string;
   at: string;
+  /** Null for events that concern no user (`key.retired`). */
   user_id: string | null;
   session_id: string | null;
-  /** For `session.ended`: logout, revoked, token_revoked, refresh_token_reused, password_changed, admin, user_deleted. */
+  /**
+   * For `session.ended`: logout, revoked, token_revoked, refresh_token_reused, password_changed,
+   * password_reset, admin, user_deleted, user_disabled, evicted.
+   */
   reason: string | null;
+  /** For `key.retired`: the signing key (`kid`) that no longer verifies anything. */
+  kid?: string;
+}
+
+/**
+ * Why the feed cannot be followed with this service key: sessiond answered 401 (unknown or
+ * revoked key) or 403 (the key lacks the `events` scope). `ready()` rejects with it; the
+ * follower keeps retrying (slowly) in case the key is fixed while running.
+ */
+export interface FeedRefusedError extends Error {
+  name: "FeedRefusedError";
+  code: "feed_refused";
+  status: 401 | 403;
 }
 
 export interface SessionEventsOptions {
@@ -45,9 +70,14 @@ export interface SessionEventsEvents {
   "session.created": [SessionEvent];
   "session.ended": [SessionEvent];
   "user.deleted": [SessionEvent];
+  /** A signing key was retired (`sessiond keys retire`): tokens it signed must no longer verify. */
+  "key.retired": [SessionEvent];
   /** The resume point was too old: drop what you derived from earlier events. */
   reset: [];
-  /** The stream is open (again); `live` is true from here until it drops. */
+  /**
+   * The follower is live (again): the stream is open and every event since the resume point
+   * (`Last-Event-ID`) has been delivered. `live` is true from here until it drops.
+   */
   open: [];
   /** The stream dropped; the follower reconnects by itself. */
   close: [Error | null];
@@ -141,12 +171,16 @@ export class SseParser {
 /**
  * A running follower of the feed. `start()` opens it; it then stays open (reconnecting as
  * needed) until `close()`.
+ *
+ * After a lost connection it first replays what it missed (the poll form,
+ * `GET /v1/events?after=<last id>`, page by page) and only then opens the stream again and
+ * counts itself live: while it is catching up, `live` is false and nothing relies on it.
  */
 export class SessionEvents extends EventEmitter<SessionEventsEvents> {
   readonly url: string;
   /** The id of the last event received (sent as `Last-Event-ID` on reconnection). */
   lastEventId: string | undefined;
-  /** True while the stream is open. */
+  /** True while the stream is open and the backlog since the resume point has been replayed. */
   live = false;
   /**
    * Since when (ms) the follower has seen every event with no gap: set when the first stream
@@ -164,8 +198,11 @@ export class SessionEvents extends EventEmitter<SessionEventsEvents> {
   #running: Promise<void> | null = null;
   #failures = 0;
   #serverRetry: number | undefined;
+  #retryAfterMs: number | undefined;
   #sleepTimer: ReturnType<typeof setTimeout> | null = null;
   #wake: (() => void) | null = null;
+  #refused: FeedRefusedError | null = null;
+  #waiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
 
   constructor(options: SessionEventsOptions) {
     super();
@@ -186,9 +223,37 @@ export class SessionEvents extends EventEmitter<SessionEventsEvents> {
     return this;
   }
 
+  /**
+   * Resolves once the follower is live (at once if it is now). Rejects with a
+   * {@link FeedRefusedError} when sessiond refuses the service key (401, or 403: no `events`
+   * scope), and when the follower is closed first. Meant for start-up:
+   * `await feed.ready()` before serving.
+   */
+  ready(): Promise<void> {
+    if (this.live) return Promise.resolve();
+    if (this.#refused) return Promise.reject(this.#refused);
+    if (this.#closed) return Promise.reject(new Error("@sessiond/node: the event feed was closed"));
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
+  }
+
+  /** The refusal of the service key, while sessiond refuses it (null once the feed is live). */
+  get refused(): FeedRefusedError | null {
+    return this.#refused;
+  }
+
+  #settle(error: Error | null) {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) {
+      if (error) w.reject(error);
+      else w.resolve();
+    }
+  }
+
   /** Stops following; pending reconnection timers are cancelled. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#settle(new Error("@sessiond/node: the event feed was closed"));
     this.#abort?.abort();
     if (this.#sleepTimer) clearTimeout(this.#sleepTimer);
     this.#wake?.();
@@ -211,8 +276,14 @@ export class SessionEvents extends EventEmitter<SessionEventsEvents> {
       if (error && this.listenerCount("error") > 0) this.emit("error", error);
       this.#failures++;
       const base = this.#serverRetry ?? this.#retryMs;
-      const delay = Math.min(this.#maxRetryMs, base * 2 ** Math.min(this.#failures - 1, 10));
-      await this.#sleep(delay / 2 + (Math.random() * delay) / 2);
+      let delay = Math.min(this.#maxRetryMs, base * 2 ** Math.min(this.#failures - 1, 10));
+      // A refused key is a deployment error: retry at the slowest pace, not in a tight loop.
+      if (this.#refused) delay = this.#maxRetryMs;
+      delay = delay / 2 + (Math.random() * delay) / 2;
+      // 429 (too many streams for this key) and 503 say when to come back.
+      if (this.#retryAfterMs !== undefined) delay = Math.max(delay, this.#retryAfterMs);
+      this.#retryAfterMs = undefined;
+      await this.#sleep(delay);
     }
     this.live = false;
   }
@@ -228,11 +299,6 @@ export class SessionEvents extends EventEmitter<SessionEventsEvents> {
   async #connect() {
     const abort = new AbortController();
     this.#abort = abort;
-    const headers: Record<string, string> = {
-      accept: "text/event-stream",
-      authorization: `Bearer ${this.#serviceKey}`,
-    };
-    if (this.lastEventId !== undefined) headers["last-event-id"] = this.lastEventId;
     let idle: ReturnType<typeof setTimeout> | null = null;
     const touch = () => {
       if (idle) clearTimeout(idle);
@@ -241,30 +307,33 @@ export class SessionEvents extends EventEmitter<SessionEventsEvents> {
     };
     touch();
     try {
+      // Catch up first: the follower is live only once everything it missed is delivered.
+      if (this.lastEventId !== undefined) await this.#replay(abort.signal, touch);
+      if (this.#closed) return;
+      const headers: Record<string, string> = {
+        accept: "text/event-stream",
+        authorization: `Bearer ${this.#serviceKey}`,
+      };
+      if (this.lastEventId !== undefined) headers["last-event-id"] = this.lastEventId;
       const res = await this.#fetch(`${this.url}/v1/events`, { headers, signal: abort.signal });
       if (res.status === 400 && this.lastEventId !== undefined) {
-        // sessiond does not take this resume point (not an event id): start over from now, and
-        // tell consumers that what they derived may be incomplete.
-        const text = await res.text().catch(() => "");
-        this.lastEventId = undefined;
-        this.liveSince = null;
-        this.emit("reset");
-        throw new Error(`GET /v1/events refused the Last-Event-ID: ${text.slice(0, 200)}`.trim());
+        await res.text().catch(() => "");
+        this.#startOver();
+        throw new Error("GET /v1/events refused the Last-Event-ID");
       }
-      if (res.status !== 200 || !res.body) {
-        const text = await res.text().catch(() => "");
-        throw new Error(`GET /v1/events answered ${res.status} ${text.slice(0, 200)}`.trim());
-      }
+      if (res.status !== 200 || !res.body) throw await this.#failure(res, "GET /v1/events");
       const type = res.headers.get("content-type") ?? "";
       if (!type.startsWith("text/event-stream")) {
         await res.body.cancel().catch(() => {});
         throw new Error(`GET /v1/events answered ${type || "no content type"}, not text/event-stream`);
       }
       this.live = true;
+      this.#refused = null;
       // Resuming after a known event id leaves no gap; otherwise the feed starts now.
       if (this.lastEventId === undefined || this.liveSince === null) this.liveSince = Date.now();
       this.#failures = 0;
       this.emit("open");
+      this.#settle(null);
       const parser = new SseParser((message) => this.#dispatch(message));
       const decoder = new TextDecoder();
       for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
@@ -278,6 +347,73 @@ export class SessionEvents extends EventEmitter<SessionEventsEvents> {
     }
   }
 
+  /**
+   * Delivers the events after `lastEventId` with the poll form (`GET /v1/events?after=…`), page
+   * by page, until a page is not full.
+   */
+  async #replay(signal: AbortSignal, touch: () => void) {
+    while (!this.#closed && this.lastEventId !== undefined) {
+      const query = new URLSearchParams({ after: this.lastEventId, limit: String(PAGE) });
+      const res = await this.#fetch(`${this.url}/v1/events?${query}`, {
+        headers: { accept: "application/json", authorization: `Bearer ${this.#serviceKey}` },
+        signal,
+      });
+      touch();
+      if (res.status === 400) {
+        // Not an event id sessiond takes: start over from now (a reset).
+        await res.text().catch(() => "");
+        this.#startOver();
+        return;
+      }
+      if (res.status !== 200) throw await this.#failure(res, "GET /v1/events?after=");
+      const body = (await res.json()) as { events?: unknown[]; next?: number | string; reset?: boolean };
+      const events = Array.isArray(body.events) ? body.events : [];
+      if (body.reset) {
+        // The resume point is no longer retained: consumers drop what they derived.
+        this.lastEventId = body.next === undefined ? undefined : String(body.next);
+        this.liveSince = null;
+        this.emit("reset");
+      }
+      for (const event of events) {
+        if (this.#closed) return;
+        const e = event as Partial<SessionEvent> | null;
+        if (!e || typeof e !== "object" || e.id === undefined) continue;
+        this.lastEventId = String(e.id);
+        this.#deliver(e, String(e.type ?? ""), String(e.id));
+      }
+      if (events.length < PAGE) return;
+    }
+  }
+
+  /** The resume point is not usable: continue from now, after a `reset`. */
+  #startOver() {
+    this.lastEventId = undefined;
+    this.liveSince = null;
+    this.emit("reset");
+  }
+
+  /** The error for a failed answer; a refused service key also fails `ready()`. */
+  async #failure(res: Response, what: string): Promise<Error> {
+    const text = (await res.text().catch(() => "")).slice(0, 200);
+    const retryAfter = Number(res.headers.get("retry-after"));
+    if (Number.isFinite(retryAfter) && retryAfter > 0) this.#retryAfterMs = Math.min(retryAfter, 300) * 1000;
+    if (res.status === 401 || res.status === 403) {
+      const why = res.status === 403
+        ? "the service key lacks the `events` scope (create one with `sessiond service-keys create NAME " +
+          "--scope introspect --scope events`)"
+        : "sessiond does not accept the service key (unknown or revoked)";
+      const err = Object.assign(new Error(`${what} answered ${res.status}: ${why}. ${text}`.trim()), {
+        name: "FeedRefusedError" as const,
+        code: "feed_refused" as const,
+        status: res.status as 401 | 403,
+      });
+      this.#refused = err;
+      this.#settle(err);
+      return err;
+    }
+    return new Error(`${what} answered ${res.status} ${text}`.trim());
+  }
+
   #dispatch(message: SseMessage) {
     if (message.retry !== undefined) this.#serverRetry = message.retry;
     if (message.id !== undefined) this.lastEventId = message.id;
@@ -287,21 +423,29 @@ export class SessionEvents extends EventEmitter<SessionEventsEvents> {
       this.emit("reset");
       return;
     }
-    let event: SessionEvent;
+    let event: unknown;
     try {
-      event = JSON.parse(message.data) as SessionEvent;
+      event = JSON.parse(message.data);
     } catch {
-      if (this.listenerCount("error") > 0) {
+      // A type this version does not know may carry anything: skip it quietly.
+      if (KNOWN_TYPES.has(message.event) && this.listenerCount("error") > 0) {
         this.emit("error", new Error(`unparseable event data for ${message.event}`));
       }
       return;
     }
-    if (!event || typeof event !== "object") return;
-    event.type ??= message.event;
-    if (event.id === undefined && message.id !== undefined) event.id = Number(message.id);
+    this.#deliver(event as Partial<SessionEvent>, message.event, message.id);
+  }
+
+  /** Emits one event: as `event`, and under its type when this version knows the type. */
+  #deliver(data: Partial<SessionEvent> | null, type: string, id: string | undefined) {
+    if (!data || typeof data !== "object" || Array.isArray(data)) return;
+    const event = data as SessionEvent;
+    event.type ??= type;
+    if (event.id === undefined && id !== undefined) event.id = Number(id);
+    event.user_id ??= null;
+    event.session_id ??= null;
+    event.reason ??= null;
     this.emit("event", event);
-    if (event.type === "session.created" || event.type === "session.ended" || event.type === "user.deleted") {
-      this.emit(event.type, event);
-    }
+    if (KNOWN_TYPES.has(event.type)) this.emit(event.type as SessionEventType, event);
   }
 }
