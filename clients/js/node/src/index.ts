@@ -14,4 +14,7 @@ export type { RequireSessionOptions, SessionMiddleware } from "./express.js";
 export { socketAuth, SESSION_ENDED_EVENT } from "./socketio.js";
 export type { SocketAuthOptions, SocketMiddleware, SocketLike, HandshakeError } from "./socketio.js";
 export { SessionEvents, SseParser } from "./events.js";
-export type { SessionEvent, SessionEventType, SessionEventsOptions, SessionEventsEvents } from "./events.js";
+export type {
+  SessionEvent, SessionEventType, SessionEventsOptions, SessionEventsEvents, FeedRefusedError,
+} from "./events.js";
+export type { JwksCache } from "./jwks.js";

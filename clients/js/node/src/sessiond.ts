@@ -3,9 +3,10 @@
  * JWKS), redeems WebSocket tickets, and optionally follows the session event feed.
  */
 import { EventEmitter } from "node:events";
-import { createRemoteJWKSet, customFetch, errors, jwtVerify } from "jose";
+import { errors, jwtVerify } from "jose";
 import type { JWTPayload } from "jose";
 import { SessionEvents } from "./events.js";
+import { JwksCache, JwksUnavailableError } from "./jwks.js";
 import type { SessionEvent } from "./events.js";
 
 /** Who a valid token or ticket belongs to (`req.auth`, `socket.data.session`). */
@@ -40,7 +41,9 @@ export interface SessiondOptions {
   audience?: string | string[];
   /**
    * Follow `GET /v1/events` (service key scope `events`): `true`, `false`, or a shared
-   * {@link SessionEvents}. Default: true in JWKS mode, false in introspection mode.
+   * {@link SessionEvents}. Default: true in JWKS mode, false in introspection mode. A Sessiond
+   * shared with `socketAuth({ sessiond })` must follow it (`events: true`), or sockets of
+   * ended sessions would stay open: socketAuth refuses one that does not.
    */
   events?: boolean | SessionEvents;
   /**
@@ -68,6 +71,8 @@ export interface SessiondEvents {
   "session.ended": [SessionEvent];
   /** A user was deleted (from the feed). */
   "user.deleted": [SessionEvent];
+  /** A signing key was retired (from the feed): tokens it signed no longer verify here. */
+  "key.retired": [SessionEvent];
   /** The feed was reset: anything derived from it was dropped. */
   reset: [];
 }
@@ -86,7 +91,7 @@ export class Sessiond extends EventEmitter<SessiondEvents> {
   #issuer: string | undefined;
   #issuerLookup: Promise<string> | null = null;
   #audience: string | string[];
-  #jwks: ReturnType<typeof createRemoteJWKSet> | null = null;
+  #jwks: JwksCache | null = null;
   #maxLifetimeMs: number;
   #warn: (message: string) => void;
   #ownsEvents: boolean;
@@ -131,16 +136,25 @@ export class Sessiond extends EventEmitter<SessiondEvents> {
       this.events = null;
       this.#ownsEvents = false;
     }
-    if (this.events) this.#follow(this.events);
-
     if (this.mode === "jwks") {
-      const jwksOptions: Parameters<typeof createRemoteJWKSet>[1] = { timeoutDuration: this.#timeoutMs };
-      if (options.fetch) {
-        const f = options.fetch;
-        (jwksOptions as Record<symbol, unknown>)[customFetch] = (url: string, init: RequestInit) => f(url, init);
-      }
-      this.#jwks = createRemoteJWKSet(new URL(`${this.url}/.well-known/jwks.json`), jwksOptions);
+      // Kept no longer than sessiond's Cache-Control max-age, and without retired keys.
+      this.#jwks = new JwksCache(`${this.url}/.well-known/jwks.json`, this.#fetch, this.#timeoutMs);
     }
+    if (this.events) this.#follow(this.events);
+  }
+
+  /**
+   * Resolves once the event feed is live (at once without a feed). Rejects when sessiond
+   * refuses the service key for the feed (401, or 403 without the `events` scope): await it at
+   * start-up so that a misconfigured key stops the server instead of leaving it half-working.
+   */
+  ready(): Promise<void> {
+    return this.events ? this.events.ready() : Promise.resolve();
+  }
+
+  /** JWKS mode: the local key cache (its `expiresAt`, `kids`); null in introspection mode. */
+  get jwks(): JwksCache | null {
+    return this.#jwks;
   }
 
   /** True when the feed says this session has ended. */
@@ -198,9 +212,16 @@ export class Sessiond extends EventEmitter<SessiondEvents> {
       if (event.user_id) this.#deletedUsers.set(event.user_id, Date.now());
       this.emit("user.deleted", event);
     });
+    events.on("key.retired", (event) => {
+      // At once, not when the cached JWKS expires: tokens signed by that key fail from now on.
+      if (typeof event.kid === "string") this.#jwks?.retire(event.kid);
+      this.emit("key.retired", event);
+    });
     events.on("reset", () => {
       this.#endedSessions.clear();
       this.#deletedUsers.clear();
+      // A retirement may have been missed too: fetch the JWKS again before trusting it.
+      this.#jwks?.invalidate();
       this.emit("reset");
     });
     events.on("open", () => {
@@ -221,6 +242,7 @@ export class Sessiond extends EventEmitter<SessiondEvents> {
     for (const map of [this.#endedSessions, this.#deletedUsers]) {
       for (const [key, at] of map) if (at < before) map.delete(key);
     }
+    this.#jwks?.prune(before);
   }
 
   /** Whether every end of this token's session would have reached us through the feed. */
@@ -236,7 +258,7 @@ export class Sessiond extends EventEmitter<SessiondEvents> {
 
   async #verifyLocally(token: string): Promise<JWTPayload | null> {
     try {
-      const { payload } = await jwtVerify(token, this.#jwks!, {
+      const { payload } = await jwtVerify(token, this.#jwks!.getKey, {
         issuer: await this.#expectedIssuer(),
         audience: this.#audience,
         typ: "at+jwt",
@@ -246,6 +268,9 @@ export class Sessiond extends EventEmitter<SessiondEvents> {
       return payload;
     } catch (err) {
       if (err instanceof SessiondUnavailableError) throw err;
+      if (err instanceof JwksUnavailableError) {
+        throw new SessiondUnavailableError(err.message, { cause: err });
+      }
       if (
         err instanceof errors.JOSEError &&
         !(err instanceof errors.JWKSTimeout) &&
