@@ -10,8 +10,13 @@ declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
-      /** Set by requireSession(): the caller's session, or null (anonymous mode, no token). */
-      auth?: SessionAuth | null;
+      /**
+       * Set by requireSession(): the caller's session. Typed as present, as it is on every route
+       * behind requireSession(); with `anonymous: true` it is null when the request had no
+       * token (check `req.auth === null` there), and it is undefined on routes without the
+       * middleware.
+       */
+      auth: SessionAuth;
     }
   }
 }
@@ -29,6 +34,9 @@ export interface RequireSessionOptions extends Partial<SessiondOptions> {
 }
 
 type Request = IncomingMessage & { auth?: SessionAuth | null };
+
+/** A `node:http` request behind requireSession() (for apps without Express's types). */
+export type SessionRequest<R extends IncomingMessage = IncomingMessage> = R & { auth: SessionAuth };
 type Next = (err?: unknown) => void;
 
 export interface SessionMiddleware {

@@ -10,9 +10,9 @@
 export { Sessiond, SessiondUnavailableError } from "./sessiond.js";
 export type { SessionAuth, SessiondOptions, SessiondEvents } from "./sessiond.js";
 export { requireSession, bearerToken } from "./express.js";
-export type { RequireSessionOptions, SessionMiddleware } from "./express.js";
+export type { RequireSessionOptions, SessionMiddleware, SessionRequest } from "./express.js";
 export { socketAuth, SESSION_ENDED_EVENT } from "./socketio.js";
-export type { SocketAuthOptions, SocketMiddleware, SocketLike, HandshakeError } from "./socketio.js";
+export type { SocketAuthOptions, SocketMiddleware, SocketLike, SocketData, HandshakeError } from "./socketio.js";
 export { SessionEvents, SseParser } from "./events.js";
 export type {
   SessionEvent, SessionEventType, SessionEventsOptions, SessionEventsEvents, FeedRefusedError,

@@ -4,6 +4,10 @@
  * (`auth: { token }` or an `Authorization: Bearer` header), and sets `socket.data.session`.
  * With the event feed it disconnects the sockets of a session within a second of its end,
  * after telling the client why (`session_ended` event with `{ reason }`).
+ *
+ * It follows the feed unless told not to (`events: false`): given a shared Sessiond that does not
+ * follow it, it throws at setup; while sessiond refuses the key for the feed (no `events` scope)
+ * it refuses handshakes (`unavailable`), logs why, and `ready()` rejects.
  */
 import { Sessiond, SessiondUnavailableError } from "./sessiond.js";
 import type { SessionAuth, SessiondOptions } from "./sessiond.js";
@@ -13,12 +17,22 @@ import type { SessionEvent } from "./events.js";
 /** The event a socket receives just before the server disconnects it. */
 export const SESSION_ENDED_EVENT = "session_ended";
 
+/**
+ * What the middleware puts in `socket.data`; the fourth type parameter of Socket.IO's `Server`:
+ * `new Server<ClientToServer, ServerToClient, InterServer, SocketData>(…)` types
+ * `socket.data.session` in `io.on("connection")`. Extend it for your own fields.
+ */
+export interface SocketData {
+  /** Who the handshake's ticket or token belongs to. */
+  session: SessionAuth;
+}
+
 /** The part of a Socket.IO server socket this middleware uses. */
 export interface SocketLike {
   id: string;
   connected: boolean;
   handshake: { auth?: Record<string, unknown>; headers?: Record<string, string | string[] | undefined> };
-  data: { session?: SessionAuth; [key: string]: unknown };
+  data: Partial<SocketData>;
   emit(event: string, ...args: unknown[]): unknown;
   disconnect(close?: boolean): unknown;
   once(event: "disconnect", listener: (...args: unknown[]) => void): unknown;
@@ -34,14 +48,25 @@ export interface SocketAuthOptions extends Partial<SessiondOptions> {
   sessiond?: Sessiond;
   /**
    * Follow the event feed and disconnect sockets of ended sessions (service key scope
-   * `events`). Default true.
+   * `events`). Default true. `false` is the explicit opt-out: sockets then stay connected after
+   * their session ends (also required to pass a shared `sessiond` that follows no feed).
    */
   events?: SessiondOptions["events"];
+  /**
+   * How long a handshake waits for the feed to become live the first time, in ms (default
+   * 5000); it is refused as `unavailable` after that.
+   */
+  readyTimeoutMs?: number;
 }
 
 export interface SocketMiddleware {
   (socket: SocketLike, next: (err?: Error) => void): Promise<void>;
   readonly sessiond: Sessiond;
+  /**
+   * Resolves once the event feed is live; rejects when sessiond refuses the service key for it
+   * (401, or 403: the key lacks the `events` scope). `await auth.ready()` before `listen()`.
+   */
+  ready(): Promise<void>;
   /** The sockets currently authenticated for a session id. */
   socketsOf(sid: string): SocketLike[];
   /** Stops the feed (if this middleware started it) and timers. */
@@ -53,9 +78,21 @@ function handshakeError(message: string, code: HandshakeError["data"]["code"]): 
 }
 
 export function socketAuth(options: SocketAuthOptions): SocketMiddleware {
+  if (options.sessiond && !options.sessiond.events && options.events !== false) {
+    throw new TypeError(
+      "@sessiond/node: socketAuth({ sessiond }) was given a Sessiond that does not follow the event feed, " +
+        "so sockets would stay connected after logout. Create the shared one with " +
+        "new Sessiond({ url, serviceKey, events: true }) and a service key with the scopes `introspect` " +
+        "and `events`; or pass events: false to socketAuth to accept sockets outliving their sessions.",
+    );
+  }
   const ownSessiond = !options.sessiond;
   const sessiond =
     options.sessiond ?? new Sessiond({ ...(options as SessiondOptions), events: options.events ?? true });
+  const feed = sessiond.events;
+  const readyTimeoutMs = options.readyTimeoutMs ?? 5000;
+  const warn = options.warn ?? ((message: string) => console.error(`@sessiond/node: ${message}`));
+  let lastRefusal = "";
   /** sid -> sockets (with when they were registered). */
   const bySession = new Map<string, Map<SocketLike, number>>();
 
@@ -117,7 +154,37 @@ export function socketAuth(options: SocketAuthOptions): SocketMiddleware {
   }, 30_000);
   sweep.unref?.();
 
+  /** Null when sockets can be admitted; else why not. */
+  const feedProblem = async (): Promise<string | null> => {
+    if (!feed) return null;
+    // A follower that was live once resumes without loss: nothing is missed while it reconnects.
+    if (!feed.refused && (feed.live || feed.liveSince !== null)) return null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        feed.ready(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the event feed is not live after ${readyTimeoutMs} ms`)),
+            readyTimeoutMs);
+        }),
+      ]);
+      return null;
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
   const middleware = async (socket: SocketLike, next: (err?: Error) => void) => {
+    // Without the feed a logout would not close the socket: admit none until it is live.
+    const problem = await feedProblem();
+    if (problem) {
+      if (problem !== lastRefusal) warn(`socketAuth refuses handshakes: ${problem}`);
+      lastRefusal = problem;
+      return next(handshakeError("authentication unavailable", "unavailable"));
+    }
+    lastRefusal = "";
     const auth = socket.handshake.auth ?? {};
     const { ticket } = auth;
     let token = typeof auth.token === "string" && auth.token ? auth.token : null;
@@ -155,6 +222,7 @@ export function socketAuth(options: SocketAuthOptions): SocketMiddleware {
 
   return Object.assign(middleware, {
     sessiond,
+    ready: () => sessiond.ready(),
     socketsOf: (sid: string) => [...(bySession.get(sid)?.keys() ?? [])].filter((s) => s.connected),
     close: async () => {
       clearInterval(sweep);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
-import { SESSION_ENDED_EVENT, socketAuth } from "@sessiond/node";
+import { SESSION_ENDED_EVENT, Sessiond, requireSession, socketAuth } from "@sessiond/node";
 import { DATABASES, HOST, call, eventually, startSessiond } from "../../test/harness.js";
 import { connect, socketServer } from "./helpers.js";
 
@@ -85,12 +85,45 @@ for (const db of DATABASES) {
       await refused(jwksServer.url, { auth: { token: "x.y.z" } }, "invalid or expired token");
     });
 
+    test("a key without the events scope: ready() rejects, handshakes are refused, the log says why", T, async () => {
+      const warnings = [];
+      const strict = socketAuth({ url: stack.url, serviceKey: stack.serviceKey, warn: (m) => warnings.push(m) });
+      const strictServer = await socketServer(strict);
+      try {
+        await assert.rejects(strict.ready(), (err) => {
+          assert.equal(err.status, 403);
+          assert.match(err.message, /`events` scope/);
+          return true;
+        });
+        const session = await guest();
+        await refused(strictServer.url, { auth: { token: session.access_token } }, "authentication unavailable", "unavailable");
+        assert.ok(warnings.some((m) => /socketAuth refuses handshakes: .*`events` scope/.test(m)), warnings.join("\n"));
+      } finally {
+        await strictServer.close();
+        await strict.close();
+      }
+    });
+
     test("made-up tickets and empty handshakes are refused", T, async () => {
       await refused(server.url, { auth: { ticket: "A".repeat(43) } }, "invalid or expired ticket");
       await refused(server.url, { auth: {} }, "a ticket or an access token is required", "credentials_required");
     });
   });
 }
+
+test("a shared checker that follows no feed (introspection mode) is refused at setup, naming the feed", () => {
+  const checker = requireSession({ url: "http://127.0.0.1:9", serviceKey: "sk_x" });
+  assert.throws(() => socketAuth({ sessiond: checker.sessiond }), /does not follow the event feed.*`events`/s);
+  // The explicit opt-out is still possible.
+  const optOut = socketAuth({ sessiond: checker.sessiond, events: false });
+  optOut.close();
+  // One shared Sessiond that follows the feed is the way to share.
+  const shared = new Sessiond({ url: "http://127.0.0.1:9", serviceKey: "sk_x", events: true, warn: () => {} });
+  const sockets = socketAuth({ sessiond: shared });
+  assert.equal(sockets.sessiond, shared);
+  assert.equal(requireSession({ sessiond: shared }).sessiond, shared);
+  return Promise.all([sockets.close(), shared.close()]);
+});
 
 test("sessiond unreachable: the handshake is refused with 'authentication unavailable'", T, async () => {
   const auth = socketAuth({ url: "http://127.0.0.1:9", serviceKey: "sk_x", events: false, timeoutMs: 1000 });
