@@ -106,7 +106,7 @@ const toml = (value) => JSON.stringify(value);
  *   scopes: string[]                 scopes of the service key `serviceKey` (default ["introspect"])
  *   bridge: { name, issuer, audience, secret }   an HS256 bridge provider
  *   env: { SESSIOND__…: "…" }        further settings
- * Returns { url, serviceKey, adminKey, db, child, stop(), logs() }.
+ * Returns { url, serviceKey, adminKey, db, child, env, cli(...args), stop(), logs() }.
  */
 export async function startSessiond(options = {}) {
   if (!existsSync(SESSIOND_BIN)) {
@@ -169,7 +169,9 @@ export async function startSessiond(options = {}) {
 
   const child = startProcess(`sessiond (${db})`, SESSIOND_BIN, ["serve"], { env });
   const stack = {
-    url, serviceKey, adminKey, db, child, tmp,
+    url, serviceKey, adminKey, db, child, tmp, env,
+    /** Runs `sessiond <args>` (the CLI) on this stack's database and configuration. */
+    cli: (...args) => run(SESSIOND_BIN, args, { env, timeout: 30_000 }),
     logs: () => `--- ${child.label} ---\n${child.output}`,
     stop: async () => {
       await stopProcess(child);

@@ -9,7 +9,7 @@ import type { JSONWebKeySet, JWTVerifyGetKey } from "jose";
 /** Cache lifetime when the answer has no `max-age` (e.g. a proxy dropped the header). */
 const DEFAULT_MAX_AGE_SECS = 60;
 /** An unknown `kid` refetches the set at most this often (a new key after a rotation). */
-const UNKNOWN_KID_COOLDOWN_MS = 10_000;
+const UNKNOWN_KID_COOLDOWN_MS = 2_000;
 
 /** The JWKS answer could not be had: the caller answers 503, not 401. */
 export class JwksUnavailableError extends Error {
@@ -77,10 +77,14 @@ export class JwksCache {
     return (this.#keys?.keys ?? []).map((k) => k.kid).filter((k): k is string => typeof k === "string");
   }
 
-  /** `key.retired`: the key verifies nothing from now on, whatever a cached JWKS says. */
+  /**
+   * `key.retired`: the key verifies nothing from now on, whatever a cached JWKS says. The set is
+   * fetched again before the next verification, for the active key that replaced it.
+   */
   retire(kid: string) {
     this.#retired.set(kid, Date.now());
     if (this.#keys?.keys.some((k) => k.kid === kid)) this.#use(this.#keys);
+    this.#expiresAt = 0;
   }
 
   /** Fetch the set again before the next verification (after a feed `reset`). */

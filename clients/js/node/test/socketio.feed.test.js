@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import express from "express";
-import { SESSION_ENDED_EVENT, SessionEvents, requireSession, socketAuth } from "@sessiond/node";
+import { SESSION_ENDED_EVENT, SessionEvents, Sessiond, requireSession, socketAuth } from "@sessiond/node";
 import { DATABASES, HOST, call, eventually, sleep, startSessiond } from "../../test/harness.js";
 import { connect, socketServer } from "./helpers.js";
 
@@ -136,7 +136,39 @@ for (const db of DATABASES) {
       }
     });
 
-    test("the follower resumes after Last-Event-ID with nothing lost", T, async () => {
+    test("one shared Sessiond (introspection and the feed) for Express and Socket.IO: a logout closes the socket and the route refuses", T, async () => {
+      const sessiond = new Sessiond({ url: stack.url, serviceKey: stack.serviceKey, events: true });
+      const guard = requireSession({ sessiond });
+      const sockets = socketAuth({ sessiond });
+      const app = express();
+      app.get("/me", guard, (req, res) => res.json(req.auth));
+      const http = app.listen(0, HOST);
+      await once(http, "listening");
+      const io = await socketServer(sockets);
+      const get = (token) => fetch(`http://${HOST}:${http.address().port}/me`, {
+        headers: { authorization: `Bearer ${token}` },
+      }).then((r) => r.status);
+      try {
+        await sockets.ready();
+        const session = await signup();
+        assert.equal(await get(session.access_token), 200);
+        const { socket } = await connect(io.url, { auth: { token: session.access_token } });
+        const closed = watch(socket);
+        await call(stack, "POST", "/v1/logout", { token: session.access_token, body: {} });
+        const result = await closed;
+        assert.deepEqual(result.told, { reason: "logout", session_id: session.session_id });
+        assert.ok(result.ms < 1000, `${result.ms} ms`);
+        assert.equal(await get(session.access_token), 401);
+      } finally {
+        http.closeAllConnections();
+        http.close();
+        await io.close();
+        await sockets.close();
+        await sessiond.close();
+      }
+    });
+
+    test("the follower resumes after Last-Event-ID with nothing lost; at 'open' the missed events are already delivered", T, async () => {
       const first = new SessionEvents({ url: stack.url, serviceKey: stack.serviceKey }).start();
       const seen = [];
       first.on("event", (e) => seen.push(e));
@@ -151,10 +183,15 @@ for (const db of DATABASES) {
       await call(stack, "POST", "/v1/logout", { token: a.access_token, body: {} });
       const b = await signup();
 
-      const second = new SessionEvents({ url: stack.url, serviceKey: stack.serviceKey, lastEventId: resumeFrom }).start();
+      const second = new SessionEvents({ url: stack.url, serviceKey: stack.serviceKey, lastEventId: resumeFrom });
       const missed = [];
+      let atOpen = null;
       second.on("event", (e) => missed.push(e));
+      second.on("open", () => { atOpen = missed.map((e) => e.session_id); });
+      second.start();
       try {
+        await eventually(() => second.live, { what: "live again" });
+        assert.ok(atOpen?.includes(b.session_id), `live before the backlog was replayed: ${atOpen}`);
         await eventually(() => missed.some((e) => e.session_id === b.session_id), { what: "missed events" });
         const ended = missed.find((e) => e.type === "session.ended" && e.session_id === a.session_id);
         assert.equal(ended?.reason, "logout");
