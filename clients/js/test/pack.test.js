@@ -110,6 +110,11 @@ test("TypeScript sees the declarations from ESM and CommonJS consumers", async (
     import { requireSession, type SessionAuth } from "@sessiond/node";
     const c = createClient({ url: "x", mode: "bearer" });
     const e: ChangeEvent["type"] = "signed_in";
+    const first: ChangeEvent["type"][] = ["initial_session", "restore_failed"];
+    const auth: (cb: (data: object) => void) => void = c.socketAuth();
+    const unbind: () => void = c.bindSocket({ disconnect: () => undefined });
+    const token: string | undefined = c.getSession()?.accessToken;
+    void [c.signIn("a", "b"), c.signOut("global"), c.logIn("a", "b"), first, auth, unbind, token];
     const a: SessionAuth = { sub: "", sid: "", is_guest: false, email: null };
     requireSession({ url: "x", serviceKey: "k", anonymous: true });
     export { c, e, a };

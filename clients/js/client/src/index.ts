@@ -5,9 +5,11 @@
  *   cookie (`mode: "cookie"`, the default) or in a storage adapter the app chooses
  *   (`mode: "bearer"`).
  * - The access token is refreshed before it expires (with jitter) and once after a 401. A tab
- *   has at most one refresh in flight; tabs share results over a BroadcastChannel and otherwise
- *   rely on sessiond's refresh grace window (a just-spent refresh token presented again returns
- *   the same successor), so no tab ever waits on another and a lost race never signs a tab out.
+ *   has at most one refresh in flight. Tabs tell each other over a BroadcastChannel that a
+ *   session started or ended, never a token: each tab refreshes for its own access token and
+ *   sessiond's refresh grace window (a just-spent refresh token presented again returns the same
+ *   successor) makes racing tabs converge, so no tab ever waits on another and a lost race never
+ *   signs a tab out.
  */
 
 /** The user object of a token response. */
@@ -43,7 +45,12 @@ export interface DeviceSession {
   current: boolean;
 }
 
-export type ChangeType = "signed_in" | "refreshed" | "signed_out";
+/**
+ * `initial_session`: the first event every listener gets, with the state after the start-up
+ * restore (the session, or null). `restore_failed` replaces it when the restore could not reach
+ * sessiond (the client asks again on the next `getAccessToken()`).
+ */
+export type ChangeType = "initial_session" | "restore_failed" | "signed_in" | "refreshed" | "signed_out";
 
 export interface ChangeEvent {
   type: ChangeType;
@@ -53,7 +60,10 @@ export interface ChangeEvent {
   sessionId: string | null;
   /** True when another tab made the change and this one learned it over the BroadcastChannel. */
   remote: boolean;
-  /** For `signed_out`: `logout`, or the error code that ended the session (`session_revoked`…). */
+  /**
+   * For `signed_out`: `logout`, or the error code that ended the session (`session_revoked`…).
+   * For `restore_failed`: `network_error` or the error code of sessiond's answer.
+   */
   reason?: string;
 }
 
@@ -141,9 +151,51 @@ interface TokenResponse {
   user: User;
 }
 
+/**
+ * What tabs tell each other: that a session started (or its user changed, as in an upgrade) or
+ * ended. Never a token: a tab that learns of a sign-in refreshes for its own access token.
+ */
 type Message =
-  | { type: "signed_in" | "refreshed"; state: SessionState }
+  | { type: "signed_in"; sessionId: string; guest: boolean }
   | { type: "signed_out"; sessionId: string | null; reason: string };
+
+/** The message in `data` if it is exactly one of ours, else null (anything on the origin can post). */
+function parseMessage(data: unknown): Message | null {
+  if (!data || typeof data !== "object" || Object.keys(data).length !== 3) return null;
+  const m = data as Record<string, unknown>;
+  if (m.type === "signed_in" && typeof m.sessionId === "string" && typeof m.guest === "boolean") {
+    return m as Message;
+  }
+  if (m.type === "signed_out" && (m.sessionId === null || typeof m.sessionId === "string") && typeof m.reason === "string") {
+    return m as Message;
+  }
+  return null;
+}
+
+/**
+ * Cookie mode, in browsers: a localStorage flag (no secret) saying this origin holds a session,
+ * so that a signed-out page load sends no refresh request (which the console would show as a
+ * failed request). `on` sets or clears it; without `on`, whether it is set (undefined where
+ * there is no localStorage to ask).
+ */
+const HINT = "sessiond_session";
+function hint(on?: boolean): boolean | undefined {
+  try {
+    const store = typeof document === "object" ? globalThis.localStorage : undefined;
+    if (!store) return undefined;
+    if (on === undefined) return store.getItem(HINT) !== null;
+    if (on) store.setItem(HINT, "1");
+    else store.removeItem(HINT);
+  } catch {
+    // storage disabled: behave as without it
+  }
+  return undefined;
+}
+
+const MODE_MISMATCH =
+  "@sessiond/client: cookie mode, but sessiond sent the refresh token in the response body: its cookie mode is off, " +
+  "so this session ends at its first refresh and is not restored on reload. Turn cookie mode on in sessiond " +
+  '([cookies] enabled = true) or use createClient({ mode: "bearer" }).';
 
 /** Refresh answers that mean the session is over (as opposed to a network or server failure). */
 const SESSION_OVER = new Set([
@@ -176,6 +228,12 @@ async function errorCode(res: Response): Promise<string | null> {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The part of a Socket.IO (or similar) client socket that `bindSocket()` uses. */
+export interface BindableSocket {
+  disconnect(): unknown;
+  connect?(): unknown;
+}
+
 function unref(timer: unknown) {
   (timer as { unref?: () => void } | null)?.unref?.();
 }
@@ -200,6 +258,13 @@ export class SessiondClient {
   #unsure = false;
   /** Bumped by every sign-in and sign-out, so a refresh that started before one is discarded. */
   #epoch = 0;
+  /** Set once the start-up restore is over: from then on listeners get events. */
+  #started = false;
+  /** Why the last attempt to learn the session failed (`restore_failed`'s reason). */
+  #failure = "";
+  /** While following another tab's sign-in: the events it causes are `remote`. */
+  #following = false;
+  #warned = false;
 
   constructor(options: ClientOptions) {
     if (!options?.url) throw new TypeError("@sessiond/client: options.url is required");
@@ -219,10 +284,13 @@ export class SessiondClient {
     if (channel !== false && typeof BroadcastChannel === "function") {
       this.#channel = new BroadcastChannel(channel);
       unref(this.#channel);
-      this.#channel.onmessage = (event: MessageEvent) => this.#onMessage(event.data as Message);
+      this.#channel.onmessage = (event: MessageEvent) => this.#onMessage(event.data);
     }
 
-    this.ready = options.restore === false ? Promise.resolve() : this.#restore();
+    this.ready = (options.restore === false ? Promise.resolve() : this.#restore()).then(() => {
+      this.#started = true;
+      this.#emit(this.#initial());
+    });
   }
 
   /** The signed-in user, or null. */
@@ -239,9 +307,24 @@ export class SessiondClient {
     return this.#state !== null;
   }
 
-  /** Calls `listener` on every sign-in, refresh and sign-out (also those of other tabs). */
+  /**
+   * A copy of the session as the client holds it now, or null when signed out. The access token
+   * may be close to expiry: for requests, use `getAccessToken()` or `fetch()`.
+   */
+  getSession(): SessionState | null {
+    const s = this.#state;
+    return s && { ...s, user: { ...s.user } };
+  }
+
+  /**
+   * Calls `listener` first with `initial_session` (or `restore_failed`) once the start-up restore
+   * is over, then on every sign-in, refresh and sign-out (also those of other tabs).
+   */
   onChange(listener: ChangeListener): () => void {
     this.#listeners.add(listener);
+    if (this.#started) {
+      queueMicrotask(() => this.#listeners.has(listener) && this.#emit(this.#initial(), [listener]));
+    }
     return () => this.#listeners.delete(listener);
   }
 
@@ -257,8 +340,13 @@ export class SessiondClient {
     return this.#signIn("/v1/signup", { email, password });
   }
 
-  logIn(email: string, password: string): Promise<User> {
+  signIn(email: string, password: string): Promise<User> {
     return this.#signIn("/v1/login", { email, password });
+  }
+
+  /** @deprecated Renamed {@link SessiondClient.signIn}. */
+  logIn(email: string, password: string): Promise<User> {
+    return this.signIn(email, password);
   }
 
   guest(): Promise<User> {
@@ -364,7 +452,8 @@ export class SessiondClient {
       return this.#fetch(input instanceof Request ? input.clone() : input, { ...init, headers });
     };
     const res = await send(token);
-    if (res.status !== 401 || !token) return res;
+    // Signed out meanwhile (by another tab, say): nothing to refresh.
+    if (res.status !== 401 || !token || !this.#state) return res;
     let fresh: SessionState | null;
     try {
       // The token may have been refreshed by someone else meanwhile; else refresh now.
@@ -383,6 +472,33 @@ export class SessiondClient {
     return ticket;
   }
 
+  /**
+   * A Socket.IO `auth` callback: each connection attempt (reconnections too) gets a new ticket,
+   * `{ ticket }`, or `{}` when there is none to get (signed out), which the server refuses.
+   * `io(url, { auth: client.socketAuth() })`.
+   */
+  socketAuth(): (cb: (auth: { ticket?: string }) => void) => void {
+    return (cb) => {
+      this.wsTicket().then((ticket) => cb({ ticket }), () => cb({}));
+    };
+  }
+
+  /**
+   * Disconnects `socket` when the session ends (here or in another tab) and reconnects it (for
+   * a new ticket) when another session replaces it. Returns a function that unbinds.
+   */
+  bindSocket(socket: BindableSocket): () => void {
+    let sessionId = this.sessionId;
+    return this.onChange(({ type, sessionId: next }) => {
+      if (type === "signed_out") socket.disconnect();
+      else if (type === "signed_in" && sessionId && next !== sessionId) {
+        socket.disconnect();
+        socket.connect?.();
+      }
+      sessionId = type === "signed_out" ? null : next;
+    });
+  }
+
   /** The signed-in user's live sessions (devices). */
   async sessions(): Promise<DeviceSession[]> {
     const res = await this.fetch(`${this.url}/v1/sessions`);
@@ -399,10 +515,13 @@ export class SessiondClient {
   }
 
   /**
-   * Logs out: `local` (this session, the default), `others` (every other session of the user,
-   * this one stays signed in) or `global` (all of them).
+   * Signs out: `local` (this session, the default), `others` (every other session of the user,
+   * this one stays signed in) or `global` (all of them). In bearer mode, when the access token
+   * is unusable or sessiond cannot be reached, this session is revoked with its refresh token
+   * (RFC 7009 `POST /v1/revoke`), retried in the background while sessiond is unreachable; this
+   * tab is signed out at once either way.
    */
-  async logOut(scope: "local" | "others" | "global" = "local"): Promise<void> {
+  async signOut(scope: "local" | "others" | "global" = "local"): Promise<void> {
     this.#assertLive();
     const request = (accessToken: string | null) => {
       const headers: Record<string, string> = { "content-type": "application/json" };
@@ -421,20 +540,31 @@ export class SessiondClient {
       // sessiond unreachable for a refresh: try the logout anyway (cookie mode needs no token).
     }
     const sessionId = this.#state?.sessionId ?? null;
-    if (!token && this.mode === "bearer") {
-      if (scope !== "others") await this.#signedOut("logout", true, sessionId);
-      return;
+    // Read after the refresh above, which may have rotated it.
+    const refreshToken = this.mode === "bearer" ? await this.#storage.get() : null;
+    let res: Response | null = null;
+    let failure: unknown = null;
+    if (token || this.mode === "cookie") {
+      try {
+        res = await request(token);
+        // Cookie mode: the cookie alone also names the session.
+        if (res.status === 401 && token && this.mode === "cookie") res = await request(null);
+      } catch (err) {
+        failure = err;
+      }
     }
-    let res = await request(token);
-    // Cookie mode: the cookie alone also names the session.
-    if (res.status === 401 && token && this.mode === "cookie") res = await request(null);
-    if (res.status === 401) {
-      // Nothing left to log out of.
-      if (scope !== "others") await this.#signedOut("logout", true, sessionId);
-      return;
-    }
-    await this.#json(res);
+    // Bearer mode without a logout: the refresh token still names the session.
+    const revoke = !!refreshToken && !res?.ok && scope !== "others";
+    if (revoke) await this.#revoke(refreshToken, 0);
+    else if (failure) throw failure;
+    // A 401: nothing left to log out of.
+    else if (res && !res.ok && res.status !== 401) await this.#json(res);
     if (scope !== "others") await this.#signedOut("logout", true, sessionId);
+  }
+
+  /** @deprecated Renamed {@link SessiondClient.signOut}. */
+  logOut(scope: "local" | "others" | "global" = "local"): Promise<void> {
+    return this.signOut(scope);
   }
 
   /** Stops timers, closes the BroadcastChannel and drops listeners. The client is unusable after. */
@@ -474,11 +604,39 @@ export class SessiondClient {
 
   async #restore(): Promise<void> {
     try {
-      if (this.mode === "bearer" && !(await this.#storage.get())) return;
+      if (this.mode === "bearer" ? !(await this.#storage.get()) : hint() === false) return;
       await this.refresh();
-    } catch {
+    } catch (err) {
       // Offline or sessiond unreachable: stay signed out for now; getAccessToken() tries again.
+      this.#failure = err instanceof SessiondError ? err.code : "network_error";
     }
+  }
+
+  /** The first event a listener gets: the state now, or that the restore failed. */
+  #initial(): ChangeEvent {
+    const s = this.#state;
+    return s || !this.#failure
+      ? { type: "initial_session", user: s?.user ?? null, sessionId: s?.sessionId ?? null, remote: false }
+      : { type: "restore_failed", user: null, sessionId: null, remote: false, reason: this.#failure };
+  }
+
+  /**
+   * RFC 7009: ends the session of `token` without an access token. Network failures, 5xx and 429
+   * are retried after 1, 2, 4, … 32 s (in the background: the first attempt is awaited).
+   */
+  async #revoke(token: string, attempt: number): Promise<void> {
+    try {
+      const res = await this.#fetch(`${this.url}/v1/revoke`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ token, token_type_hint: "refresh_token" }),
+        credentials: "omit",
+      });
+      if (res.status < 500 && res.status !== 429) return;
+    } catch {
+      // unreachable: try again later
+    }
+    if (attempt < 6) unref(setTimeout(() => void this.#revoke(token, attempt + 1), 1000 * 2 ** attempt));
   }
 
   async #doRefresh(): Promise<SessionState | null> {
@@ -567,6 +725,14 @@ export class SessiondClient {
   /** Takes a token response: stores the refresh token (bearer), updates state, tells everyone. */
   async #accept(body: TokenResponse, type: "signed_in" | "refreshed", presented: string | null, epoch?: number) {
     if (this.#disposed) return;
+    if (this.mode === "cookie") {
+      if (body.refresh_token && !this.#warned) {
+        this.#warned = true;
+        console.warn(MODE_MISMATCH);
+      }
+      // Without a cookie there is nothing for the next page load to restore.
+      hint(!body.refresh_token);
+    }
     if (this.mode === "bearer" && body.refresh_token) {
       // After a refresh, write the successor only if the storage still holds the token we
       // presented: a tab that lost the race must not put back an older token.
@@ -585,14 +751,18 @@ export class SessiondClient {
     };
     if (outdated(previous, state)) return;
     const kind = type === "refreshed" && previous?.sessionId === state.sessionId ? "refreshed" : "signed_in";
-    this.#set(state, kind, false);
-    this.#post({ type: kind, state });
+    this.#set(state, kind, this.#following);
+    // Other tabs learn that a session started (or its user changed), never the token.
+    if (kind === "signed_in" && !this.#following) {
+      this.#post({ type: kind, sessionId: state.sessionId, guest: state.user.is_guest });
+    }
   }
 
 
   #set(state: SessionState, type: "signed_in" | "refreshed", remote: boolean) {
     this.#state = state;
     this.#unsure = false;
+    this.#failure = "";
     this.#scheduleRefresh(state);
     this.#emit({ type, user: state.user, sessionId: state.sessionId, remote });
     const waiters = this.#waiters;
@@ -603,20 +773,23 @@ export class SessiondClient {
   async #signedOut(reason: string, notify: boolean, sessionId = this.#state?.sessionId ?? null) {
     this.#epoch++;
     this.#unsure = false;
+    this.#failure = "";
     const had = this.#state !== null;
     this.#state = null;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     if (this.mode === "bearer") await this.#storage.remove();
+    else hint(false);
     if (notify) this.#post({ type: "signed_out", sessionId, reason });
     if (had) this.#emit({ type: "signed_out", user: null, sessionId, remote: false, reason });
   }
 
-  #onMessage(message: Message) {
-    if (this.#disposed || !message || typeof message !== "object") return;
+  #onMessage(data: unknown) {
+    const message = parseMessage(data);
     const current = this.#state;
+    if (this.#disposed || !message) return;
     if (message.type === "signed_out") {
-      if (!current || (message.sessionId && message.sessionId !== current.sessionId)) return;
+      if (!current || (message.sessionId !== null && message.sessionId !== current.sessionId)) return;
       this.#epoch++;
       this.#state = null;
       if (this.#timer) clearTimeout(this.#timer);
@@ -630,14 +803,23 @@ export class SessiondClient {
       });
       return;
     }
-    if (message.type === "signed_in" || message.type === "refreshed") {
-      const state = message.state;
-      if (!state?.accessToken) return;
-      const sameSession = current?.sessionId === state.sessionId;
-      if (sameSession && current && current.expiresAt >= state.expiresAt) return;
-      if (outdated(current, state)) return;
-      if (!sameSession) this.#epoch++;
-      this.#set(state, sameSession ? "refreshed" : "signed_in", true);
+    void this.#follow(message.sessionId, message.guest);
+  }
+
+  /**
+   * Another tab signed in (or upgraded): refresh for this tab's own access token, with the
+   * refresh token the tabs share (the cookie, or the shared storage). A refresh already in flight
+   * may still carry the previous token: then once more.
+   */
+  async #follow(sessionId: string, guest: boolean) {
+    const done = () => this.#state?.sessionId === sessionId && this.#state.user.is_guest === guest;
+    this.#following = true;
+    try {
+      for (let i = 0; i < 2 && !done(); i++) if (!(await this.refresh())) break;
+    } catch {
+      // unreachable: getAccessToken() tries again
+    } finally {
+      this.#following = false;
     }
   }
 
@@ -649,8 +831,9 @@ export class SessiondClient {
     }
   }
 
-  #emit(event: ChangeEvent) {
-    for (const listener of [...this.#listeners]) {
+  #emit(event: ChangeEvent, listeners = [...this.#listeners]) {
+    if (!this.#started) return;
+    for (const listener of listeners) {
       try {
         listener(event);
       } catch (err) {

@@ -9,6 +9,7 @@ import {
 } from "../../test/harness.js";
 
 const T = { timeout: 20_000 };
+const INITIAL = ["initial_session", "restore_failed"];
 const PASSWORD = "correct horse battery staple";
 const { provider, mint } = bridgeProvider();
 let stack;
@@ -39,9 +40,14 @@ function newClient(extra = {}) {
   const fetch = extra.fetch ?? recordingFetch();
   const storage = extra.storage ?? memoryStorage();
   const client = createClient({ url: stack.url, mode: "bearer", storage, fetch, ...extra });
+  // `events`: the changes after start-up; `all`: also the initial event each listener gets.
   const events = [];
-  client.onChange((e) => events.push(e));
-  return { client, storage, fetch, events };
+  const all = [];
+  client.onChange((e) => {
+    all.push(e);
+    if (!INITIAL.includes(e.type)) events.push(e);
+  });
+  return { client, storage, fetch, events, all };
 }
 
 async function me(token) {
@@ -181,7 +187,7 @@ describe("signing in and out", () => {
     try {
       await second.client.ready;
       assert.equal(second.client.user?.id, user.id);
-      assert.deepEqual(second.events.map((e) => e.type), ["signed_in"]);
+      assert.deepEqual(second.all.map((e) => [e.type, e.user?.id]), [["initial_session", user.id]]);
       assert.equal((await me(await second.client.getAccessToken())).status, 200);
     } finally {
       second.client.dispose();
@@ -321,7 +327,7 @@ describe("two tabs (two clients sharing storage and a BroadcastChannel)", () => 
     }
   });
 
-  test("a refresh in one tab reaches the other; logging out in one signs out the other", T, async () => {
+  test("a sign-in in one tab reaches the other, which gets its own token; logging out in one signs out the other", T, async () => {
     const storage = sharedStorage();
     const channel = `test-${Math.random()}`;
     const a = newClient({ storage, channel });
@@ -332,11 +338,19 @@ describe("two tabs (two clients sharing storage and a BroadcastChannel)", () => 
       const signedInB = await eventually(() => b.events.find((e) => e.type === "signed_in"), { what: "b signed in" });
       assert.equal(signedInB.remote, true);
       assert.equal(b.client.user.id, user.id);
-      assert.equal(b.fetch.count("/v1/token/refresh"), 0);
+      assert.equal(b.client.sessionId, a.client.sessionId);
+      // B refreshed with the shared refresh token: its access token is its own.
+      assert.equal(b.fetch.count("/v1/token/refresh"), 1);
+      const tokenB = await b.client.getAccessToken();
+      assert.notEqual(tokenB, await a.client.getAccessToken());
+      assert.equal((await me(tokenB)).status, 200);
 
-      const state = await a.client.refresh();
-      await eventually(async () => (await b.client.getAccessToken()) === state.accessToken, { what: "b has a's token" });
-      assert.equal(b.fetch.count("/v1/token/refresh"), 0);
+      // A's refresh is A's business: B keeps its token and does not refresh.
+      await a.client.refresh();
+      await sleep(100);
+      assert.equal(b.fetch.count("/v1/token/refresh"), 1);
+      assert.equal(await b.client.getAccessToken(), tokenB);
+      assert.ok(await b.client.refresh(), "b refreshes with the token a rotated into the storage");
 
       await a.client.logOut();
       const out = await eventually(() => b.events.find((e) => e.type === "signed_out"), { what: "b signed out" });
@@ -347,6 +361,139 @@ describe("two tabs (two clients sharing storage and a BroadcastChannel)", () => 
     } finally {
       a.client.dispose();
       b.client.dispose();
+    }
+  });
+
+  test("no message carries a token, and a forged or malformed message changes nothing", T, async () => {
+    const storage = sharedStorage();
+    const channel = `test-${Math.random()}`;
+    const spy = new BroadcastChannel(channel);
+    const seen = [];
+    spy.onmessage = (e) => seen.push(e.data);
+    const a = newClient({ storage, channel });
+    const b = newClient({ storage, channel });
+    const c = newClient({ channel, restore: false }); // signed out, its own (empty) storage
+    const secrets = [];
+    const keep = async (x) => secrets.push(await x.client.getAccessToken(), await x.storage.get());
+    try {
+      await Promise.all([a.client.ready, b.client.ready]);
+      await a.client.guest();
+      await eventually(() => b.client.signedIn, { what: "b signed in" });
+      await keep(a);
+      await keep(b);
+      await a.client.refresh();
+      await keep(a);
+      await a.client.upgrade(`chan-${Date.now()}@example.com`, PASSWORD);
+      await eventually(() => b.client.user?.is_guest === false, { what: "b sees the upgrade" });
+      await keep(a);
+      await keep(b);
+      await sleep(100);
+      assert.ok(seen.length >= 2, JSON.stringify(seen));
+      const wire = JSON.stringify(seen);
+      for (const secret of secrets.filter(Boolean)) assert.ok(!wire.includes(secret), "a token went over the channel");
+      assert.ok(!/token/i.test(wire), wire);
+
+      // A forged sign-in with a token of its choosing, and malformed sign-outs.
+      const sessionId = a.client.sessionId;
+      spy.postMessage({
+        type: "signed_in",
+        state: { user: { id: "u", email: null, is_guest: true, created_at: "" }, sessionId: "forged", accessToken: "forged-token", expiresAt: Date.now() + 60_000 },
+      });
+      for (const junk of [null, "signed_out", 42, [], { type: "signed_out" }, { type: "signed_out", sessionId, reason: 7 },
+        { type: "signed_out", sessionId: 5, reason: "x" }, { type: "signed_in", sessionId }, { type: "refreshed", state: null }]) {
+        spy.postMessage(junk);
+      }
+      await sleep(300);
+      assert.equal(c.client.signedIn, false);
+      assert.equal(await c.client.getAccessToken(), null);
+      for (const x of [a, b]) {
+        assert.equal(x.client.sessionId, sessionId);
+        assert.ok(!x.events.some((e) => e.type === "signed_out"), JSON.stringify(x.events));
+        assert.notEqual(await x.client.getAccessToken(), "forged-token");
+        assert.equal((await me(await x.client.getAccessToken())).status, 200);
+      }
+      assert.equal(c.fetch.calls.length, 0, "the forged message made c call sessiond");
+    } finally {
+      spy.close();
+      for (const x of [a, b, c]) x.client.dispose();
+    }
+  });
+});
+
+describe("logging out in bearer mode when the access token is unusable", () => {
+  const refusal = () => new Response(JSON.stringify({ error: "invalid_token", error_description: "test" }), {
+    status: 401, headers: { "content-type": "application/json" },
+  });
+
+  test("a logout refused for the access token revokes the session with the refresh token (RFC 7009)", T, async () => {
+    const { client, fetch, storage, events } = newClient();
+    try {
+      await client.guest();
+      const stored = await storage.get();
+      fetch.intercept = (url) => (url.pathname === "/v1/logout" ? refusal() : null);
+      await client.logOut();
+      assert.equal(fetch.count("/v1/revoke"), 1);
+      assert.equal(client.signedIn, false);
+      assert.equal(await storage.get(), null);
+      assert.deepEqual(events.map((e) => [e.type, e.reason]), [["signed_in", undefined], ["signed_out", "logout"]]);
+      const refresh = await call(stack, "POST", "/v1/token/refresh", { body: { refresh_token: stored } });
+      assert.equal(refresh.status, 401);
+      assert.equal(refresh.body.error, "session_revoked");
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("a logout after a failed refresh revokes the session, retrying until sessiond answers", T, async () => {
+    const first = newClient();
+    const user = await first.client.guest();
+    const stored = await first.storage.get();
+    first.client.dispose();
+    const f = recordingFetch();
+    let down = true;
+    f.intercept = (url) => (down && ["/v1/token/refresh", "/v1/revoke", "/v1/logout"].includes(url.pathname)
+      ? Promise.reject(new TypeError("fetch failed")) : null);
+    const second = newClient({ storage: first.storage, fetch: f });
+    try {
+      await second.client.ready; // the restore could not reach sessiond
+      assert.equal(second.client.signedIn, false);
+      await second.client.logOut();
+      assert.equal(await second.storage.get(), null, "signed out locally at once");
+      assert.equal(f.count("/v1/revoke"), 1);
+      down = false;
+      await eventually(() => f.count("/v1/revoke") === 2, { timeoutMs: 5000, what: "a second revocation" });
+      await eventually(async () => (await auditEvents(stack, user.id)).some((e) => /revok/.test(e.type)), {
+        what: "the session revoked",
+      });
+      const refresh = await call(stack, "POST", "/v1/token/refresh", { body: { refresh_token: stored } });
+      assert.equal(refresh.status, 401);
+      await sleep(1500);
+      assert.equal(f.count("/v1/revoke"), 2, "no retry after sessiond answered");
+    } finally {
+      second.client.dispose();
+    }
+  });
+});
+
+describe("cookie mode on a sessiond whose cookie mode is off", () => {
+  test("one console warning naming the fix; the refresh that fails is a quiet sign-out", T, async (t) => {
+    const warn = t.mock.method(console, "warn", () => {});
+    const error = t.mock.method(console, "error", () => {});
+    const client = createClient({ url: stack.url, channel: false, restore: false });
+    try {
+      await client.signUp(`mismatch-${Date.now()}@example.com`, PASSWORD);
+      assert.equal(warn.mock.callCount(), 1);
+      const text = String(warn.mock.calls[0].arguments[0]);
+      assert.match(text, /cookie mode/i);
+      assert.match(text, /\[cookies\] enabled = true/);
+      assert.match(text, /mode: "bearer"/);
+      await client.guest();
+      assert.equal(warn.mock.callCount(), 1, "warned once");
+      assert.equal(await client.refresh(), null);
+      assert.equal(client.signedIn, false);
+      assert.equal(error.mock.callCount(), 0);
+    } finally {
+      client.dispose();
     }
   });
 });
@@ -569,6 +716,35 @@ describe("cookie mode (a browser-like fetch: an Origin header and a cookie jar)"
       cb.dispose();
     }
   });
+
+  test("a 401 that races a logout in another tab makes no refresh request", T, async () => {
+    const jar = { cookie: null };
+    const channel = `test-${Math.random()}`;
+    const fa = browserFetch(jar);
+    const fb = browserFetch(jar);
+    const a = createClient({ url: cookieStack.url, fetch: fa, channel, restore: false });
+    const b = createClient({ url: cookieStack.url, fetch: fb, channel, restore: false });
+    try {
+      await a.guest();
+      await b.whenSignedIn();
+      let release;
+      const gate = new Promise((r) => { release = r; });
+      fb.hold = (url) => (url.pathname === "/v1/me" ? gate : null);
+      const pending = b.fetch(`${cookieStack.url}/v1/me`);
+      await eventually(() => fb.sent.some((c) => c.path === "/v1/me"), { what: "b's request sent" });
+      const refreshes = () => fb.sent.filter((c) => c.path === "/v1/token/refresh").length;
+      const before = refreshes();
+      await a.logOut();
+      await eventually(() => !b.signedIn, { what: "b learned of the logout" });
+      release();
+      const res = await pending;
+      assert.equal(res.status, 401);
+      assert.equal(refreshes(), before, "b refreshed a session it knew had ended");
+    } finally {
+      a.dispose();
+      b.dispose();
+    }
+  });
 });
 
 describe("API calls", () => {
@@ -624,5 +800,122 @@ describe("API calls", () => {
   test("the class is exported and options are checked", () => {
     assert.throws(() => new SessiondClient({}), /url is required/);
     assert.throws(() => new SessiondClient({ url: stack.url, mode: "nope" }), /unknown mode/);
+  });
+});
+
+describe("start-up events, names, snapshot, Socket.IO helper", () => {
+  test("each listener first gets initial_session with the restored state (or null)", T, async () => {
+    const first = newClient();
+    const user = await first.client.guest();
+    const storage = first.storage;
+    first.client.dispose();
+    const restored = newClient({ storage });
+    const empty = newClient();
+    try {
+      await Promise.all([restored.client.ready, empty.client.ready]);
+      assert.deepEqual(restored.all.map((e) => [e.type, e.user?.id, e.sessionId, e.remote]),
+        [["initial_session", user.id, restored.client.sessionId, false]]);
+      assert.deepEqual(empty.all.map((e) => [e.type, e.user, e.sessionId]), [["initial_session", null, null]]);
+      // A listener added later gets the current state first, then the changes.
+      const late = [];
+      restored.client.onChange((e) => late.push(e.type));
+      await sleep(0);
+      assert.deepEqual(late, ["initial_session"]);
+      await restored.client.refresh();
+      assert.deepEqual(late, ["initial_session", "refreshed"]);
+    } finally {
+      restored.client.dispose();
+      empty.client.dispose();
+    }
+  });
+
+  test("a restore that cannot reach sessiond ends in restore_failed, and a later call tries again", T, async () => {
+    const f = recordingFetch();
+    let down = true;
+    f.intercept = (url) => (down && url.pathname === "/v1/token/refresh" ? Promise.reject(new TypeError("fetch failed")) : null);
+    const first = newClient();
+    const user = await first.client.guest();
+    first.client.dispose();
+    const { client, all } = newClient({ storage: first.storage, fetch: f });
+    try {
+      await client.ready;
+      assert.deepEqual(all.map((e) => [e.type, e.user, e.reason]), [["restore_failed", null, "network_error"]]);
+      down = false;
+      assert.ok(await client.getAccessToken());
+      assert.equal(client.user.id, user.id);
+      assert.deepEqual(all.map((e) => e.type), ["restore_failed", "signed_in"]);
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("signUp, signIn, signOut; logIn and logOut remain as aliases", T, async () => {
+    const email = `names-${Date.now()}@example.com`;
+    const { client, events } = newClient();
+    try {
+      const user = await client.signUp(email, PASSWORD);
+      await client.signOut();
+      assert.equal((await client.signIn(email, PASSWORD)).id, user.id);
+      await client.signOut();
+      assert.equal((await client.logIn(email, PASSWORD)).id, user.id);
+      await client.logOut();
+      assert.deepEqual(events.map((e) => e.type),
+        ["signed_in", "signed_out", "signed_in", "signed_out", "signed_in", "signed_out"]);
+      assert.equal(client.signedIn, false);
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("getSession() is a synchronous snapshot", T, async () => {
+    const { client } = newClient();
+    try {
+      assert.equal(client.getSession(), null);
+      const user = await client.guest();
+      const snap = client.getSession();
+      assert.equal(snap.user.id, user.id);
+      assert.equal(snap.sessionId, client.sessionId);
+      assert.equal(snap.accessToken, await client.getAccessToken());
+      assert.ok(snap.expiresAt > Date.now());
+      snap.user.id = "changed";
+      snap.accessToken = "changed";
+      assert.equal(client.user.id, user.id);
+      assert.notEqual(client.getSession().accessToken, "changed");
+      await client.signOut();
+      assert.equal(client.getSession(), null);
+    } finally {
+      client.dispose();
+    }
+  });
+
+  test("socketAuth() hands each connection attempt a new ticket; bindSocket() disconnects on a sign-out in another tab", T, async () => {
+    const storage = { ...memoryStorage(), shared: true };
+    const channel = `test-${Math.random()}`;
+    const a = newClient({ storage, channel });
+    const b = newClient({ storage, channel });
+    try {
+      await Promise.all([a.client.ready, b.client.ready]);
+      const auth = b.client.socketAuth();
+      assert.deepEqual(await new Promise((cb) => auth(cb)), {}, "signed out: no ticket");
+      await a.client.guest();
+      await b.client.whenSignedIn();
+      const tickets = [await new Promise((cb) => auth(cb)), await new Promise((cb) => auth(cb))].map((d) => d.ticket);
+      assert.equal(typeof tickets[0], "string");
+      assert.notEqual(tickets[0], tickets[1]);
+      const redeemed = await call(stack, "POST", "/v1/ws-tickets/redeem", { body: { ticket: tickets[1] }, token: stack.serviceKey });
+      assert.equal(redeemed.body.sid, b.client.sessionId);
+
+      const socket = { disconnects: 0, disconnect() { this.disconnects++; return this; } };
+      const unbind = b.client.bindSocket(socket);
+      await a.client.refresh();
+      await sleep(100);
+      assert.equal(socket.disconnects, 0);
+      await a.client.signOut();
+      await eventually(() => socket.disconnects === 1, { what: "the socket disconnected" });
+      unbind();
+    } finally {
+      a.client.dispose();
+      b.client.dispose();
+    }
   });
 });
