@@ -23,13 +23,15 @@ const PAGE = (sessiondUrl) => `<!doctype html>
   window.client = client;
   window.changes = [];
   client.onChange((e) => window.changes.push(e));
+  // What this origin's tabs say to each other (anyone on the origin can listen).
+  window.channelMessages = [];
+  new BroadcastChannel(${JSON.stringify(`sessiond:${sessiondUrl}`)}).onmessage = (e) => window.channelMessages.push(e.data);
   window.socketEvents = [];
-  // Opens a Socket.IO connection with a fresh ticket; resolves with the server's "hello".
-  window.connectSocket = () => new Promise((resolve, reject) => {
-    const socket = io({
-      auth: (cb) => client.wsTicket().then((ticket) => cb({ ticket }), () => cb({})),
-      reconnection: false,
-    });
+  // Opens a Socket.IO connection with a fresh ticket (client.socketAuth()); resolves with the
+  // server's "hello". bind: the client disconnects the socket when the session ends.
+  window.connectSocket = ({ bind = false } = {}) => new Promise((resolve, reject) => {
+    const socket = io({ auth: client.socketAuth(), reconnection: false });
+    if (bind) client.bindSocket(socket);
     window.socket = socket;
     socket.on("hello", resolve);
     socket.on("connect_error", (err) => reject(new Error("connect_error: " + err.message)));

@@ -13,40 +13,57 @@ import {
 const { provider, mint } = bridgeProvider();
 let stack;
 let app;
+/** The same app without sessiond's event feed: its sockets are closed by the client only. */
+let quietApp;
 let browser;
 
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install chromium`);
   const port = await freePort();
+  const quietPort = await freePort();
   stack = await startSessiond({
-    cookies: true, origins: [`http://${HOST}:${port}`], accessTtlSecs: 5, bridge: provider,
+    cookies: true, origins: [`http://${HOST}:${port}`, `http://${HOST}:${quietPort}`], accessTtlSecs: 5, bridge: provider,
     scopes: ["introspect", "events"],
   });
   app = await startApp({ port, sessiondUrl: stack.url, serviceKey: stack.serviceKey });
+  quietApp = await startApp({ port: quietPort, sessiondUrl: stack.url, serviceKey: stack.serviceKey, events: false });
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 }, { timeout: 60_000 });
 
 after(async () => {
   await browser?.close();
   await app?.close();
+  await quietApp?.close();
   await stack?.stop();
 });
 
-/** A tab on the app's page (in `context`, or a new profile), with its errors collected. */
-async function openTab(context) {
+/**
+ * A tab on the app's page (in `context`, or a new profile), with its errors and warnings
+ * collected: all of them in `seen`, except failed requests (the missing favicon; requests whose
+ * answers the tests check), which go to `failed`.
+ */
+async function openTab(context, { url = app.url } = {}) {
   const ctx = context ?? (await browser.newContext());
   const page = await ctx.newPage();
   const seen = [];
+  const failed = [];
   page.on("pageerror", (e) => seen.push(`pageerror: ${e.message}`));
-  // Network errors show up as console errors too; the expected ones (the start-up refresh
-  // without a cookie answers 400, no favicon) are left to the assertions on statuses.
   page.on("console", (m) => {
-    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) seen.push(`console: ${m.text()}`);
+    if (m.type() !== "error" && m.type() !== "warning") return;
+    if (m.text().startsWith("Failed to load resource")) failed.push(`${m.location().url}: ${m.text()}`);
+    else seen.push(`console ${m.type()}: ${m.text()}`);
   });
-  await page.goto(`${app.url}/`);
+  await page.goto(`${url}/`);
   await page.waitForFunction(() => window.appReady === true);
   await page.evaluate(() => window.client.ready);
-  return { context: ctx, page, seen };
+  return { context: ctx, page, seen, failed };
+}
+
+/** Reloads a tab and waits for the client's restore. */
+async function reload(page) {
+  await page.reload();
+  await page.waitForFunction(() => window.appReady === true);
+  await page.evaluate(() => window.client.ready);
 }
 
 const changes = (page) => page.evaluate(() => window.changes.map((c) => ({ type: c.type, remote: c.remote, reason: c.reason })));
@@ -63,9 +80,10 @@ test("cookie mode: the page never holds the refresh token; a reload restores the
     const cookie = (await context.cookies(stack.url)).find((c) => c.name === COOKIE_NAME);
     assert.ok(cookie?.httpOnly, "the refresh cookie is HttpOnly");
     const visible = await page.evaluate(() => ({
-      cookie: document.cookie, local: localStorage.length, session: sessionStorage.length,
+      cookie: document.cookie, local: { ...localStorage }, session: sessionStorage.length,
     }));
-    assert.deepEqual(visible, { cookie: "", local: 0, session: 0 });
+    // Only the flag that says there is a session to restore; no secret.
+    assert.deepEqual(visible, { cookie: "", local: { sessiond_session: "1" }, session: 0 });
     assert.deepEqual((await apiMe(page)).body.sub, user.id);
 
     await page.reload();
@@ -182,5 +200,73 @@ test("a bridge sign-in followed at once by a socket connects on the first try", 
       await context.close();
     }
     await sleep(10);
+  }
+});
+
+test("a signed-out page load sends no refresh request and logs nothing; nor does one after a logout", { timeout: 20_000 }, async () => {
+  const { context, page, seen, failed } = await openTab(undefined);
+  const refreshes = [];
+  context.on("request", (r) => { if (r.method() === "POST" && r.url().endsWith("/v1/token/refresh")) refreshes.push(r.url()); });
+  try {
+    await reload(page);
+    assert.equal(await page.evaluate(() => window.client.signedIn), false);
+    assert.deepEqual(await page.evaluate(() => window.changes.map((c) => [c.type, c.user])), [["initial_session", null]]);
+    assert.deepEqual(refreshes, []);
+
+    const user = await page.evaluate(() => window.client.guest());
+    await reload(page);
+    assert.equal(await page.evaluate(() => window.client.user?.id), user.id);
+    assert.deepEqual(await page.evaluate(() => window.changes.map((c) => [c.type, c.user?.id])), [["initial_session", user.id]]);
+    assert.equal(refreshes.length, 1);
+
+    await page.evaluate(() => window.client.signOut());
+    await reload(page);
+    assert.equal(await page.evaluate(() => window.client.signedIn), false);
+    assert.equal(refreshes.length, 1);
+    assert.deepEqual(seen, []);
+    assert.deepEqual(failed.filter((f) => !f.includes("favicon")), []);
+  } finally {
+    await context.close();
+  }
+});
+
+test("tabs share no token over the BroadcastChannel: each refreshes for its own", { timeout: 20_000 }, async () => {
+  const a = await openTab();
+  const b = await openTab(a.context);
+  try {
+    await a.page.evaluate(() => window.client.guest());
+    await b.page.evaluate(() => window.client.whenSignedIn());
+    await a.page.evaluate(() => window.client.refresh());
+    const tokens = await Promise.all([a, b].map((t) => t.page.evaluate(() => window.client.getAccessToken())));
+    assert.notEqual(tokens[0], tokens[1]);
+    for (const tab of [a, b]) assert.equal((await apiMe(tab.page)).status, 200);
+    await a.page.evaluate(() => window.client.signOut());
+    await b.page.waitForFunction(() => !window.client.signedIn, null, { timeout: 2000 });
+    for (const tab of [a, b]) {
+      const wire = JSON.stringify(await tab.page.evaluate(() => window.channelMessages));
+      assert.ok(!tokens.some((t) => wire.includes(t)) && !/token/i.test(wire), wire);
+      assert.deepEqual(tab.seen, []);
+    }
+    assert.ok(JSON.parse(JSON.stringify(await b.page.evaluate(() => window.channelMessages))).some((m) => m.type === "signed_out"));
+  } finally {
+    await a.context.close();
+  }
+});
+
+test("socketAuth() and bindSocket(): a logout in another tab disconnects this tab's socket (no event feed)", { timeout: 20_000 }, async () => {
+  const a = await openTab(undefined, { url: quietApp.url });
+  const b = await openTab(a.context, { url: quietApp.url });
+  try {
+    await a.page.evaluate(() => window.client.guest());
+    await b.page.evaluate(() => window.client.whenSignedIn());
+    const hello = await b.page.evaluate(() => window.connectSocket({ bind: true }));
+    assert.equal(hello.sid, await b.page.evaluate(() => window.client.sessionId));
+    await a.page.evaluate(() => window.client.signOut());
+    await b.page.waitForFunction(() => window.socketEvents.some((e) => e.type === "disconnect"), null, { timeout: 2000 });
+    assert.deepEqual(await b.page.evaluate(() => window.socketEvents.map((e) => [e.type, e.reason])),
+      [["disconnect", "io client disconnect"]]);
+    assert.deepEqual(b.seen, []);
+  } finally {
+    await a.context.close();
   }
 });
