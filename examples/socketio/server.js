@@ -6,7 +6,8 @@
 // ticket in the handshake; a backend-to-backend client may pass an access token instead.
 // The server follows sessiond's event feed (the service key needs the `events` scope too) and
 // closes the sockets of a session within a second of its end, after telling the client why
-// (`session_ended` with `{ reason }`); SESSIOND_EVENTS=off turns that off.
+// (`session_ended` with `{ reason }`); SESSIOND_EVENTS=off turns that off. With a key sessiond
+// refuses for the feed (no `events` scope) it does not start: it says why and exits with 1.
 
 import { createServer } from "node:http";
 import { readFile } from "node:fs/promises";
@@ -14,7 +15,7 @@ import { createRequire } from "node:module";
 import { dirname, extname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Server } from "socket.io";
-import { socketAuth } from "@sessiond/node";
+import { Sessiond, socketAuth } from "@sessiond/node";
 
 const PORT = Number(process.env.PORT ?? 3000);
 const SESSIOND_URL = (process.env.SESSIOND_URL ?? "http://127.0.0.1:8080").replace(/\/+$/, "");
@@ -60,17 +61,30 @@ const http = createServer(async (req, res) => {
 
 const io = new Server(http);
 
+// One Sessiond for the whole server (an Express app would pass the same one to
+// requireSession({ sessiond })): introspection for tokens and tickets, and the event feed.
+const sessiond = new Sessiond({ url: SESSIOND_URL, serviceKey: SESSIOND_SERVICE_KEY, events: EVENTS });
+
 // Every handshake is checked before "connection": a ticket is redeemed once, an access token
 // introspected; socket.data.session = { sub, sid, is_guest, email }. With the feed, when a
 // session ends (logout, revocation, password change, reuse, admin, user deleted) its sockets get
-// "session_ended" { reason, session_id } and are disconnected.
-const auth = socketAuth({ url: SESSIOND_URL, serviceKey: SESSIOND_SERVICE_KEY, events: EVENTS });
+// "session_ended" { reason, session_id } and are disconnected. events: false is the explicit
+// opt-out (SESSIOND_EVENTS=off).
+const auth = socketAuth({ sessiond, events: EVENTS });
 io.use(auth);
-auth.sessiond.events?.on("open", () => console.log("event feed: connected"));
+sessiond.events?.on("open", () => console.log("event feed: connected"));
 
 io.on("connection", (socket) => {
   socket.emit("hello", socket.data.session);
 });
+
+// Start only once the feed is live: a key without the events scope stops the server here.
+try {
+  await sessiond.ready();
+} catch (err) {
+  console.error(`cannot follow sessiond's event feed: ${err.message}`);
+  process.exit(1);
+}
 
 http.listen(PORT, () => {
   const { port } = http.address();
@@ -81,6 +95,7 @@ for (const signal of ["SIGINT", "SIGTERM"]) {
   process.on(signal, async () => {
     io.close();
     await auth.close();
+    await sessiond.close();
     process.exit(0);
   });
 }
