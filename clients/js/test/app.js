@@ -19,7 +19,9 @@ const PAGE = (sessiondUrl) => `<!doctype html>
 <script src="/socket.io/socket.io.js"></script>
 <script type="module">
   import { createClient } from "/client/index.js";
-  const client = createClient({ url: ${JSON.stringify(sessiondUrl)} });
+  // ?nohint: the client always asks sessiond at start (sessionHint: false).
+  const nohint = new URLSearchParams(location.search).has("nohint");
+  const client = createClient({ url: ${JSON.stringify(sessiondUrl)}, ...(nohint ? { sessionHint: false } : {}) });
   window.client = client;
   window.changes = [];
   client.onChange((e) => window.changes.push(e));

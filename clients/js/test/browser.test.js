@@ -230,6 +230,22 @@ test("a signed-out page load sends no refresh request and logs nothing; nor does
   }
 });
 
+test("sessionHint: false restores a session the page has no flag for", { timeout: 20_000 }, async () => {
+  const { context, page } = await openTab();
+  try {
+    const user = await page.evaluate(() => window.client.guest());
+    await page.evaluate(() => localStorage.clear()); // as on another origin sharing the cookie
+    await reload(page);
+    assert.equal(await page.evaluate(() => window.client.signedIn), false, "no flag: not restored");
+    await page.goto(`${app.url}/?nohint`);
+    await page.waitForFunction(() => window.appReady === true);
+    await page.evaluate(() => window.client.ready);
+    assert.equal(await page.evaluate(() => window.client.user?.id), user.id);
+  } finally {
+    await context.close();
+  }
+});
+
 test("tabs share no token over the BroadcastChannel: each refreshes for its own", { timeout: 20_000 }, async () => {
   const a = await openTab();
   const b = await openTab(a.context);

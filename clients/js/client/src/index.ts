@@ -121,6 +121,12 @@ export interface ClientOptions {
   channel?: string | false;
   /** Restore the session at start (cookie: one refresh; bearer: when storage holds a token). Default true. */
   restore?: boolean;
+  /**
+   * Cookie mode in browsers: keep a flag (`sessiond_session`, no secret) in localStorage while
+   * signed in, and skip the start-up refresh when it is absent (default true). Set false when
+   * this page can find a session it did not start (several origins sharing sessiond's cookie).
+   */
+  sessionHint?: boolean;
   /** Refresh this many seconds before expiry at most (default 60; never more than a quarter of the lifetime). */
   refreshLeadSecs?: number;
   /** Custom fetch (tests, instrumentation). Default: `globalThis.fetch`. */
@@ -265,6 +271,7 @@ export class SessiondClient {
   /** While following another tab's sign-in: the events it causes are `remote`. */
   #following = false;
   #warned = false;
+  #hint: boolean;
 
   constructor(options: ClientOptions) {
     if (!options?.url) throw new TypeError("@sessiond/client: options.url is required");
@@ -275,6 +282,7 @@ export class SessiondClient {
     }
     this.#storage = options.storage ?? memoryStorage();
     this.#leadSecs = options.refreshLeadSecs ?? 60;
+    this.#hint = this.mode === "cookie" && options.sessionHint !== false;
     const f = options.fetch ?? globalThis.fetch;
     if (typeof f !== "function") throw new TypeError("@sessiond/client: no fetch available");
     this.#fetch = (input, init) => f(input, init);
@@ -604,7 +612,7 @@ export class SessiondClient {
 
   async #restore(): Promise<void> {
     try {
-      if (this.mode === "bearer" ? !(await this.#storage.get()) : hint() === false) return;
+      if (this.mode === "bearer" ? !(await this.#storage.get()) : this.#hint && hint() === false) return;
       await this.refresh();
     } catch (err) {
       // Offline or sessiond unreachable: stay signed out for now; getAccessToken() tries again.
@@ -731,7 +739,7 @@ export class SessiondClient {
         console.warn(MODE_MISMATCH);
       }
       // Without a cookie there is nothing for the next page load to restore.
-      hint(!body.refresh_token);
+      if (this.#hint) hint(!body.refresh_token);
     }
     if (this.mode === "bearer" && body.refresh_token) {
       // After a refresh, write the successor only if the storage still holds the token we
@@ -779,7 +787,7 @@ export class SessiondClient {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     if (this.mode === "bearer") await this.#storage.remove();
-    else hint(false);
+    else if (this.#hint) hint(false);
     if (notify) this.#post({ type: "signed_out", sessionId, reason });
     if (had) this.#emit({ type: "signed_out", user: null, sessionId, remote: false, reason });
   }
