@@ -76,6 +76,11 @@ export interface RefreshTokenStorage {
   remove(): void | Promise<void>;
   /** True when every tab sees the same value (then tabs share one session over the channel). */
   readonly shared?: boolean;
+  /**
+   * Where a refresh token waits whose revocation sessiond has not confirmed (a bearer-mode
+   * sign-out while sessiond was unreachable), so that the next start tries again. Optional.
+   */
+  readonly pendingRevocation?: RefreshTokenStorage;
 }
 
 /** Keeps the refresh token in this JavaScript realm only (lost on reload; not shared). */
@@ -98,13 +103,16 @@ export function memoryStorage(): RefreshTokenStorage {
  * Anything that can run script on the origin can read it: prefer cookie mode in browsers.
  */
 export function localStorageAdapter(key = "sessiond.refresh_token"): RefreshTokenStorage {
-  const store = () => (globalThis as { localStorage?: Storage }).localStorage;
-  return {
-    get: () => store()?.getItem(key) ?? null,
-    set: (token) => store()?.setItem(key, token),
-    remove: () => store()?.removeItem(key),
-    shared: true,
+  const slot = (key: string): RefreshTokenStorage => {
+    const store = () => (globalThis as { localStorage?: Storage }).localStorage;
+    return {
+      get: () => store()?.getItem(key) ?? null,
+      set: (token) => store()?.setItem(key, token),
+      remove: () => store()?.removeItem(key),
+      shared: true,
+    };
   };
+  return { ...slot(key), pendingRevocation: slot(`${key}.revoke`) };
 }
 
 export interface ClientOptions {
@@ -295,6 +303,14 @@ export class SessiondClient {
       this.#channel.onmessage = (event: MessageEvent) => this.#onMessage(event.data);
     }
 
+    if (this.mode === "bearer") {
+      // A revocation that a previous page could not deliver.
+      Promise.resolve(this.#storage.pendingRevocation?.get())
+        .then((token) => {
+          if (token) void this.#revoke(token, 0);
+        })
+        .catch(() => {});
+    }
     this.ready = (options.restore === false ? Promise.resolve() : this.#restore()).then(() => {
       this.#started = true;
       this.#emit(this.#initial());
@@ -633,6 +649,7 @@ export class SessiondClient {
    * are retried after 1, 2, 4, … 32 s (in the background: the first attempt is awaited).
    */
   async #revoke(token: string, attempt: number): Promise<void> {
+    const pending = this.#storage.pendingRevocation;
     try {
       const res = await this.#fetch(`${this.url}/v1/revoke`, {
         method: "POST",
@@ -640,11 +657,16 @@ export class SessiondClient {
         body: JSON.stringify({ token, token_type_hint: "refresh_token" }),
         credentials: "omit",
       });
-      if (res.status < 500 && res.status !== 429) return;
+      if (res.status < 500 && res.status !== 429) {
+        if (pending && (await pending.get()) === token) await pending.remove();
+        return;
+      }
     } catch {
       // unreachable: try again later
     }
     if (attempt < 6) unref(setTimeout(() => void this.#revoke(token, attempt + 1), 1000 * 2 ** attempt));
+    // Kept for the next start too (until sessiond answers).
+    if (attempt === 0) await Promise.resolve(pending?.set(token)).catch(() => {});
   }
 
   async #doRefresh(): Promise<SessionState | null> {

@@ -3,7 +3,7 @@
 // cookie mode in Chromium.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { SessiondClient, SessiondError, createClient, memoryStorage } from "@sessiond/client";
+import { SessiondClient, SessiondError, createClient, localStorageAdapter, memoryStorage } from "@sessiond/client";
 import {
   COOKIE_NAME, auditEvents, bridgeProvider, call, eventually, sleep, startSessiond,
 } from "../../test/harness.js";
@@ -471,6 +471,48 @@ describe("logging out in bearer mode when the access token is unusable", () => {
       assert.equal(f.count("/v1/revoke"), 2, "no retry after sessiond answered");
     } finally {
       second.client.dispose();
+    }
+  });
+
+  test("a revocation sessiond never answered is kept in pendingRevocation and sent at the next start", T, async () => {
+    const storage = { ...memoryStorage(), pendingRevocation: memoryStorage() };
+    const down = recordingFetch();
+    down.intercept = (url) => (url.pathname === "/v1/logout" || url.pathname === "/v1/revoke"
+      ? Promise.reject(new TypeError("fetch failed")) : null);
+    const first = newClient({ storage, fetch: down });
+    await first.client.guest();
+    const stored = await storage.get();
+    await first.client.logOut();
+    first.client.dispose();
+    assert.equal(await storage.get(), null);
+    assert.equal(await storage.pendingRevocation.get(), stored);
+
+    const second = newClient({ storage });
+    try {
+      await eventually(() => second.fetch.count("/v1/revoke") === 1, { what: "the revocation sent at start" });
+      await eventually(async () => (await storage.pendingRevocation.get()) === null, { what: "the pending revocation cleared" });
+      const refresh = await call(stack, "POST", "/v1/token/refresh", { body: { refresh_token: stored } });
+      assert.equal(refresh.status, 401);
+    } finally {
+      second.client.dispose();
+    }
+  });
+
+  test("localStorageAdapter keeps a pending revocation next to the refresh token", () => {
+    const items = new Map();
+    globalThis.localStorage = {
+      getItem: (k) => items.get(k) ?? null, setItem: (k, v) => items.set(k, String(v)), removeItem: (k) => items.delete(k),
+    };
+    try {
+      const adapter = localStorageAdapter("app.rt");
+      adapter.set("a");
+      adapter.pendingRevocation.set("b");
+      assert.deepEqual([...items], [["app.rt", "a"], ["app.rt.revoke", "b"]]);
+      assert.equal(adapter.shared, true);
+      adapter.pendingRevocation.remove();
+      assert.equal(adapter.pendingRevocation.get(), null);
+    } finally {
+      delete globalThis.localStorage;
     }
   });
 });
