@@ -127,7 +127,10 @@ export interface ClientOptions {
    * `sessiond:<url>` in cookie mode and with a `shared` storage, none otherwise.
    */
   channel?: string | false;
-  /** Restore the session at start (cookie: one refresh; bearer: when storage holds a token). Default true. */
+  /**
+   * Restore the session at start (cookie: one refresh, unless `sessionHint` says there is no
+   * session; bearer: when storage holds a token). Default true.
+   */
   restore?: boolean;
   /**
    * Cookie mode in browsers: keep a flag (`sessiond_session`, no secret) in localStorage while
