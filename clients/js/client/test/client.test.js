@@ -952,9 +952,22 @@ describe("start-up events, names, snapshot, Socket.IO helper", () => {
       await a.client.refresh();
       await sleep(100);
       assert.equal(socket.disconnects, 0);
+      // Another session replaces this one (a sign-in in the other tab): the socket reconnects
+      // (with a new ticket, for the new session).
+      socket.connects = 0;
+      socket.connect = function () { this.connects++; return this; };
+      const sessionBefore = b.client.sessionId;
+      await a.client.guest();
+      await eventually(() => b.client.sessionId !== sessionBefore && socket.connects === 1, { what: "the socket reconnected" });
+      assert.equal(socket.disconnects, 1);
       await a.client.signOut();
-      await eventually(() => socket.disconnects === 1, { what: "the socket disconnected" });
+      await eventually(() => socket.disconnects === 2, { what: "the socket disconnected" });
+      assert.equal(socket.connects, 1);
       unbind();
+      await a.client.guest();
+      await b.client.whenSignedIn();
+      await sleep(100);
+      assert.deepEqual([socket.disconnects, socket.connects], [2, 1], "unbound");
     } finally {
       a.client.dispose();
       b.client.dispose();
