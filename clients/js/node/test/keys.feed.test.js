@@ -65,7 +65,12 @@ for (const db of DATABASES) {
         assert.deepEqual(retired, [kid]);
         assert.equal(introspections, 0, "refused locally");
 
-        // The session goes on with a token of the new active key, which verifies at once.
+        // The session goes on with a token of the new active key, which verifies at once. (On
+        // SQLite the server learns of the CLI's change by polling: wait until its JWKS shows it.)
+        await eventually(async () => {
+          const { keys } = await (await fetch(`${stack.url}/.well-known/jwks.json`)).json();
+          return !keys.some((k) => k.kid === kid);
+        }, { what: "the retired key gone from sessiond's JWKS" });
         const refreshed = await call(stack, "POST", "/v1/token/refresh", { body: { refresh_token: session.refresh_token } });
         assert.equal(refreshed.status, 200, JSON.stringify(refreshed.body));
         assert.notEqual(kidOf(refreshed.body.access_token), kid);
