@@ -13,6 +13,52 @@ import { HOST } from "./harness.js";
 
 const require = createRequire(import.meta.url);
 const CLIENT_DIST = join(dirname(require.resolve("@sessiond/client/package.json")), "dist", "esm");
+const REACT_DIST = join(dirname(require.resolve("@sessiond/react/package.json")), "dist", "esm");
+
+/**
+ * React and ReactDOM (CommonJS only) as one ES module for the browser, without a bundler: each
+ * file wrapped in a function, with a require() over them.
+ */
+async function reactBundle() {
+  const files = {
+    react: "react/cjs/react.production.js",
+    "react-dom": "react-dom/cjs/react-dom.production.js",
+    "react-dom/client": "react-dom/cjs/react-dom-client.production.js",
+    scheduler: "scheduler/cjs/scheduler.production.js",
+  };
+  let out = "const process = { env: { NODE_ENV: 'production' } };\nconst defined = {}, loaded = {};\n";
+  out += "function require(name) {\n  if (!loaded[name]) { loaded[name] = { exports: {} }; defined[name](loaded[name], loaded[name].exports); }\n  return loaded[name].exports;\n}\n";
+  for (const [name, file] of Object.entries(files)) {
+    out += `defined[${JSON.stringify(name)}] = function (module, exports) {\n${await readFile(new URL(`../node_modules/${file}`, import.meta.url), "utf8")}\n};\n`;
+  }
+  out += "const React = require('react');\nexport default React;\nexport const ReactDOMClient = require('react-dom/client');\n";
+  out += "export const { createContext, createElement, useContext, useSyncExternalStore } = React;\n";
+  return out;
+}
+
+/** A page rendering useSession() of @sessiond/react; window.renders lists what it showed. */
+const REACT_PAGE = (sessiondUrl) => `<!doctype html>
+<html><head><meta charset="utf-8"><title>sessiond react test</title>
+<script type="importmap">{ "imports": {
+  "react": "/vendor/react.js", "@sessiond/client": "/client/index.js", "@sessiond/react": "/sessiond-react/index.js"
+} }</script>
+<script type="module">
+  import React, { ReactDOMClient } from "react";
+  import { createClient } from "@sessiond/client";
+  import { SessiondProvider, useSession } from "@sessiond/react";
+  const client = createClient({ url: ${JSON.stringify(sessiondUrl)} });
+  window.client = client;
+  window.renders = [];
+  function Status() {
+    const { status, user, event } = useSession();
+    const text = user ? \`\${status} \${user.id}\` : status;
+    window.renders.push({ text, event });
+    return React.createElement("p", { id: "status" }, text);
+  }
+  ReactDOMClient.createRoot(document.getElementById("root"))
+    .render(React.createElement(SessiondProvider, { client }, React.createElement(Status)));
+  window.appReady = true;
+</script></head><body><div id="root"></div></body></html>`;
 
 const PAGE = (sessiondUrl) => `<!doctype html>
 <html><head><meta charset="utf-8"><title>sessiond client test</title>
@@ -52,6 +98,16 @@ export async function startApp({ port, sessiondUrl, serviceKey, events = true })
   const stats = { refused: 0, ok: 0 };
   const app = express();
   app.get("/", (req, res) => res.type("html").set("cache-control", "no-store").send(PAGE(sessiondUrl)));
+  app.get("/react", (req, res) => res.type("html").set("cache-control", "no-store").send(REACT_PAGE(sessiondUrl)));
+  app.get("/vendor/react.js", async (req, res) => res.type("js").send(await reactBundle()));
+  app.get("/sessiond-react/:file", async (req, res) => {
+    if (!/^[\w.-]+\.js$/.test(req.params.file)) return res.sendStatus(404);
+    try {
+      res.type("js").send(await readFile(join(REACT_DIST, req.params.file)));
+    } catch {
+      res.sendStatus(404);
+    }
+  });
   app.get("/client/:file", async (req, res) => {
     if (!/^[\w.-]+\.js$/.test(req.params.file)) return res.sendStatus(404);
     try {
