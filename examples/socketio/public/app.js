@@ -25,10 +25,13 @@ function connect() {
   socket.on("session_ended", ({ reason }) => show(`session ended: ${reason}`));
 }
 
-// Signed in here or in another tab: connect. Signed out anywhere: disconnect.
-auth.onChange(({ type, remote }) => {
-  logoutButton.hidden = type === "signed_out";
-  if (type === "signed_in") connect();
+// Restored from the cookie at load, or signed in here or in another tab: connect. Signed out
+// anywhere: disconnect. The first event is initial_session (user null: nobody signed in) or
+// restore_failed.
+auth.onChange(({ type, user, remote }) => {
+  const signedIn = type === "signed_in" || (type === "initial_session" && user !== null);
+  logoutButton.hidden = !signedIn && type !== "refreshed";
+  if (signedIn) connect();
   if (type === "signed_out") {
     socket?.disconnect();
     socket = null;

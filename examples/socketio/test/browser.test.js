@@ -105,7 +105,8 @@ test("login from the form connects as that user; logout ends the session and the
       });
       return r.status;
     }, stack.sessiondUrl);
-    assert.equal(refresh, 400);
+    // (400 or 401, by sessiond's version: what matters is that it is refused.)
+    assert.ok(refresh === 400 || refresh === 401, `refresh without a cookie answered ${refresh}`);
   } finally {
     await context.close();
   }
