@@ -106,7 +106,8 @@ export async function startStack() {
   const sessiondUrl = `http://${HOST}:${sessiondPort}`;
   const exampleUrl = `http://${HOST}:${examplePort}`;
 
-  // Arrays cannot come from SESSIOND__ variables: the CORS allowlist goes in a config file.
+  // The CORS allowlist from a config file in SESSIOND_CONFIG_DIR (a comma-separated
+  // SESSIOND__CORS__ALLOWED_ORIGINS would do as well).
   await mkdir(join(tmp, "config"));
   await writeFile(
     join(tmp, "config", "test.toml"),
