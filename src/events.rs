@@ -13,8 +13,9 @@
 //! the ring holds is dropped and resumes with `Last-Event-ID`; it never holds up the tail,
 //! revocation or other consumers.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,6 +49,26 @@ pub struct EventFeed {
     /// Set at shutdown: every stream ends, and its consumer resumes elsewhere with
     /// `Last-Event-ID`.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Streams open on this instance, per service key name.
+    streams: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+}
+
+/// One open stream of a service key; dropping it frees its place.
+pub struct StreamLease {
+    holder: Arc<str>,
+    streams: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+}
+
+impl Drop for StreamLease {
+    fn drop(&mut self) {
+        let mut streams = self.streams.lock().expect("stream lease lock");
+        if let Some(open) = streams.get_mut(&self.holder) {
+            *open -= 1;
+            if *open == 0 {
+                streams.remove(&self.holder);
+            }
+        }
+    }
 }
 
 impl EventFeed {
@@ -60,7 +81,24 @@ impl EventFeed {
             wake: Arc::new(Notify::new()),
             poll_interval,
             closing: tokio::sync::watch::Sender::new(false),
+            streams: Arc::default(),
         }
+    }
+
+    /// A place for one more stream of `holder` (a service key's name), unless it already holds
+    /// `cap` on this instance. Streams are held by the instance that serves them, so the cap
+    /// bounds what one key can pin on each instance; a leaked key cannot exhaust a server.
+    pub fn lease_stream(&self, holder: &Arc<str>, cap: usize) -> Option<StreamLease> {
+        let mut streams = self.streams.lock().expect("stream lease lock");
+        let open = streams.entry(holder.clone()).or_insert(0);
+        if *open >= cap {
+            return None;
+        }
+        *open += 1;
+        Some(StreamLease {
+            holder: holder.clone(),
+            streams: self.streams.clone(),
+        })
     }
 
     /// Ends every stream (at shutdown), now and for streams that open later.

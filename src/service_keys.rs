@@ -3,6 +3,10 @@
 //! `service_keys` table (`sessiond service-keys create`, which prints the key once and stores
 //! only its SHA-256). A presented key is hashed and compared with every known hash in constant
 //! time, so neither timing nor the key's position reveals anything.
+//!
+//! Every instance re-reads the table twice a second (see `services::maintenance`), so a key
+//! revoked anywhere stops authenticating everywhere within that, and whatever it holds open
+//! (event streams) is told through [`ServiceKeys::changes`] and ends.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -27,10 +31,13 @@ struct Known {
 }
 
 /// Who called: a service key's name and scopes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Caller {
     pub name: Arc<str>,
     scopes: Vec<Scope>,
+    /// The key's SHA-256: which key this is, so that a key revoked and re-created under the
+    /// same name is still a different key.
+    hash: Arc<[u8]>,
 }
 
 impl Caller {
@@ -39,11 +46,22 @@ impl Caller {
     }
 }
 
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Caller")
+            .field("name", &self.name)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
 pub struct ServiceKeys {
     store: Store,
     configured: Vec<Known>,
     stored: RwLock<Arc<Vec<Known>>>,
     last_reload: Mutex<Instant>,
+    /// Bumped whenever a re-read changes the set of stored keys.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl ServiceKeys {
@@ -57,6 +75,7 @@ impl ServiceKeys {
             configured,
             stored: RwLock::new(Arc::new(Vec::new())),
             last_reload: Mutex::new(Instant::now()),
+            changes: tokio::sync::watch::Sender::new(0),
         };
         keys.reload().await?;
         Ok(keys)
@@ -64,13 +83,42 @@ impl ServiceKeys {
 
     pub async fn reload(&self) -> anyhow::Result<()> {
         let rows = self.store.service_keys().await?;
-        let known = rows
+        let known: Vec<Known> = rows
             .into_iter()
             .filter(|row| row.revoked_at.is_none())
             .map(known_from_row)
             .collect();
-        *self.stored.write().expect("service key lock") = Arc::new(known);
+        let changed = {
+            let mut stored = self.stored.write().expect("service key lock");
+            let changed = !same_keys(&stored, &known);
+            *stored = Arc::new(known);
+            changed
+        };
+        if changed {
+            self.changes.send_modify(|generation| *generation += 1);
+        }
         Ok(())
+    }
+
+    /// Changes whenever a key is created or revoked: holders of long-lived requests (event
+    /// streams) check [`ServiceKeys::is_current`] then.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Whether the key `caller` authenticated with is still valid (not revoked).
+    pub fn is_current(&self, caller: &Caller) -> bool {
+        self.find(&caller.hash).is_some()
+    }
+
+    /// Resolves once the key `caller` authenticated with has been revoked.
+    pub async fn revoked(&self, caller: &Caller) {
+        let mut changes = self.changes();
+        while self.is_current(caller) {
+            if changes.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 
     /// The caller a presented key belongs to, re-reading the table once (at most every
@@ -98,6 +146,7 @@ impl ServiceKeys {
                 found = Some(Caller {
                     name: known.name.clone(),
                     scopes: known.scopes.clone(),
+                    hash: known.hash.as_slice().into(),
                 });
             }
         }
@@ -112,6 +161,10 @@ impl ServiceKeys {
         *last = Instant::now();
         true
     }
+}
+
+fn same_keys(a: &[Known], b: &[Known]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.hash == y.hash)
 }
 
 fn known_from_config(key: &ConfiguredKey) -> anyhow::Result<Known> {

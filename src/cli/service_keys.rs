@@ -23,7 +23,8 @@ pub enum ServiceKeysCommand {
     /// List keys (names and scopes, never the keys).
     #[command(after_long_help = "Example:\n  sessiond service-keys list")]
     List,
-    /// Revoke a key by name.
+    /// Revoke a key by name: it gets 401 at once, and its open event streams end within a
+    /// second on every instance.
     #[command(after_long_help = "Example:\n  sessiond service-keys revoke api")]
     Revoke { name: String },
 }

@@ -16,7 +16,7 @@ const PURGE_BATCH: i64 = 500;
 const GUESTS_PER_RUN: i64 = 5000;
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 /// Revoking a service key on one instance reaches the others within this time.
-const SERVICE_KEYS_EVERY: Duration = Duration::from_secs(10);
+const SERVICE_KEYS_EVERY: Duration = Duration::from_millis(500);
 /// An instance that is not told of key changes (SQLite, or a PostgreSQL listener that is down)
 /// looks at the key table's fingerprint this often: a revoked key stops verifying within it.
 const KEYS_POLL_EVERY: Duration = Duration::from_millis(500);
@@ -28,10 +28,17 @@ pub fn spawn(state: Arc<Services>) -> Vec<JoinHandle<()>> {
     let keys_state = state.clone();
     let service_keys = tokio::spawn(async move {
         let mut timer = tokio::time::interval(SERVICE_KEYS_EVERY);
+        let mut failing = false;
         loop {
             timer.tick().await;
-            if let Err(error) = keys_state.service_keys.reload().await {
-                tracing::warn!(error = ?error, "could not re-read service keys");
+            match keys_state.service_keys.reload().await {
+                // Once per outage, not twice a second.
+                Err(error) if !failing => {
+                    tracing::warn!(error = ?error, "could not re-read service keys");
+                    failing = true;
+                }
+                Err(_) => {}
+                Ok(()) => failing = false,
             }
         }
     });

@@ -1,5 +1,6 @@
 //! The session event log (`session_events`). Rows are written by database triggers in the
-//! transaction of the change they record (see `migrations/*/0005_session_events.sql`); this
+//! transaction of the change they record (see `migrations/*/0005_session_events.sql` and
+//! `0009_key_retired_event.sql`); this
 //! module only reads them and purges old ones.
 
 use sqlx::FromRow;
@@ -15,13 +16,15 @@ pub struct SessionEventRow {
     pub user_id: String,
     pub session_id: Option<String>,
     pub reason: Option<String>,
+    /// The signing key a `key.retired` event names.
+    pub kid: Option<String>,
 }
 
 impl Store {
     /// Up to `limit` events with an id above `after`, in id order.
     pub async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SessionEventRow>> {
         Ok(sqlx::query_as(
-            "select id, at, type, user_id, session_id, reason from session_events \
+            "select id, at, type, user_id, session_id, reason, kid from session_events \
              where id > $1 order by id limit $2",
         )
         .bind(after)

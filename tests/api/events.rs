@@ -175,7 +175,11 @@ type Sse = (Option<i64>, String, Value);
 
 impl Consumer {
     async fn connect(app: &TestApp, last_event_id: Option<i64>) -> Consumer {
-        let mut request = app.get("/v1/events").bearer_auth(EVENTS_KEY);
+        Consumer::connect_with(app, EVENTS_KEY, last_event_id).await
+    }
+
+    async fn connect_with(app: &TestApp, key: &str, last_event_id: Option<i64>) -> Consumer {
+        let mut request = app.get("/v1/events").bearer_auth(key);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id.to_string());
         }
@@ -212,6 +216,21 @@ impl Consumer {
             match tokio::time::timeout(left, self.chunks.next()).await {
                 Ok(Some(Ok(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
                 _ => return None,
+            }
+        }
+    }
+
+    /// True when the server ends the stream within `within` (whatever it sends before).
+    async fn ended_within(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return false;
+            };
+            match tokio::time::timeout(left, self.chunks.next()).await {
+                Ok(Some(Ok(_))) => continue,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Err(_) => return false,
             }
         }
     }
@@ -486,4 +505,146 @@ async fn the_poll_form_refuses_a_malformed_last_event_id_too() {
         .await
         .unwrap();
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+}
+
+#[tokio::test]
+async fn retiring_a_signing_key_is_announced_on_the_feed_with_its_kid() {
+    // Arrange: a consumer on one instance, the key retired from the command line.
+    let app = spawn_app_with(with_test_keys).await;
+    crate::helpers::until_listening(&app).await;
+    let session = app.new_user().await;
+    let kid = crate::helpers::kid_of(&session.access_token);
+    let mut consumer = Consumer::connect(&app, None).await;
+
+    // Act
+    let run = crate::cli::cli(&app.db, &["keys", "retire", &kid], None).await;
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // Assert: the stream says so within a second, as `{id, type, at, kid}` and nothing else.
+    let (id, kind, data) = consumer
+        .next_event(Duration::from_secs(1))
+        .await
+        .expect("key.retired within a second");
+    assert_eq!(kind, "key.retired");
+    assert_eq!(data["kid"], kid.as_str());
+    assert_eq!(data["type"], "key.retired");
+    assert_eq!(data["id"].as_i64(), id);
+    let mut fields: Vec<&str> = data
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort();
+    assert_eq!(fields, ["at", "id", "kid", "type"], "{data}");
+    // The poll form carries the same event.
+    let page = poll(&app, id.unwrap() - 1).await;
+    assert_eq!(page["events"][0], data);
+}
+
+async fn stored_key_known(app: &TestApp, key: &str) {
+    let known = crate::helpers::within(Duration::from_secs(3), || async {
+        let response = app
+            .get("/v1/events?after=0&limit=1")
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        response.status() == StatusCode::OK
+    })
+    .await;
+    assert!(known, "the new key was not accepted");
+}
+
+/// A key created with `sessiond service-keys create NAME --scope events`.
+async fn stored_events_key(app: &TestApp, name: &str) -> String {
+    let run = crate::cli::cli(
+        &app.db,
+        &["service-keys", "create", name, "--scope", "events"],
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let key = run.stdout.trim().to_string();
+    // Every instance re-reads the keys twice a second.
+    stored_key_known(app, &key).await;
+    key
+}
+
+#[tokio::test]
+async fn revoking_a_service_key_ends_its_open_streams_on_every_instance_within_a_second() {
+    // Arrange: two instances on one database, each with a stream open with the same key.
+    let a = spawn_app_with(with_test_keys).await;
+    let b = spawn_on(a.db.clone(), with_test_keys).await;
+    let key = stored_events_key(&a, "feed-reader").await;
+    stored_key_known(&b, &key).await;
+    let mut on_a = Consumer::connect_with(&a, &key, None).await;
+    let mut on_b = Consumer::connect_with(&b, &key, None).await;
+    // Another key's stream is not affected.
+    let mut other = Consumer::connect(&b, None).await;
+
+    // Act
+    let run = crate::cli::cli(&a.db, &["service-keys", "revoke", "feed-reader"], None).await;
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // Assert: both streams end within a second; the key gets 401 for anything new.
+    assert!(
+        on_a.ended_within(Duration::from_secs(1)).await,
+        "instance a kept the stream"
+    );
+    assert!(
+        on_b.ended_within(Duration::from_secs(1)).await,
+        "instance b kept the stream"
+    );
+    for app in [&a, &b] {
+        let response = app
+            .get("/v1/events")
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
+    }
+    let session = b.new_user().await;
+    let (_, kind, data) = other.next_event(Duration::from_secs(2)).await.unwrap();
+    assert_eq!(kind, "session.created");
+    assert_eq!(data["session_id"], session.session_id.as_str());
+}
+
+#[tokio::test]
+async fn one_key_holds_at_most_the_configured_number_of_streams() {
+    // Arrange
+    let app = spawn_app_with(|s| {
+        with_test_keys(s);
+        s.events.max_streams_per_key = 2;
+    })
+    .await;
+    let first = Consumer::connect(&app, None).await;
+    let _second = Consumer::connect(&app, None).await;
+
+    // Act
+    let third = app
+        .get("/v1/events")
+        .bearer_auth(EVENTS_KEY)
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: 429 with Retry-After; another key is unaffected; a closed stream frees its place.
+    assert!(third.headers().contains_key("retry-after"));
+    assert_error(third, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let key = stored_events_key(&app, "other-reader").await;
+    let _other = Consumer::connect_with(&app, &key, None).await;
+    drop(first);
+    let freed = crate::helpers::within(Duration::from_secs(5), || async {
+        let response = app
+            .get("/v1/events")
+            .bearer_auth(EVENTS_KEY)
+            .send()
+            .await
+            .unwrap();
+        response.status() == StatusCode::OK
+    })
+    .await;
+    assert!(freed, "a closed stream's place was not freed");
 }

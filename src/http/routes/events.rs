@@ -15,12 +15,13 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::clock;
+use crate::error::Error;
 use crate::events::{EventFeed, PAGE, PublishedEvent};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::ServiceClient;
 use crate::http::state::AppState;
 use crate::http::views::no_store;
-use crate::service_keys::Scope;
+use crate::service_keys::{Caller, Scope};
 use crate::store::SessionEventRow;
 
 const DEFAULT_LIMIT: i64 = 100;
@@ -29,6 +30,8 @@ const MAX_LIMIT: i64 = 1000;
 /// consumer is dropped and resumes with `Last-Event-ID`.
 const CONSUMER_BUFFER: usize = 64;
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// `Retry-After` for a key that holds all the streams it may: one may end soon.
+const STREAM_CAP_RETRY_SECS: u64 = 5;
 
 #[derive(Deserialize)]
 pub struct EventsQuery {
@@ -36,26 +39,46 @@ pub struct EventsQuery {
     limit: Option<String>,
 }
 
+/// An event on the wire: a session or user event (`{id, type, at, user_id, session_id,
+/// reason}`), or a signing key's retirement (`{id, type, at, kid}`), which concerns no user.
 #[derive(Serialize)]
-struct EventView<'a> {
-    id: i64,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    at: String,
-    user_id: &'a str,
-    session_id: Option<&'a str>,
-    reason: Option<&'a str>,
+#[serde(untagged)]
+enum EventView<'a> {
+    Session {
+        id: i64,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        at: String,
+        user_id: &'a str,
+        session_id: Option<&'a str>,
+        reason: Option<&'a str>,
+    },
+    Key {
+        id: i64,
+        #[serde(rename = "type")]
+        kind: &'a str,
+        at: String,
+        kid: &'a str,
+    },
 }
 
 impl<'a> From<&'a SessionEventRow> for EventView<'a> {
     fn from(event: &'a SessionEventRow) -> Self {
-        EventView {
-            id: event.id,
-            kind: &event.kind,
-            at: clock::rfc3339(event.at),
-            user_id: &event.user_id,
-            session_id: event.session_id.as_deref(),
-            reason: event.reason.as_deref(),
+        match &event.kid {
+            Some(kid) => EventView::Key {
+                id: event.id,
+                kind: &event.kind,
+                at: clock::rfc3339(event.at),
+                kid,
+            },
+            None => EventView::Session {
+                id: event.id,
+                kind: &event.kind,
+                at: clock::rfc3339(event.at),
+                user_id: &event.user_id,
+                session_id: event.session_id.as_deref(),
+                reason: event.reason.as_deref(),
+            },
         }
     }
 }
@@ -79,7 +102,7 @@ pub async fn events(
     if query.after.is_some() || query.limit.is_some() || wants_json {
         poll(&state, &query).await
     } else {
-        stream(&state, resume).await
+        stream(&state, client.0, resume).await
     }
 }
 
@@ -130,8 +153,16 @@ async fn poll(state: &AppState, query: &EventsQuery) -> ApiResult<HttpResponse> 
     Ok(no_store(StatusCode::OK).json(json!({ "events": views, "next": next })))
 }
 
-async fn stream(state: &web::Data<AppState>, resume: Option<i64>) -> ApiResult<HttpResponse> {
+async fn stream(
+    state: &web::Data<AppState>,
+    caller: Caller,
+    resume: Option<i64>,
+) -> ApiResult<HttpResponse> {
     let feed = state.services.events().clone();
+    let cap = state.services.settings().events.max_streams_per_key;
+    let lease = feed
+        .lease_stream(&caller.name, cap)
+        .ok_or(Error::RateLimited(STREAM_CAP_RETRY_SECS))?;
     // Subscribe before reading where to start: nothing committed after this point is missed.
     let live = feed.subscribe();
     let (start, reset) = match resume {
@@ -154,8 +185,14 @@ async fn stream(state: &web::Data<AppState>, resume: Option<i64>) -> ApiResult<H
             open = open && send(&out, frame(id, "reset", &data.to_string())).await;
         }
         if open {
-            follow(feed, live, start, &out, keepalive).await;
+            // The key's revocation (on any instance) ends the stream within the keys' re-read.
+            let revoked = metrics_state.services.service_keys().revoked(&caller);
+            tokio::select! {
+                _ = follow(feed, live, start, &out, keepalive) => {}
+                _ = revoked => tracing::info!(key = %caller.name, "service key revoked: stream ended"),
+            }
         }
+        drop(lease);
         metrics_state.services.metrics().event_consumers.dec();
     });
     let body = futures_util::stream::unfold(chunks, |mut chunks| async move {
