@@ -31,6 +31,11 @@ pub enum Event {
     AdminEnabledUser,
     /// A user created by an operator (`sessiond users create`).
     AdminCreatedUser,
+    /// A credential presented outside a login was wrong (the current password of a password
+    /// change; `detail` says which credential and what for).
+    CredentialCheckFailed,
+    /// Opening a session took the user past `sessions.max_per_user`: these sessions ended.
+    SessionsEvicted,
 }
 
 impl Event {
@@ -55,6 +60,8 @@ impl Event {
             Event::AdminDisabledUser => "admin_disabled_user",
             Event::AdminEnabledUser => "admin_enabled_user",
             Event::AdminCreatedUser => "admin_created_user",
+            Event::CredentialCheckFailed => "credential_check_failed",
+            Event::SessionsEvicted => "sessions_evicted",
         }
     }
 }

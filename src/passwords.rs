@@ -125,10 +125,34 @@ impl PasswordHasher {
         Ok(answer.await.context("password hashing thread stopped")??)
     }
 
+    /// A place in the queue for one hash, taken before the request does any other work: when
+    /// the queue is full the request is turned away at once (`503`), without touching the
+    /// database. Dropping an unused place frees it.
+    pub fn reserve(&self) -> Result<HashSlot, HashError> {
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(HashError::Busy);
+        }
+        Ok(HashSlot {
+            waiting: Some(self.waiting.clone()),
+        })
+    }
+
     /// Checks a presented password against a stored PHC string, or against the dummy hash when
     /// there is none (unknown user), so both cases cost the same. NFKC-normalizes first.
     pub async fn verify(
         &self,
+        password: &SecretString,
+        stored: Option<String>,
+    ) -> Result<bool, HashError> {
+        let slot = self.reserve()?;
+        self.verify_in(slot, password, stored).await
+    }
+
+    /// [`PasswordHasher::verify`] in a place reserved earlier ([`PasswordHasher::reserve`]).
+    pub async fn verify_in(
+        &self,
+        slot: HashSlot,
         password: &SecretString,
         stored: Option<String>,
     ) -> Result<bool, HashError> {
@@ -138,7 +162,7 @@ impl PasswordHasher {
             None => self.dummy().await?,
         };
         let (reply, answer) = oneshot::channel();
-        self.submit(Job::Verify(normalize(password), phc, reply))?;
+        self.send(slot, Job::Verify(normalize(password), phc, reply))?;
         let matched = answer.await.context("password hashing thread stopped")??;
         Ok(matched && is_real)
     }
@@ -148,20 +172,45 @@ impl PasswordHasher {
             .dummy_hash
             .get_or_try_init(|| async move {
                 let unguessable = crate::tokens::opaque::generate();
-                self.hash(&unguessable).await
+                // Made once, by a request that holds a place already: it may go past the bound.
+                self.waiting.fetch_add(1, Ordering::Relaxed);
+                let slot = HashSlot {
+                    waiting: Some(self.waiting.clone()),
+                };
+                let (reply, answer) = oneshot::channel();
+                self.send(slot, Job::Hash(unguessable, reply))?;
+                Ok::<_, HashError>(answer.await.context("password hashing thread stopped")??)
             })
             .await?;
         Ok(phc.clone())
     }
 
     fn submit(&self, job: Job) -> Result<(), HashError> {
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(HashError::Busy);
-        }
+        let slot = self.reserve()?;
+        self.send(slot, job)
+    }
+
+    /// Queues `job` in its reserved place; the worker frees the place when the job is done.
+    fn send(&self, mut slot: HashSlot, job: Job) -> Result<(), HashError> {
         self.jobs
             .send(job)
-            .map_err(|_| anyhow!("password hashing threads stopped").into())
+            .map_err(|_| anyhow!("password hashing threads stopped"))?;
+        slot.waiting = None;
+        Ok(())
+    }
+}
+
+/// A reserved place in the hashing queue ([`PasswordHasher::reserve`]).
+pub struct HashSlot {
+    /// Set until a job takes the place over (the worker then frees it).
+    waiting: Option<Arc<AtomicI64>>,
+}
+
+impl Drop for HashSlot {
+    fn drop(&mut self) {
+        if let Some(waiting) = self.waiting.take() {
+            waiting.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

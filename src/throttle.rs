@@ -9,6 +9,12 @@
 //!   account is under attack: addresses that have failed for it are refused until the attack
 //!   stops, and every other attempt waits `account_delay_ms` before it is checked.
 //!
+//! Every attempt is counted before its check runs, atomically with the block it may cause
+//! (`Store::reserve_login_attempt`), and a passing check clears its count: twenty guesses sent
+//! at once get five checks, not twenty. Every credential check goes through here — a login's
+//! password, the current password of a password change, and later re-authentication and
+//! second factors — under one budget per account.
+//!
 //! So a guesser is slowed to a crawl, while the owner, from an address that has not failed,
 //! can still sign in: nobody can lock a victim out by guessing. The account key is the email
 //! as typed (normalized), whether or not an account has it, so a throttled answer (`429` with
@@ -18,16 +24,23 @@
 use std::time::Duration;
 
 use crate::config::ThrottleSettings;
-use crate::store::{EVERY_CLIENT, Store, StoreResult};
+use crate::store::{EVERY_CLIENT, Reservation, Store, StoreResult};
 
-/// What to do with a login attempt before checking its password.
+/// What to do with a credential attempt before checking it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    Open,
+    Open(Admitted),
     /// The account is under attack but this address has not failed: check, after a pause.
-    Slowed(Duration),
+    Slowed(Duration, Admitted),
     /// Refused for this many seconds.
     Blocked(i64),
+}
+
+/// An attempt the throttle let through (already counted as a failure until it passes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Admitted {
+    /// Failing this check blocks the account from this address (the block is already set).
+    blocks: bool,
 }
 
 /// What a failure changed.
@@ -53,44 +66,56 @@ impl LoginThrottle {
         self.settings.client_failures > 0
     }
 
-    pub async fn check(&self, account: &str, client: &str, now: i64) -> StoreResult<Verdict> {
+    /// Decides whether an attempt may be checked, and if so counts it in advance.
+    pub async fn admit(&self, account: &str, client: &str, now: i64) -> StoreResult<Verdict> {
         if !self.enabled() {
-            return Ok(Verdict::Open);
+            return Ok(Verdict::Open(Admitted::default()));
         }
-        let window_start = now - self.settings.window_secs;
+        let s = &self.settings;
+        let window_start = now - s.window_secs;
         let state = self
             .store
             .login_throttle(account, client, window_start)
             .await?;
-        if state.client_blocked_until > now {
-            return Ok(Verdict::Blocked(state.client_blocked_until - now));
+        let under_attack = state.account_blocked_until > now;
+        if under_attack && state.client_failures > 0 {
+            return Ok(Verdict::Blocked(state.account_blocked_until - now));
         }
-        if state.account_blocked_until > now {
-            if state.client_failures > 0 {
-                return Ok(Verdict::Blocked(state.account_blocked_until - now));
-            }
-            return Ok(Verdict::Slowed(Duration::from_millis(
-                self.settings.account_delay_ms,
-            )));
-        }
-        Ok(Verdict::Open)
+        let reservation = self
+            .store
+            .reserve_login_attempt(account, client, now, window_start, |failures| {
+                client_delay(s, failures)
+            })
+            .await?;
+        let admitted = match reservation {
+            Reservation::Blocked { until } => return Ok(Verdict::Blocked(until - now)),
+            Reservation::Reserved { blocks, .. } => Admitted { blocks },
+        };
+        Ok(if under_attack {
+            Verdict::Slowed(Duration::from_millis(s.account_delay_ms), admitted)
+        } else {
+            Verdict::Open(admitted)
+        })
     }
 
-    pub async fn failed(&self, account: &str, client: &str, now: i64) -> StoreResult<Failure> {
+    /// Records that an admitted attempt failed: it was counted for its address already; here
+    /// it counts against the account from every address.
+    pub async fn failed(
+        &self,
+        account: &str,
+        admitted: Admitted,
+        now: i64,
+    ) -> StoreResult<Failure> {
         if !self.enabled() {
             return Ok(Failure::default());
         }
         let s = &self.settings;
         let window_start = now - s.window_secs;
         let store = &self.store;
-        let mut failure = Failure::default();
-        let failures = store
-            .count_login_failure(account, client, now, window_start)
-            .await?;
-        if let Some(delay) = client_delay(s, failures) {
-            store.block_login(account, client, now + delay).await?;
-            failure.blocked_client = true;
-        }
+        let mut failure = Failure {
+            blocked_client: admitted.blocks,
+            blocked_account: false,
+        };
         let everywhere = store
             .count_login_failure(account, EVERY_CLIENT, now, window_start)
             .await?;

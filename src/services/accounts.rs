@@ -5,6 +5,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::Services;
+use super::credentials::Admission;
+use super::login::throttle_account;
 use super::sessions::Issued;
 use crate::audit::{Event, Subject};
 use crate::domain::{ClientInfo, Email, Password, PasswordPolicy, SessionId, SessionKind, UserId};
@@ -189,13 +191,35 @@ impl Services {
         client: &ClientInfo,
     ) -> Result<()> {
         self.credential_attempt(client)?;
+        // The same budget as a login to this account: a stolen access token cannot guess the
+        // password faster than the login form can.
+        let account = match email {
+            Some(email) => throttle_account(email, Email::parse(email).ok().as_ref()),
+            None => user_id.to_string(),
+        };
+        let Admission { slot, ticket } = self.admit_check(&account, client).await?;
         let stored = self.store.password_hash(user_id).await?;
         // A guest has no password to confirm: the dummy hash keeps the timing uniform.
         let verified_hash = stored.clone();
-        if !self.hasher.verify(current, stored).await? {
-            return Err(Error::InvalidCredentials);
-        }
-        let verified_hash = verified_hash.ok_or(Error::InvalidCredentials)?;
+        let verified = self.hasher.verify_in(slot, current, stored).await?;
+        let verified_hash = match verified_hash {
+            Some(hash) if verified => hash,
+            _ => {
+                tracing::info!(%user_id, "password change: the current password is wrong");
+                let subject = subject(Some(user_id), Some(session_id), client);
+                let detail = json!({ "credential": "password", "purpose": "password_change" });
+                return Err(self
+                    .check_failed(
+                        ticket,
+                        Event::CredentialCheckFailed,
+                        subject,
+                        detail,
+                        Error::InvalidCredentials,
+                    )
+                    .await);
+            }
+        };
+        self.check_passed(ticket).await?;
         let context: Vec<&str> = email.into_iter().collect();
         let new_password = Password::parse(new, self.password_policy(), &context)?;
         let hash = self.hasher.hash(new_password.secret()).await?;

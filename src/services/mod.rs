@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod bridge;
+mod credentials;
 pub mod ending;
 pub mod login;
 pub mod maintenance;

@@ -7,6 +7,16 @@ use super::{Store, StoreResult};
 /// The account-wide row's `client`.
 pub const EVERY_CLIENT: &str = "*";
 
+/// What reserving a credential check found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The pair is blocked until then: no check.
+    Blocked { until: i64 },
+    /// The check may run; it is the `failures`-th in the window, and `blocks` when it set the
+    /// pair's block (it stays if the check fails).
+    Reserved { failures: i64, blocks: bool },
+}
+
 /// The throttle rows that concern one attempt.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ThrottleState {
@@ -43,6 +53,66 @@ impl Store {
             }
         }
         Ok(state)
+    }
+
+    /// Reserves one credential check of `account` from `client`, atomically: unless the pair
+    /// is blocked, counts the attempt as a failure in advance (a window that ended restarts at
+    /// 1) and, when `block_after(failures)` says so, blocks the pair before the check runs.
+    /// So concurrent attempts can never check more than the budget allows: each one sees the
+    /// count and block of every attempt before it. A check that passes clears the pair
+    /// ([`Store::clear_login_failures`]).
+    pub async fn reserve_login_attempt(
+        &self,
+        account: &str,
+        client: &str,
+        now: i64,
+        window_start: i64,
+        block_after: impl Fn(i64) -> Option<i64>,
+    ) -> StoreResult<Reservation> {
+        let mut tx = self.writer.begin().await?;
+        // The upsert holds the row's lock (PostgreSQL) or the only writer (SQLite) until commit.
+        let (failures, blocked_until): (i64, i64) = sqlx::query_as(
+            "insert into login_throttle (account, client, failures, window_start, blocked_until) \
+             values ($1, $2, 1, $3, 0) \
+             on conflict (account, client) do update set \
+             failures = case when login_throttle.blocked_until > $3 then login_throttle.failures \
+                        when login_throttle.window_start <= $4 then 1 \
+                        else login_throttle.failures + 1 end, \
+             window_start = case when login_throttle.blocked_until > $3 \
+                            then login_throttle.window_start \
+                            when login_throttle.window_start <= $4 then $3 \
+                            else login_throttle.window_start end \
+             returning failures, blocked_until",
+        )
+        .bind(account)
+        .bind(client)
+        .bind(now)
+        .bind(window_start)
+        .fetch_one(&mut *tx)
+        .await?;
+        if blocked_until > now {
+            tx.commit().await?;
+            return Ok(Reservation::Blocked {
+                until: blocked_until,
+            });
+        }
+        let blocks = match block_after(failures) {
+            Some(delay) => {
+                sqlx::query(
+                    "update login_throttle set blocked_until = $1 \
+                     where account = $2 and client = $3 and blocked_until < $1",
+                )
+                .bind(now + delay)
+                .bind(account)
+                .bind(client)
+                .execute(&mut *tx)
+                .await?;
+                true
+            }
+            None => false,
+        };
+        tx.commit().await?;
+        Ok(Reservation::Reserved { failures, blocks })
     }
 
     /// Counts one failure of `account` from `client` (a window that ended restarts at 1) and

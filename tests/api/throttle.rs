@@ -211,3 +211,118 @@ async fn an_admin_clears_the_throttle_and_it_is_audited_and_counted() {
         .expect("the metric");
     assert_eq!(throttled_total, "sessiond_login_throttled_total 1");
 }
+
+#[tokio::test]
+async fn twenty_wrong_logins_at_once_get_at_most_five_password_checks() {
+    // Arrange: a queue long enough that every attempt reaches the throttle.
+    let app = spawn_app_with(|s| {
+        throttled(s);
+        s.passwords.max_queued_hashes = 64;
+    })
+    .await;
+    let ann = app.new_user_with_email("burst@example.com").await;
+
+    // Act: twenty guesses sent together, from one address.
+    let guesses = (0..20).map(|_| app.login_from("198.51.100.7", "burst@example.com", WRONG));
+    let statuses: Vec<StatusCode> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.status())
+        .collect();
+
+    // Assert: five were checked (401), the rest refused before any check (429).
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((checked, refused), (5, 15), "{statuses:?}");
+    let audited = crate::service::audit_types(&app, &ann.user_id).await;
+    let failures = audited.iter().filter(|t| *t == "login_failed").count();
+    assert_eq!(failures, 5, "{audited:?}");
+}
+
+#[tokio::test]
+async fn a_wrong_current_password_is_throttled_and_audited_like_a_wrong_login() {
+    // Arrange: a stolen access token, used to guess the password.
+    let app = spawn_app_with(throttled).await;
+    let ann = app.new_user_with_email("guessed@example.com").await;
+    let guess = serde_json::json!({
+        "current_password": WRONG,
+        "new_password": "another correct horse battery",
+    });
+
+    // Act
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let response = app.change_password(&ann.access_token, &guess).await;
+        statuses.push(response.status());
+    }
+
+    // Assert: five checks, then 429 — the same budget as the login form's.
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5], "{statuses:?}");
+    assert_eq!(statuses[5], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    let login = app.login("guessed@example.com", STRONG_PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::TOO_MANY_REQUESTS);
+    let audited = crate::service::audit_types(&app, &ann.user_id).await;
+    let failures = audited
+        .iter()
+        .filter(|t| *t == "credential_check_failed")
+        .count();
+    assert_eq!(failures, 5, "{audited:?}");
+    assert!(
+        audited.iter().any(|t| t == "login_throttled"),
+        "{audited:?}"
+    );
+    // The right current password from another address still works: nobody locked the owner out.
+    let from_elsewhere = app
+        .post("/v1/password")
+        .header("x-forwarded-for", "203.0.113.9")
+        .bearer_auth(&ann.access_token)
+        .json(&serde_json::json!({
+            "current_password": STRONG_PASSWORD,
+            "new_password": "another correct horse battery",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(from_elsewhere.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_full_hashing_queue_turns_logins_away_before_any_database_work() {
+    // Arrange: a queue of one place, taken; and a throttle table that any database work of a
+    // login would trip over (a missing table is a 500, never a 503).
+    let app = spawn_app_with(|s| s.passwords.max_queued_hashes = 1).await;
+    app.new_user_with_email("queue@example.com").await;
+    let held = app
+        .services
+        .hasher()
+        .reserve()
+        .expect("the one place is free");
+    let mut conn = crate::helpers::raw_connection(&app.db.url).await;
+    sqlx::query("alter table login_throttle rename to login_throttle_away")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+
+    // Act: a storm of logins.
+    let storm = (0..10).map(|_| app.login("queue@example.com", STRONG_PASSWORD));
+    let answers = futures::future::join_all(storm).await;
+
+    // Assert: every one 503 with Retry-After, turned away before touching the database.
+    for response in answers {
+        assert!(response.headers().contains_key("retry-after"));
+        assert_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    }
+    sqlx::query("alter table login_throttle_away rename to login_throttle")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(held);
+    let login = app.login("queue@example.com", STRONG_PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::OK);
+}
