@@ -18,6 +18,11 @@ pub enum RevokeReason {
     Admin,
     /// The user was deleted (written by the database itself, see the migrations).
     UserDeleted,
+    /// An operator disabled the user (admin API or CLI).
+    UserDisabled,
+    /// A new session took the user past `sessions.max_per_user`; this was the least recently
+    /// used one.
+    Evicted,
 }
 
 impl RevokeReason {
@@ -30,6 +35,8 @@ impl RevokeReason {
             RevokeReason::PasswordChanged => "password_changed",
             RevokeReason::Admin => "admin",
             RevokeReason::UserDeleted => "user_deleted",
+            RevokeReason::UserDisabled => "user_disabled",
+            RevokeReason::Evicted => "evicted",
         }
     }
 }
@@ -48,6 +55,8 @@ mod tests {
             PasswordChanged,
             Admin,
             UserDeleted,
+            UserDisabled,
+            Evicted,
         ];
         let names: Vec<&str> = all.iter().map(|r| r.as_str()).collect();
         assert_eq!(
@@ -59,7 +68,9 @@ mod tests {
                 "refresh_token_reused",
                 "password_changed",
                 "admin",
-                "user_deleted"
+                "user_deleted",
+                "user_disabled",
+                "evicted"
             ]
         );
     }

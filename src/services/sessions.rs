@@ -13,7 +13,8 @@ use crate::domain::{ClientInfo, SessionId, SessionKind, UserId};
 use crate::error::{Error, Result};
 use crate::gate::Snapshot;
 use crate::store::{
-    NewSession, OpenSession, Precondition, RefreshOutcome, RotationRequest, SessionRow, UserRow,
+    NewSession, OpenSession, Precondition, RefreshOutcome, RotationRequest, SessionCap, SessionRow,
+    UserRow,
 };
 use crate::tokens::AccessClaims;
 use crate::tokens::access::Subject as TokenSubject;
@@ -71,12 +72,27 @@ impl Services {
             },
             refresh_token_id: &uuid::Uuid::now_v7().to_string(),
             refresh_token_hash: &opaque::hash(refresh_token.expose_secret()),
+            cap: SessionCap {
+                max_per_user: lifetimes.max_per_user,
+                idle_timeout_secs: lifetimes.idle_timeout_secs,
+            },
         };
-        if !self.store.open_session(precondition, &open).await? {
+        let Some(evicted) = self.store.open_session(precondition, &open).await? else {
             return Ok(None);
-        }
+        };
         // Its session.created event is committed: the feed need not wait for its next poll.
         self.events.waker().notify_one();
+        if !evicted.is_empty() {
+            tracing::info!(user_id = %user.id, evicted = evicted.len(), "session cap: evicted");
+            let subject = Subject {
+                user_id: Some(&user.id),
+                session_id: Some(&session_id),
+                client,
+            };
+            let detail = json!({ "evicted": evicted, "max_per_user": lifetimes.max_per_user });
+            self.sessions_ended(&evicted, Event::SessionsEvicted, subject, detail)
+                .await;
+        }
         self.issue(user.clone(), session_id, amr, refresh_token)
             .map(Some)
     }

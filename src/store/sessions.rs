@@ -252,6 +252,32 @@ impl Store {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    /// Revokes each of `ids` that is still live, inside the caller's transaction; returns the
+    /// ones it ended.
+    pub(crate) async fn revoke_sessions_in(
+        tx: &mut Transaction<'static, Any>,
+        ids: &[String],
+        reason: RevokeReason,
+        now: i64,
+    ) -> StoreResult<Vec<String>> {
+        let mut ended = Vec::with_capacity(ids.len());
+        for id in ids {
+            let result = sqlx::query(
+                "update user_sessions set revoked_at = $1, revoked_reason = $2 \
+                 where id = $3 and revoked_at is null",
+            )
+            .bind(now)
+            .bind(reason.as_str())
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            if result.rows_affected() == 1 {
+                ended.push(id.clone());
+            }
+        }
+        Ok(ended)
+    }
+
     /// A session together with its user, as the session gate caches it.
     pub async fn session_with_user(&self, id: &str) -> StoreResult<Option<(SessionRow, UserRow)>> {
         select_session_with_user(&self.pool, id).await

@@ -257,7 +257,7 @@ impl Store {
         Ok(row.map(Account::from))
     }
 
-    /// Disables a user and revokes every live session of theirs (reason `admin`), in one
+    /// Disables a user and revokes every live session of theirs (reason `user_disabled`), in one
     /// transaction: a disabled user never keeps a session. Returns the revoked session ids, or
     /// `None` for an unknown user. Disabling a disabled user keeps the first `disabled_at`.
     pub async fn disable_user(&self, user_id: &str, now: i64) -> StoreResult<Option<Vec<String>>> {
@@ -277,7 +277,7 @@ impl Store {
             &mut tx,
             user_id,
             None,
-            crate::domain::RevokeReason::Admin,
+            crate::domain::RevokeReason::UserDisabled,
             now,
         )
         .await?;

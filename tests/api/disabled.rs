@@ -112,7 +112,10 @@ async fn a_disabled_user_cannot_log_in_refresh_or_bridge_and_their_sessions_end_
         .filter(|e| e["type"] == "session.ended" && e["user_id"] == phone.user_id.as_str())
         .collect();
     assert_eq!(ended.len(), 2, "{feed}");
-    assert!(ended.iter().all(|e| e["reason"] == "admin"), "{feed}");
+    assert!(
+        ended.iter().all(|e| e["reason"] == "user_disabled"),
+        "{feed}"
+    );
 
     // Enabled again: a login works, the old sessions stay ended.
     let response = set_disabled(&b, &phone.user_id, false, Some(ADMIN_KEY)).await;

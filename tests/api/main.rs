@@ -36,6 +36,7 @@ mod restart;
 mod revocation;
 mod revoke;
 mod service;
+mod session_cap;
 mod sessions;
 mod shutdown;
 mod throttle;
