@@ -20,7 +20,12 @@ pub enum KeysCommand {
     )]
     List,
     /// Make a new active key; the old one keeps verifying until its tokens expire.
-    #[command(after_long_help = "Example:\n  sessiond keys rotate")]
+    #[command(
+        long_about = "Make a new active key; the old one keeps verifying until its tokens \
+                      expire. The new key is sealed under keys.encryption_key; without it, a \
+                      database whose keys are sealed is refused (no plaintext key is added).",
+        after_long_help = "Example:\n  sessiond keys rotate"
+    )]
     Rotate,
     /// Emergency: revoke a key now; it stops verifying on every instance.
     #[command(
@@ -29,8 +34,9 @@ pub enum KeysCommand {
                       second (PostgreSQL announces it, SQLite instances poll). If it was the \
                       active key, a new active key is made in the same transaction. Sessions are \
                       not ended: an access token it signed is refused (401 invalid_token), and \
-                      the client's next refresh gets one signed by the active key. For a routine \
-                      change use `keys rotate`.",
+                      the client's next refresh gets one signed by the active key. The event \
+                      feed announces it as `key.retired` with its kid, so JWKS verifiers that \
+                      follow the feed drop it at once. For a routine change use `keys rotate`.",
         after_long_help = "Example:\n  \
             sessiond keys list\n  \
             sessiond keys retire 0190c5d6a1b27c3e9f0a4b5c6d7e8f90"
@@ -42,7 +48,8 @@ pub enum KeysCommand {
     /// Seal every private key under keys.encryption_key.
     #[command(
         long_about = "Seal every private key under keys.encryption_key: rows stored before it \
-                      was set (plain PKCS#8), and rows sealed under an old encryption key listed \
+                      was set (plain PKCS#8; the service also seals those at start), rows sealed \
+                      by an earlier version, and rows sealed under an old encryption key listed \
                       in keys.old_encryption_keys (after a rotation of the encryption key). \
                       Tokens the keys signed keep verifying. Safe to run while serving.",
         after_long_help = "Example:\n  \
@@ -80,13 +87,13 @@ pub async fn run(command: KeysCommand, settings: &Settings, store: &Store) -> Re
         }
         KeysCommand::Rotate => {
             let now = clock::now();
-            let key = tokens::keys::generate_sealed_key(now, &sealing)?;
+            let key = tokens::keys::new_signing_key(store, &sealing, now).await?;
             store.rotate_signing_key(&key, now).await?;
             println!("new active key {}", key.kid);
         }
         KeysCommand::Retire { kid } => {
             let now = clock::now();
-            let replacement = tokens::keys::generate_sealed_key(now, &sealing)?;
+            let replacement = tokens::keys::new_signing_key(store, &sealing, now).await?;
             match store.revoke_signing_key(&kid, &replacement, now).await? {
                 KeyRevocation::ActiveReplaced => {
                     println!("revoked {kid}; new active key {}", replacement.kid)
@@ -115,8 +122,13 @@ pub async fn run(command: KeysCommand, settings: &Settings, store: &Store) -> Re
                 if sealing.is_current(&key.private_der) {
                     continue;
                 }
-                let pkcs8 = sealing.open(&key.kid, &key.private_der)?;
-                let stored = sealing.seal(&key.kid, &pkcs8)?;
+                let binding = tokens::keys::binding(&key);
+                let pkcs8 = if tokens::sealing::is_sealed(&key.private_der) {
+                    sealing.open(binding, &key.private_der)?
+                } else {
+                    key.private_der.clone()
+                };
+                let stored = sealing.seal(binding, &pkcs8)?;
                 if store
                     .replace_private_key(&key.kid, &key.private_der, &stored)
                     .await?

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::clock::Clock;
 use crate::store::{SigningKeyRow, Store, StoreResult};
-use crate::tokens::sealing::KeyEncryption;
+use crate::tokens::sealing::{KeyBinding, KeyEncryption, is_sealed};
 
 /// How often an unknown `kid` may trigger a re-read of the key table.
 const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(5);
@@ -171,10 +171,35 @@ impl KeyRing {
 }
 
 /// A new ES256 key as a row ready to insert, its private part sealed when a KEK is configured.
+/// A new signing key, sealed when a KEK is configured, to be added to `store`'s keys. Refused
+/// when this process has no KEK but the stored keys are sealed: it would add a plaintext key
+/// that a sealed service then signs with.
+pub async fn new_signing_key(
+    store: &Store,
+    sealing: &KeyEncryption,
+    now: i64,
+) -> anyhow::Result<SigningKeyRow> {
+    let existing = store
+        .all_signing_keys()
+        .await
+        .context("Failed to read signing keys")?;
+    sealing.may_add_to(existing.iter().map(|k| k.private_der.as_slice()))?;
+    generate_sealed_key(now, sealing)
+}
+
 pub fn generate_sealed_key(now: i64, sealing: &KeyEncryption) -> anyhow::Result<SigningKeyRow> {
     let mut key = generate_key(now)?;
-    key.private_der = sealing.seal(&key.kid, &key.private_der)?;
+    key.private_der = sealing.seal(binding(&key), &key.private_der)?;
     Ok(key)
+}
+
+/// What a stored private key is sealed to: its row.
+pub fn binding(row: &SigningKeyRow) -> KeyBinding<'_> {
+    KeyBinding {
+        kid: &row.kid,
+        alg: &row.alg,
+        public_jwk: &row.public_jwk,
+    }
 }
 
 /// A new ES256 key as a row ready to insert (private part as plain PKCS#8).
@@ -220,7 +245,7 @@ async fn read_or_create(
 ) -> anyhow::Result<KeySet> {
     match read_keys(store, now - retention_secs, sealing).await {
         Err(err) if err.is::<NoActiveKey>() => {
-            let key = generate_sealed_key(now, sealing)?;
+            let key = new_signing_key(store, sealing, now).await?;
             if store.insert_first_active_key(&key).await? {
                 tracing::info!(kid = %key.kid, "created the first signing key");
             }
@@ -237,12 +262,15 @@ async fn read_keys(
     sealing: &KeyEncryption,
 ) -> anyhow::Result<KeySet> {
     let rows: StoreResult<Vec<SigningKeyRow>> = store.verification_keys(retired_after).await;
-    let rows = rows.context("Failed to read signing keys")?;
+    let mut rows = rows.context("Failed to read signing keys")?;
+    for row in rows.iter_mut() {
+        seal_if_plain(store, sealing, row).await?;
+    }
     let active = rows
         .iter()
         .find(|row| row.active.is_some())
         .ok_or(NoActiveKey)?;
-    let pkcs8 = sealing.open(&active.kid, &active.private_der)?;
+    let pkcs8 = sealing.open(binding(active), &active.private_der)?;
     // Parse it now: a key that cannot sign must stop start-up, not fail every login later.
     EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
         .map_err(|_| anyhow::anyhow!("signing key {} is not a P-256 key", active.kid))?;
@@ -268,6 +296,36 @@ async fn read_keys(
         verifiers,
         jwks: Arc::new(json!({ "keys": published })),
     })
+}
+
+/// With a KEK configured, a key stored in plaintext (before sealing was configured, or by a
+/// process without the KEK) is sealed in place as it is read, never used silently.
+async fn seal_if_plain(
+    store: &Store,
+    sealing: &KeyEncryption,
+    row: &mut SigningKeyRow,
+) -> anyhow::Result<()> {
+    if !sealing.configured() || is_sealed(&row.private_der) {
+        return Ok(());
+    }
+    let sealed = sealing.seal(binding(row), &row.private_der)?;
+    // Compare-and-swap: another instance may be sealing the same row right now.
+    store
+        .replace_private_key(&row.kid, &row.private_der, &sealed)
+        .await
+        .context("Failed to seal a plaintext signing key")?;
+    tracing::warn!(
+        kid = %row.kid,
+        "signing key was stored in plaintext although keys.encryption_key is set: sealed it"
+    );
+    row.private_der = store
+        .all_signing_keys()
+        .await?
+        .into_iter()
+        .find(|k| k.kid == row.kid)
+        .map(|k| k.private_der)
+        .unwrap_or(sealed);
+    Ok(())
 }
 
 fn parse_algorithm(name: &str) -> anyhow::Result<Algorithm> {

@@ -1,12 +1,19 @@
 //! Private signing keys sealed at rest. With a key-encryption key (KEK) configured
 //! (`keys.encryption_key`, 32 bytes, base64), every private key is stored as
-//! `"SKS1" || KEK id (8 bytes) || nonce (12) || AES-256-GCM(PKCS#8, aad = kid)`, so a database
-//! dump or backup holds no usable signing key, and a sealed key cannot be moved to another
-//! `kid` row. The KEK id (the first 8 bytes of its SHA-256) says which key sealed a row, so
-//! KEKs can be rotated: the old ones stay in `keys.old_encryption_keys` until `sessiond keys
-//! seal` has re-sealed every row under the current one. Rows without the prefix are plain
-//! PKCS#8 (written before sealing was configured); they keep working and are sealed by
-//! `sessiond keys seal`.
+//! `"SKS2" || KEK id (8 bytes) || nonce (12) || AES-256-GCM(PKCS#8, aad)`, where the associated
+//! data binds the row's `kid`, `alg` and public key: a database dump or backup holds no usable
+//! signing key, and a sealed key cannot be moved to another row, nor paired with another
+//! public key or algorithm. The KEK id (the first 8 bytes of its SHA-256) says which key sealed
+//! a row, so KEKs can be rotated: the old ones stay in `keys.old_encryption_keys` until
+//! `sessiond keys seal` has re-sealed every row under the current one. `"SKS1"` rows (sealed
+//! by earlier versions, bound to the `kid` only) still open and are re-sealed the same way.
+//!
+//! Rows without a prefix are plain PKCS#8, written before sealing was configured. Without a
+//! KEK they are what there is; with one they are never opened silently: the key ring seals
+//! them as it reads them (with a log line), and [`KeyEncryption::open`] refuses them. The
+//! other way round, a process without the KEK refuses to add a plain key to a database whose
+//! keys are sealed ([`KeyEncryption::may_add_to`]), so a `keys rotate` from a shell that lacks
+//! the KEK cannot slip a plaintext signing key under a sealed service.
 
 use anyhow::{Context, anyhow, bail};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -16,8 +23,36 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-const MAGIC: &[u8; 4] = b"SKS1";
+const MAGIC: &[u8; 4] = b"SKS2";
+/// Sealed by earlier versions: the associated data is the `kid` alone.
+const MAGIC_V1: &[u8; 4] = b"SKS1";
 const KEK_ID_LEN: usize = 8;
+
+/// What a sealed private key is bound to: the row it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyBinding<'a> {
+    pub kid: &'a str,
+    pub alg: &'a str,
+    /// The public key, as the row stores it (its JWK text).
+    pub public_jwk: &'a str,
+}
+
+impl KeyBinding<'_> {
+    /// The associated data: each part length-prefixed, so no two bindings encode alike.
+    fn aad(&self) -> Vec<u8> {
+        let mut aad = b"sessiond signing key v2".to_vec();
+        for part in [self.kid, self.alg, self.public_jwk] {
+            aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            aad.extend_from_slice(part.as_bytes());
+        }
+        aad
+    }
+}
+
+/// Whether a stored private key is sealed (under any KEK, any version).
+pub fn is_sealed(stored: &[u8]) -> bool {
+    stored.starts_with(MAGIC) || stored.starts_with(MAGIC_V1)
+}
 
 struct Kek {
     id: [u8; KEK_ID_LEN],
@@ -56,7 +91,8 @@ impl KeyEncryption {
     }
 
     /// The stored form of a new private key: sealed under the current KEK when there is one.
-    pub fn seal(&self, kid: &str, pkcs8: &[u8]) -> anyhow::Result<Vec<u8>> {
+    pub fn seal(&self, binding: KeyBinding<'_>, pkcs8: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let kid = binding.kid;
         let Some(kek) = &self.current else {
             return Ok(pkcs8.to_vec());
         };
@@ -68,7 +104,7 @@ impl KeyEncryption {
         kek.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(kid.as_bytes()),
+                Aad::from(binding.aad()),
                 &mut sealed,
             )
             .map_err(|_| anyhow!("could not seal signing key {kid}"))?;
@@ -80,9 +116,19 @@ impl KeyEncryption {
         Ok(stored)
     }
 
-    /// The PKCS#8 of a stored key, sealed or plain.
-    pub fn open(&self, kid: &str, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let Some(rest) = stored.strip_prefix(MAGIC) else {
+    /// The PKCS#8 of a stored key. A plain row opens only while no KEK is configured.
+    pub fn open(&self, binding: KeyBinding<'_>, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let kid = binding.kid;
+        let (rest, aad) = if let Some(rest) = stored.strip_prefix(MAGIC) {
+            (rest, binding.aad())
+        } else if let Some(rest) = stored.strip_prefix(MAGIC_V1) {
+            (rest, kid.as_bytes().to_vec())
+        } else if self.configured() {
+            bail!(
+                "signing key {kid} is stored in plaintext while keys.encryption_key is set: \
+                 refusing it (run `sessiond keys seal`, or restart the service, which seals it)"
+            );
+        } else {
             return Ok(stored.to_vec());
         };
         if rest.len() < KEK_ID_LEN + NONCE_LEN {
@@ -106,17 +152,34 @@ impl KeyEncryption {
         let mut buffer = sealed.to_vec();
         let plain = kek
             .key
-            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buffer)
+            .open_in_place(nonce, Aad::from(aad), &mut buffer)
             .map_err(|_| anyhow!("signing key {kid} does not open: damaged or moved"))?;
         Ok(plain.to_vec())
     }
 
-    /// True when `stored` is already sealed under the current KEK (nothing for `keys seal`).
+    /// True when `stored` is already sealed under the current KEK in the current format
+    /// (nothing for `keys seal`).
     pub fn is_current(&self, stored: &[u8]) -> bool {
         match (&self.current, stored.strip_prefix(MAGIC)) {
             (Some(kek), Some(rest)) => rest.starts_with(&kek.id),
             _ => false,
         }
+    }
+
+    /// Whether this process may add a key next to `existing` stored keys: not a plain one
+    /// (no KEK here) beside sealed ones.
+    pub fn may_add_to<'a>(
+        &self,
+        mut existing: impl Iterator<Item = &'a [u8]>,
+    ) -> anyhow::Result<()> {
+        if !self.configured() && existing.any(is_sealed) {
+            bail!(
+                "the signing keys in this database are sealed, and keys.encryption_key \
+                 (SESSIOND__KEYS__ENCRYPTION_KEY) is not set here: refusing to store a new key \
+                 in plaintext"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -147,27 +210,89 @@ mod tests {
         SecretString::from(STANDARD.encode([byte; 32]))
     }
 
+    const A: KeyBinding<'static> = KeyBinding {
+        kid: "kid-a",
+        alg: "ES256",
+        public_jwk: "{\"x\":\"1\"}",
+    };
+
     #[test]
-    fn a_sealed_key_opens_only_under_its_kek_and_its_kid() {
+    fn a_sealed_key_opens_only_under_its_kek_and_its_row() {
         let pkcs8 = b"0\x81\x87 pretend this is PKCS#8".to_vec();
         let sealing = KeyEncryption::new(Some(&key(1)), &[]).unwrap();
-        let stored = sealing.seal("kid-a", &pkcs8).unwrap();
+        let stored = sealing.seal(A, &pkcs8).unwrap();
         assert!(stored.starts_with(MAGIC));
         assert!(!stored.windows(pkcs8.len()).any(|w| w == pkcs8.as_slice()));
-        assert_eq!(sealing.open("kid-a", &stored).unwrap(), pkcs8);
-        assert!(sealing.open("kid-b", &stored).is_err(), "bound to its kid");
+        assert_eq!(sealing.open(A, &stored).unwrap(), pkcs8);
+        let moved = KeyBinding { kid: "kid-b", ..A };
+        assert!(sealing.open(moved, &stored).is_err(), "bound to its kid");
+        let other_alg = KeyBinding { alg: "EdDSA", ..A };
+        assert!(
+            sealing.open(other_alg, &stored).is_err(),
+            "bound to its alg"
+        );
+        let other_public = KeyBinding {
+            public_jwk: "{\"x\":\"2\"}",
+            ..A
+        };
+        assert!(
+            sealing.open(other_public, &stored).is_err(),
+            "bound to its public key"
+        );
         let other = KeyEncryption::new(Some(&key(2)), &[]).unwrap();
-        assert!(other.open("kid-a", &stored).is_err(), "needs its KEK");
+        assert!(other.open(A, &stored).is_err(), "needs its KEK");
         let rotated = KeyEncryption::new(Some(&key(2)), &[key(1)]).unwrap();
-        assert_eq!(rotated.open("kid-a", &stored).unwrap(), pkcs8);
+        assert_eq!(rotated.open(A, &stored).unwrap(), pkcs8);
         assert!(!rotated.is_current(&stored) && sealing.is_current(&stored));
     }
 
     #[test]
-    fn plain_rows_pass_through_and_bad_keks_are_refused() {
+    fn rows_sealed_by_earlier_versions_open_and_are_not_current() {
+        // "SKS1": the associated data was the kid alone.
+        let pkcs8 = b"0\x81\x87 older".to_vec();
+        let sealing = KeyEncryption::new(Some(&key(1)), &[]).unwrap();
+        let kek = sealing.current.as_ref().unwrap();
+        let nonce = [7u8; NONCE_LEN];
+        let mut sealed = pkcs8.clone();
+        kek.key
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(A.kid.as_bytes()),
+                &mut sealed,
+            )
+            .unwrap();
+        let stored = [MAGIC_V1.as_slice(), &kek.id, &nonce, &sealed].concat();
+        assert_eq!(sealing.open(A, &stored).unwrap(), pkcs8);
+        assert!(
+            !sealing.is_current(&stored),
+            "keys seal re-seals it as SKS2"
+        );
+    }
+
+    #[test]
+    fn plain_rows_open_only_without_a_kek_and_bad_keks_are_refused() {
         let plain = b"0\x81\x87 plain".to_vec();
-        assert_eq!(KeyEncryption::none().open("k", &plain).unwrap(), plain);
-        assert_eq!(KeyEncryption::none().seal("k", &plain).unwrap(), plain);
+        assert_eq!(KeyEncryption::none().open(A, &plain).unwrap(), plain);
+        assert_eq!(KeyEncryption::none().seal(A, &plain).unwrap(), plain);
+        let sealing = KeyEncryption::new(Some(&key(1)), &[]).unwrap();
+        let refused = sealing.open(A, &plain).unwrap_err().to_string();
+        assert!(refused.contains("plaintext"), "{refused}");
         assert!(KeyEncryption::new(Some(&SecretString::from("short".to_string())), &[]).is_err());
+    }
+
+    #[test]
+    fn without_the_kek_no_plain_key_joins_sealed_ones() {
+        let sealing = KeyEncryption::new(Some(&key(1)), &[]).unwrap();
+        let sealed = sealing.seal(A, b"pkcs8").unwrap();
+        let plain = b"pkcs8".to_vec();
+        let keyless = KeyEncryption::none();
+        let refused = keyless
+            .may_add_to([sealed.as_slice()].into_iter())
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("keys.encryption_key"), "{refused}");
+        assert!(keyless.may_add_to([plain.as_slice()].into_iter()).is_ok());
+        assert!(keyless.may_add_to(std::iter::empty()).is_ok());
+        assert!(sealing.may_add_to([sealed.as_slice()].into_iter()).is_ok());
     }
 }
