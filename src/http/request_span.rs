@@ -1,18 +1,21 @@
 //! The per-request root span: request id, method, route, status and latency on every request.
 //! Request ids are echoed from `X-Request-Id` when the client sent a sane one, generated
-//! (UUID v7) otherwise, and returned on every response.
+//! (UUID v7) otherwise, and returned on every response. The client address logged is the one
+//! limits and audit rows use (`extract::client_info`, which trusts `X-Forwarded-For` only as
+//! far as `server.trust_proxy` says), never a header a client can write itself.
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, web};
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
 
+use crate::http::extract::client_info;
 use crate::http::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -44,15 +47,40 @@ impl RootSpanBuilder for RequestSpan {
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
             HeaderValue::from_str(&generated).expect("uuid is ASCII")
         });
+        let request_id = id.to_str().unwrap_or_default().to_string();
         request.extensions_mut().insert(RequestId(id));
         request.extensions_mut().insert(Started(Instant::now()));
-        match client_id {
-            Some(sent) => {
-                let sent = sent.to_str().unwrap_or_default().to_string();
-                tracing_actix_web::root_span!(request, client_request_id = %sent)
-            }
-            None => tracing_actix_web::root_span!(request),
+        let client_ip = request
+            .app_data::<web::Data<AppState>>()
+            .map(|state| client_info(request.request(), &state.services.settings().server))
+            .and_then(|client| client.ip_address)
+            .unwrap_or_default();
+        let header = |name: header::HeaderName| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let route = request.match_pattern().unwrap_or_else(|| "default".into());
+        let span = tracing::info_span!(
+            "HTTP request",
+            http.method = %request.method(),
+            http.route = %route,
+            http.flavor = ?request.version(),
+            http.host = %header(header::HOST),
+            http.client_ip = %client_ip,
+            http.user_agent = %header(header::USER_AGENT),
+            http.target = %request.uri().path_and_query().map(|p| p.as_str()).unwrap_or(""),
+            http.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            client_request_id = tracing::field::Empty,
+        );
+        if let Some(sent) = client_id {
+            span.record("client_request_id", sent.to_str().unwrap_or_default());
         }
+        span
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {

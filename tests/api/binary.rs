@@ -96,6 +96,13 @@ async fn logs_are_json_lines_without_secrets() {
         .send()
         .await
         .unwrap();
+    // A forged header: without `trust_proxy` the client is the TCP peer, in the log as in limits.
+    http.get(format!("{base}/healthz"))
+        .header("x-forwarded-for", "203.0.113.66")
+        .header("forwarded", "for=203.0.113.67")
+        .send()
+        .await
+        .unwrap();
     child.kill().unwrap();
     let output = child.wait_with_output().unwrap();
     let logs = String::from_utf8_lossy(&output.stdout).to_string()
@@ -114,7 +121,16 @@ async fn logs_are_json_lines_without_secrets() {
         assert!(line["fields"]["status"].is_u64(), "{line}");
         assert!(line["fields"]["latency_ms"].is_f64(), "{line}");
         assert!(line["span"]["request_id"].is_string(), "{line}");
+        assert_eq!(line["span"]["http.client_ip"], "127.0.0.1", "{line}");
     }
+    assert!(
+        !logs.contains("203.0.113.66"),
+        "a forged address reached the logs"
+    );
+    assert!(
+        !logs.contains("203.0.113.67"),
+        "a forged address reached the logs"
+    );
     for secret in [
         STRONG_PASSWORD,
         "wrong password here",
