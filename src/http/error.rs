@@ -20,6 +20,11 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
+    /// A refresh with no refresh token at all: 401 `invalid_refresh_token`, with a description
+    /// that says where the token was looked for (a browser client in cookie mode talking to a
+    /// sessiond without it sends none).
+    #[error("{0}")]
+    NoRefreshToken(&'static str),
     #[error(transparent)]
     Service(#[from] Error),
 }
@@ -37,6 +42,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::NoRefreshToken(_) => "invalid_refresh_token",
             ApiError::Service(err) => service_code(err),
         }
     }
@@ -93,6 +99,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::NoRefreshToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::Service(err) => service_status(err),
         }
     }

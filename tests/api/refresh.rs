@@ -241,17 +241,23 @@ async fn a_malformed_refresh_token_is_rejected() {
 }
 
 #[tokio::test]
-async fn a_missing_refresh_token_field_is_a_bad_request() {
-    // Arrange
+async fn a_refresh_without_any_refresh_token_asks_whether_cookie_mode_is_on() {
+    // Arrange: cookie mode is off, as by default; a browser client in cookie mode sends no
+    // token in the body, only its (absent) cookie.
     let app = spawn_app().await;
 
     // Act
-    let response = app
+    let empty = app.post("/v1/token/refresh").send().await.unwrap();
+    let other_field = app
         .post_json("/v1/token/refresh", &json!({"token": "x"}))
         .await;
 
-    // Assert
-    assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    // Assert: 401 `invalid_refresh_token` that names the likely cause, not a 400.
+    for response in [empty, other_field] {
+        let body = assert_error(response, StatusCode::UNAUTHORIZED, "invalid_refresh_token").await;
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.contains("is cookie mode on?"), "{body}");
+    }
 }
 
 #[tokio::test]

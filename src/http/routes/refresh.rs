@@ -28,7 +28,11 @@ pub async fn refresh(
     let presented = body
         .and_then(|b| b.refresh_token)
         .or_else(|| settings.cookies.read(&req))
-        .ok_or_else(|| ApiError::InvalidRequest("refresh_token is required".into()))?;
+        .ok_or(ApiError::NoRefreshToken(if settings.cookies.enabled {
+            "no refresh_token in the body and no refresh cookie"
+        } else {
+            "no refresh_token in the body and no refresh cookie: is cookie mode on?"
+        }))?;
     let issued = state.services.refresh(&presented, &client).await?;
     Ok(token_response(settings, StatusCode::OK, &issued))
 }
