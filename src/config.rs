@@ -102,6 +102,9 @@ pub struct SessionSettings {
     /// Guests without a live session are deleted this long after they were created.
     pub abandoned_guest_secs: i64,
     pub cache_entries: usize,
+    /// Live sessions one user may hold (0 = no limit): one more ends the least recently used.
+    #[serde(default)]
+    pub max_per_user: i64,
 }
 
 /// Signing keys at rest (sealed with AES-256-GCM before they are stored).
@@ -119,12 +122,16 @@ pub struct KeySettings {
     pub allow_plaintext: bool,
 }
 
-/// `GET /metrics`: open by default (for a private port); with `bearer_token` set (e.g.
-/// `SESSIOND__METRICS__BEARER_TOKEN`), only scrapers presenting it may read.
+/// `GET /metrics`: open by default in development (for a private port); with `bearer_token`
+/// set (e.g. `SESSIOND__METRICS__BEARER_TOKEN`), only scrapers presenting it may read. In
+/// production one of the two must be said: a token, or `public = true`.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MetricsSettings {
     #[serde(default)]
     pub bearer_token: Option<SecretString>,
+    /// In production, serve `/metrics` to anyone without a token (a private port).
+    #[serde(default)]
+    pub public: bool,
 }
 
 /// The per-account login throttle (the policy is the login throttle).
@@ -156,6 +163,8 @@ pub struct EventSettings {
     /// How often each instance looks for new events without being woken.
     pub poll_interval_ms: u64,
     pub keepalive_secs: u64,
+    /// Streams one service key may hold open on one instance; one more is 429.
+    pub max_streams_per_key: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -292,6 +301,20 @@ impl Settings {
                     key.name
                 ));
             }
+        }
+        let metrics_token = self
+            .metrics
+            .bearer_token
+            .as_ref()
+            .is_some_and(|t| !t.expose_secret().is_empty());
+        if !metrics_token && !self.metrics.public {
+            problems.push(
+                "metrics.bearer_token is not set: /metrics would tell anyone who can reach the \
+                 port how many sessions and logins there are (set \
+                 SESSIOND__METRICS__BEARER_TOKEN to `openssl rand -hex 32`, or \
+                 metrics.public = true for a private port)"
+                    .to_string(),
+            );
         }
         let sealed = self
             .keys

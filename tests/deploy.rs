@@ -934,6 +934,7 @@ fn render_blueprint_wires_its_database_and_sets_only_real_settings() {
         "DATABASE_URL",
         "SESSIOND__SERVER__PUBLIC_URL",
         "SESSIOND__SERVER__TRUST_PROXY",
+        "SESSIOND__METRICS__BEARER_TOKEN",
     ] {
         assert!(
             seen.contains(required),

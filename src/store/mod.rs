@@ -37,11 +37,11 @@ pub use announcements::{
 pub use audit::AuditRow;
 pub use events::SessionEventRow;
 pub use keys::{KeyRevocation, SigningKeyRow};
-pub use opening::{OpenSession, Precondition};
+pub use opening::{OpenSession, Precondition, SessionCap};
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use service_keys::ServiceKeyRow;
 pub use sessions::{NewSession, SessionRow};
-pub use throttle::{EVERY_CLIENT, ThrottleState};
+pub use throttle::{EVERY_CLIENT, Reservation, ThrottleState};
 pub use users::{
     Account, GuestUpgrade, LoginCandidate, NewUser, PresentedToken, UpgradeOutcome, UserRow,
 };
@@ -247,6 +247,9 @@ fn prepare_sqlite_url(raw: &str) -> anyhow::Result<String> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("Failed to create the folder {}", parent.display()))?;
     }
+    if !query.contains("mode=") {
+        create_owner_only(Path::new(path))?;
+    }
     let query = if query.contains("mode=") {
         query.to_string()
     } else if query.is_empty() {
@@ -255,6 +258,21 @@ fn prepare_sqlite_url(raw: &str) -> anyhow::Result<String> {
         format!("{query}&mode=rwc")
     };
     Ok(format!("sqlite://{path}?{query}"))
+}
+
+/// Creates a missing SQLite file readable and writable by its owner only (it holds password
+/// hashes and, unsealed, signing keys). SQLite gives its `-wal` and `-shm` files the database
+/// file's permissions. An existing file keeps the permissions its operator chose.
+fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("Failed to create {}", path.display())),
+    }
 }
 
 /// The `amr` column: a JSON array of method names, e.g. `["pwd"]`.
@@ -290,6 +308,35 @@ mod tests {
         for code in ["23505", "42601", "42P01", "22P02", "19", "1"] {
             assert!(!is_unavailable_code(code), "{code}");
         }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_new_sqlite_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("sessiond-mode-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("sessiond.db");
+        let settings = DatabaseSettings {
+            url: secrecy::SecretString::from(format!("sqlite://{}", path.display())),
+            ..crate::config::Settings::defaults().database
+        };
+        let store = Store::connect(&settings).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut modes = Vec::new();
+        for name in ["sessiond.db", "sessiond.db-wal", "sessiond.db-shm"] {
+            let meta = std::fs::metadata(dir.join(name)).unwrap();
+            modes.push((name, meta.permissions().mode() & 0o777));
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            modes,
+            [
+                ("sessiond.db", 0o600),
+                ("sessiond.db-wal", 0o600),
+                ("sessiond.db-shm", 0o600)
+            ]
+        );
     }
 
     #[test]

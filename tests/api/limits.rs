@@ -215,7 +215,11 @@ fn production(env: &[(&str, &str)]) -> std::process::Output {
             "sqlite:///nonexistent-dir-never-created/x.db",
         )
         .env("SESSIOND__SERVER__PUBLIC_URL", "https://auth.example.com")
-        .env("SESSIOND__KEYS__ENCRYPTION_KEY", KEK);
+        .env("SESSIOND__KEYS__ENCRYPTION_KEY", KEK)
+        .env(
+            "SESSIOND__METRICS__BEARER_TOKEN",
+            "a-scraper-token-of-some-length",
+        );
     for (k, v) in env {
         command.env(k, v);
     }
@@ -247,6 +251,10 @@ fn production_refuses_unsafe_settings_with_reasons_and_masks_secrets() {
             ("SESSIOND__KEYS__ENCRYPTION_KEY", ""),
             "keys.encryption_key",
         ),
+        (
+            ("SESSIOND__METRICS__BEARER_TOKEN", ""),
+            "metrics.bearer_token",
+        ),
     ] {
         let refused = production(&[env]);
         let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -259,6 +267,12 @@ fn production_refuses_unsafe_settings_with_reasons_and_masks_secrets() {
         ("SESSIOND__KEYS__ALLOW_PLAINTEXT", "true"),
     ]);
     assert!(allowed.status.success(), "{allowed:?}");
+    // An open /metrics only when the operator says so.
+    let public = production(&[
+        ("SESSIOND__METRICS__BEARER_TOKEN", ""),
+        ("SESSIOND__METRICS__PUBLIC", "true"),
+    ]);
+    assert!(public.status.success(), "{public:?}");
 }
 
 #[test]
@@ -271,6 +285,7 @@ fn production_serve_stops_with_one_line_naming_the_setting() {
         )
         .env("SESSIOND__SERVER__PUBLIC_URL", "http://localhost:8080")
         .env("SESSIOND__KEYS__ALLOW_PLAINTEXT", "true")
+        .env("SESSIOND__METRICS__PUBLIC", "true")
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -310,6 +325,7 @@ jwks_url = "http://tenant.auth0.com/.well-known/jwks.json"
         )
         .env("SESSIOND__SERVER__PUBLIC_URL", "https://auth.example.com")
         .env("SESSIOND__KEYS__ENCRYPTION_KEY", KEK)
+        .env("SESSIOND__METRICS__PUBLIC", "true")
         .args(["config", "check"])
         .output()
         .unwrap();
@@ -382,6 +398,63 @@ async fn signing_keys_are_sealed_at_rest_and_converted_tokens_still_verify() {
         message.contains("sealed with a key-encryption key"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_plaintext_key_is_sealed_at_start_once_the_kek_is_set() {
+    // Arrange: keys written in plaintext, before sealing was configured.
+    let plain = spawn_app_with(|_| {}).await;
+    let before = plain.new_user().await;
+    plain.stop().await;
+
+    // Act: the service restarts with the encryption key set, and nobody ran `keys seal`.
+    let app = spawn_on(plain.db.clone(), |s| {
+        s.keys.encryption_key = Some(SecretString::from(KEK.to_string()));
+    })
+    .await;
+
+    // Assert: the row is sealed in the database, and the service still works with it.
+    assert_eq!(stored_keys_usable(&app).await, vec![false]);
+    assert_eq!(app.me(&before.access_token).await.status(), StatusCode::OK);
+    let after = app.new_user().await;
+    assert_eq!(app.me(&after.access_token).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_shell_without_the_kek_cannot_write_a_plaintext_key_into_a_sealed_database() {
+    // Arrange: a service whose keys are sealed.
+    let app = spawn_app_with(|s| {
+        s.keys.encryption_key = Some(SecretString::from(KEK.to_string()));
+    })
+    .await;
+    let session = app.new_user().await;
+    let keys_before = app.store.all_signing_keys().await.unwrap().len();
+
+    // Act: an operator runs `keys rotate` and `keys retire` from a shell without the KEK.
+    let kid = crate::helpers::kid_of(&session.access_token);
+    let mut refusals = Vec::new();
+    for args in [vec!["keys", "rotate"], vec!["keys", "retire", kid.as_str()]] {
+        let output = sessiond()
+            .env("DATABASE_URL", &app.db.url)
+            .env_remove("SESSIOND__KEYS__ENCRYPTION_KEY")
+            .args(&args)
+            .output()
+            .unwrap();
+        refusals.push(output);
+    }
+
+    // Assert: both refused, naming the missing setting; nothing was written.
+    for output in &refusals {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{output:?}");
+        assert!(stderr.contains("keys.encryption_key"), "{stderr}");
+    }
+    assert_eq!(
+        app.store.all_signing_keys().await.unwrap().len(),
+        keys_before
+    );
+    assert_eq!(stored_keys_usable(&app).await, vec![false]);
+    assert_eq!(app.me(&session.access_token).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
