@@ -28,6 +28,7 @@ pub struct Metrics {
     argon2_queue: IntGauge,
     argon2_abandoned: IntCounter,
     pub login_throttled: IntCounter,
+    pub readiness_checks: IntCounter,
     live_sessions_read: Mutex<Option<Instant>>,
 }
 
@@ -81,8 +82,14 @@ impl Metrics {
             "Login attempts refused by the per-account throttle",
         )
         .expect("metric");
+        let readiness_checks = IntCounter::new(
+            "readiness_checks_total",
+            "Database checks behind /readyz (four a second, whatever the probe rate)",
+        )
+        .expect("metric");
         for metric in [
             Box::new(argon2_abandoned.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(readiness_checks.clone()),
             Box::new(login_throttled.clone()),
             Box::new(requests.clone()),
             Box::new(latency.clone()),
@@ -107,6 +114,7 @@ impl Metrics {
             argon2_queue,
             argon2_abandoned,
             login_throttled,
+            readiness_checks,
             live_sessions_read: Mutex::new(None),
         }
     }

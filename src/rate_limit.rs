@@ -4,8 +4,10 @@
 //! client spread over N instances gets N times the budget); they are not session state, so
 //! instances disagreeing here never changes who is signed in.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 
 use crate::config::RateLimitSettings;
 use governor::clock::{Clock, DefaultClock};
@@ -20,6 +22,10 @@ pub struct RateLimits {
     clock: DefaultClock,
     store: Store,
     guests_per_minute: i64,
+    /// Addresses the database found over their guest budget, with the window it was in. Within
+    /// a window the shared count only grows, so this can only be late, never wrong: an address
+    /// known to be over is refused without a database write; the database stays the authority.
+    guests_over: Mutex<HashMap<String, i64>>,
 }
 
 const GUEST_WINDOW_SECS: i64 = 60;
@@ -35,6 +41,7 @@ impl RateLimits {
             clock: DefaultClock::default(),
             store,
             guests_per_minute: settings.guests_per_minute,
+            guests_over: Mutex::new(HashMap::new()),
         }
     }
 
@@ -46,11 +53,17 @@ impl RateLimits {
         }
         let key = format!("guest:{}", client.limit_key_text());
         let window_start = now - now.rem_euclid(GUEST_WINDOW_SECS);
+        let over = || Error::RateLimited((window_start + GUEST_WINDOW_SECS - now).max(1) as u64);
+        if self.guests_over.lock().expect("limits lock").get(&key) == Some(&window_start) {
+            return Err(over());
+        }
         let hits = self.store.hit_rate_window(&key, window_start).await?;
         if hits > self.guests_per_minute {
-            return Err(Error::RateLimited(
-                (window_start + GUEST_WINDOW_SECS - now).max(1) as u64,
-            ));
+            self.guests_over
+                .lock()
+                .expect("limits lock")
+                .insert(key, window_start);
+            return Err(over());
         }
         Ok(())
     }
@@ -67,7 +80,12 @@ impl RateLimits {
     }
 
     /// Forgets clients whose budget is full again, so the table stays small.
-    pub fn tidy(&self) {
+    pub fn tidy(&self, now: i64) {
+        let window_start = now - now.rem_euclid(GUEST_WINDOW_SECS);
+        self.guests_over
+            .lock()
+            .expect("limits lock")
+            .retain(|_, window| *window == window_start);
         if let Some(limiter) = &self.credentials {
             limiter.retain_recent();
             limiter.shrink_to_fit();

@@ -42,6 +42,15 @@ pub fn spawn(state: Arc<Services>) -> Vec<JoinHandle<()>> {
             }
         }
     });
+    let ready_state = state.clone();
+    let readiness = tokio::spawn(async move {
+        let mut timer = tokio::time::interval(super::readiness::CHECK_EVERY);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            timer.tick().await;
+            ready_state.check_readiness().await;
+        }
+    });
     let purge = tokio::spawn(async move {
         let mut timer = tokio::time::interval(PURGE_EVERY);
         loop {
@@ -52,10 +61,10 @@ pub fn spawn(state: Arc<Services>) -> Vec<JoinHandle<()>> {
             purge_abandoned_guests(&state).await;
             purge_old_audit_events(&state).await;
             purge_spent_limits(&state).await;
-            state.rate_limits.tidy();
+            state.rate_limits.tidy(state.clock.now());
         }
     });
-    vec![keys, service_keys, purge]
+    vec![keys, service_keys, readiness, purge]
 }
 
 /// Re-reads the signing keys: when told they changed (PostgreSQL announces every change), when

@@ -14,6 +14,7 @@ mod credentials;
 pub mod ending;
 pub mod login;
 pub mod maintenance;
+pub mod readiness;
 pub mod sessions;
 pub mod tickets;
 
@@ -48,6 +49,7 @@ pub struct Services {
     bridge: Bridge,
     rate_limits: RateLimits,
     throttle: LoginThrottle,
+    readiness: readiness::Readiness,
 }
 
 impl Services {
@@ -86,7 +88,7 @@ impl Services {
         let rate_limits = RateLimits::new(&settings.rate_limits, store.clone());
         let throttle = LoginThrottle::new(store.clone(), settings.throttle.clone());
         let service_keys = ServiceKeys::load(store.clone(), &settings.service_keys).await?;
-        Ok(Services {
+        let services = Services {
             settings,
             store,
             clock,
@@ -99,7 +101,11 @@ impl Services {
             bridge,
             rate_limits,
             throttle,
-        })
+            readiness: readiness::Readiness::default(),
+        };
+        // Ready from the first request: the database answered just now.
+        services.check_readiness().await;
+        Ok(services)
     }
 
     pub fn settings(&self) -> &Settings {
@@ -143,9 +149,21 @@ impl Services {
         &self.hasher
     }
 
-    /// True when the database accepts writes right now (readiness).
-    pub async fn ready(&self) -> crate::error::Result<()> {
-        Ok(self.store.ping().await?)
+    /// True when the database took a write within the last second (`/readyz`), as the
+    /// periodic check found (see `readiness`).
+    pub fn ready(&self) -> bool {
+        self.readiness.is_ready()
+    }
+
+    /// Checks that the database takes writes (the periodic readiness check).
+    pub async fn check_readiness(&self) {
+        let check = tokio::time::timeout(readiness::CHECK_TIMEOUT, self.store.ping()).await;
+        self.metrics.readiness_checks.inc();
+        let ok = matches!(check, Ok(Ok(())));
+        if !ok && self.readiness.is_ready() {
+            tracing::warn!(timed_out = check.is_err(), "readiness check failed");
+        }
+        self.readiness.record(ok);
     }
 
     /// Closes the database pools (the last step of a shutdown).

@@ -56,8 +56,8 @@ impl Store {
     }
 
     /// Reserves one credential check of `account` from `client`, atomically: unless the pair
-    /// is blocked, counts the attempt as a failure in advance (a window that ended restarts at
-    /// 1) and, when `block_after(failures)` says so, blocks the pair before the check runs.
+    /// is blocked, counts the attempt as a failure in advance (a window that ended restarts
+    /// at one) and, when `block_after(failures)` says so, blocks the pair before the check runs.
     /// So concurrent attempts can never check more than the budget allows: each one sees the
     /// count and block of every attempt before it. A check that passes clears the pair
     /// ([`Store::clear_login_failures`]).

@@ -67,8 +67,9 @@ async fn the_app_refuses_to_start_without_its_database() {
 async fn a_lost_database_gives_503_and_recovers_by_itself() {
     let (app, mut switch) = spawn_app_with_switch(|s| s.database.acquire_timeout_ms = 500).await;
     switch.cut().await;
+    // Readiness comes from a check four times a second: unready within a second.
+    assert!(readyz_becomes(&app, StatusCode::SERVICE_UNAVAILABLE).await);
     let ready = app.get("/readyz").send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         ready.json::<Value>().await.unwrap()["status"],
         "unavailable"
@@ -84,8 +85,7 @@ async fn a_lost_database_gives_503_and_recovers_by_itself() {
     );
 
     switch.restore().await;
-    let ready = app.get("/readyz").send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::OK);
+    assert!(readyz_becomes(&app, StatusCode::OK).await);
     let signup = app
         .signup("ann@example.com", crate::helpers::STRONG_PASSWORD)
         .await;
@@ -184,8 +184,7 @@ async fn a_database_refusing_connections_is_503_with_retry_after_never_500() {
             crate::service::assert_active(introspection).await;
         }
     }
-    let ready = app.get("/readyz").send().await.unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(readyz_becomes(&app, StatusCode::SERVICE_UNAVAILABLE).await);
 
     refusal.end().await;
     let login = app
@@ -219,4 +218,38 @@ async fn head_answers_like_get_and_405_names_the_allowed_methods() {
         )
         .await;
     }
+}
+
+/// True once `/readyz` answers `status`, within a second and a half (the check runs four times
+/// a second and a success vouches for one second).
+async fn readyz_becomes(app: &crate::helpers::TestApp, status: StatusCode) -> bool {
+    crate::helpers::within(std::time::Duration::from_millis(1500), || async {
+        app.get("/readyz").send().await.unwrap().status() == status
+    })
+    .await
+}
+
+#[tokio::test]
+async fn readiness_probes_cost_no_database_work_each() {
+    // Arrange
+    let app = crate::helpers::spawn_app().await;
+    let checks = |text: String| -> i64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("sessiond_readiness_checks_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("the readiness check counter")
+    };
+    let before = checks(app.metrics_text().await);
+
+    // Act: a burst of probes.
+    for _ in 0..100 {
+        assert_eq!(
+            app.get("/readyz").send().await.unwrap().status(),
+            StatusCode::OK
+        );
+    }
+
+    // Assert: the database was checked by the periodic task, not once per probe.
+    let after = checks(app.metrics_text().await);
+    assert!(after - before < 100, "{before} -> {after}");
 }

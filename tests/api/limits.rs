@@ -54,6 +54,40 @@ async fn guest_creation_has_a_per_address_budget_every_instance_shares() {
 }
 
 #[tokio::test]
+async fn an_address_over_its_guest_budget_is_turned_away_without_a_database_write() {
+    // Arrange
+    let app = spawn_app_with(|s| {
+        s.server.trust_proxy = true;
+        s.rate_limits.guests_per_minute = 2;
+    })
+    .await;
+
+    // Act: eight guests asked for from one address.
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        statuses.push(guest_from(&app, "198.51.100.9").await.status());
+    }
+
+    // Assert: past the budget, the count in the database stops growing: the first refusal
+    // learns the address is over, the rest are refused from memory (per minute window).
+    assert!(
+        statuses[2..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let mut conn = crate::helpers::raw_connection(&app.db.url).await;
+    let windows: Vec<(i64, i64)> = sqlx::query_as(
+        "select window_start, hits from rate_windows where key = 'guest:198.51.100.9'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert!(!windows.is_empty());
+    for (window, hits) in &windows {
+        assert!(*hits <= 3, "window {window}: {hits} writes; {statuses:?}");
+    }
+}
+
+#[tokio::test]
 async fn abandoned_guests_and_old_audit_events_are_purged() {
     // Arrange: every guest counts as old enough, every audit event as past retention.
     let app = spawn_app_with(|s| {
