@@ -17,6 +17,8 @@ use crate::helpers::{Backend, TestApp, TestDb, backend, spawn_on};
 pub struct Relay {
     up: AtomicBool,
     links: Mutex<Vec<JoinHandle<()>>>,
+    /// The accept loop: aborting it closes the listener, so new connections are refused.
+    listener: Mutex<Option<JoinHandle<()>>>,
 }
 
 pub enum Switch {
@@ -40,10 +42,12 @@ pub async fn spawn_app_with_switch(customize: impl FnOnce(&mut Settings)) -> (Te
             let relay = Arc::new(Relay {
                 up: AtomicBool::new(true),
                 links: Mutex::new(Vec::new()),
+                listener: Mutex::new(None),
             });
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let port = listener.local_addr().unwrap().port();
-            tokio::spawn(accept_loop(listener, relay.clone()));
+            let accepting = tokio::spawn(accept_loop(listener, relay.clone()));
+            *relay.listener.lock().await = Some(accepting);
             let mut url = url::Url::parse(&db.url).unwrap();
             url.set_port(Some(port)).unwrap();
             let app = spawn_on(db, |s| {
@@ -91,6 +95,17 @@ impl Switch {
                 *holder = Some(conn);
             }
         }
+    }
+
+    /// The database host is gone for good: every connection drops and the port refuses new
+    /// ones (PostgreSQL); SQLite is write-locked, as in [`Switch::cut`].
+    pub async fn lose_host(&mut self) {
+        if let Switch::Relay(relay) = self
+            && let Some(accepting) = relay.listener.lock().await.take()
+        {
+            accepting.abort();
+        }
+        self.cut().await;
     }
 
     pub async fn restore(&mut self) {

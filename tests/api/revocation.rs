@@ -85,3 +85,51 @@ async fn the_cli_revocation_path_is_seen_by_a_running_instance() {
     assert_eq!(ended, vec![session.session_id.clone()]);
     refused_within_a_second(&app, &session.access_token).await;
 }
+
+#[tokio::test]
+async fn an_instance_cut_off_from_its_database_never_vouches_for_a_session() {
+    // Arrange: instance a reaches the database through a relay, instance b directly; the
+    // session is opened on b, so a has never seen it.
+    let (a, mut switch) = crate::outage::spawn_app_with_switch(|s| {
+        crate::service::with_test_keys(s);
+        s.database.acquire_timeout_ms = 500;
+    })
+    .await;
+    let b = crate::helpers::spawn_on(a.db.clone(), crate::service::with_test_keys).await;
+    let session = b.new_user().await;
+
+    // Act: a's database host is lost (connections dropped, new ones refused).
+    switch.lose_host().await;
+    // Readiness turns within a second.
+    let unready = crate::helpers::within(std::time::Duration::from_millis(1500), || async {
+        a.get("/readyz").send().await.unwrap().status() == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    let introspection = crate::service::introspect(
+        &a,
+        Some(crate::service::INTROSPECT_KEY),
+        &session.access_token,
+    )
+    .await;
+
+    // Assert
+    match crate::helpers::backend() {
+        // a cannot know whether another instance ended the session: 503, never active.
+        crate::helpers::Backend::Postgres => {
+            assert!(unready, "/readyz stayed 200");
+            let status = introspection.status();
+            let body: serde_json::Value = introspection.json().await.unwrap();
+            assert!(
+                status == StatusCode::SERVICE_UNAVAILABLE
+                    || body == serde_json::json!({"active": false}),
+                "{status} {body}"
+            );
+        }
+        // SQLite: the file is still readable (only writes are locked), so the answer is true.
+        crate::helpers::Backend::Sqlite => {
+            assert!(unready, "/readyz stayed 200");
+            crate::service::assert_active(introspection).await;
+        }
+    }
+    switch.restore().await;
+}
