@@ -946,3 +946,23 @@ async fn a_json_array_body_is_refused() {
     assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
     assert_eq!(count_users(&app).await, 0);
 }
+
+#[tokio::test]
+async fn a_bridge_session_past_the_per_user_cap_ends_the_least_recently_used_one() {
+    // Arrange: one session per user.
+    let app = spawn_bridge_app("http://127.0.0.1:9/unused", |s| {
+        s.sessions.max_per_user = 1;
+    })
+    .await;
+    let sub = new_sub();
+    let first = exchanged(&app, SUPABASE, &supabase_token(&sub, None)).await;
+
+    // Act
+    let second = exchanged(&app, SUPABASE, &supabase_token(&sub, None)).await;
+
+    // Assert: the first session ended; the second is the user's only one.
+    crate::helpers::refused_within_a_second(&app, &first.access_token).await;
+    let live = app.sessions_of(&second.access_token).await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0]["id"], second.session_id.as_str());
+}
