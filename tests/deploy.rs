@@ -1,5 +1,6 @@
-//! The deploy files against the code. No Docker engine runs here, so the Dockerfile is read as
-//! text: everything it copies must exist (and be tracked by git, since hosts build from a
+//! The deploy files against the code. `cargo test` needs no container engine, so the Dockerfile
+//! is read as text here (scripts/container-test, run by CI, builds it with podman and runs the
+//! image): everything it copies must exist (and be tracked by git, since hosts build from a
 //! clone), the build stage must see every file the crate embeds at compile time, and the image
 //! must run the binary Cargo builds. `render.yaml` and `railway.json` must parse, name the
 //! Dockerfile, a health check the service serves, and only settings sessiond reads; and the
@@ -844,6 +845,38 @@ fn the_runtime_image_is_set_up_for_production() {
     );
 }
 
+/// A `# syntax=` parser directive makes BuildKit fetch that frontend from Docker Hub before it
+/// builds anything; the built-in frontend reads this Dockerfile.
+#[test]
+fn the_dockerfile_needs_no_frontend_from_a_registry() {
+    for line in read("Dockerfile").lines() {
+        let directive = line
+            .trim_start()
+            .strip_prefix('#')
+            .map(|rest| rest.trim_start().to_ascii_lowercase());
+        assert!(
+            !directive.is_some_and(|d| d.starts_with("syntax")),
+            "Dockerfile: `{line}` makes BuildKit pull a frontend from a registry"
+        );
+    }
+}
+
+/// The Dockerfile is built and the image run in CI (scripts/container-test), after the README's
+/// test command, so that a Dockerfile that does not build fails there first.
+#[test]
+fn ci_builds_the_image_and_runs_it() {
+    assert_in_repository("scripts/container-test", ".ci/run");
+    let ci = read(".ci/run");
+    let step = |script: &str| ci.lines().position(|line| line.trim() == script);
+    let tests = step("./scripts/test").expect(".ci/run does not run ./scripts/test");
+    let image =
+        step("./scripts/container-test").expect(".ci/run does not run ./scripts/container-test");
+    assert!(
+        tests < image,
+        ".ci/run builds the image before the README's test command"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // The blueprints
 
@@ -1079,6 +1112,61 @@ fn the_readme_names_only_settings_that_exist_and_every_one_the_blueprint_sets() 
         assert!(
             deploy.contains(key),
             "README.md, Deploy: render.yaml sets {key}, which the section does not explain"
+        );
+    }
+}
+
+/// The `docker run` commands of the README, continuation lines joined.
+fn readme_docker_runs() -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut pending: Option<String> = None;
+    for line in read("README.md").lines().map(str::trim) {
+        if pending.is_none() && !line.starts_with("docker run ") {
+            continue;
+        }
+        let command = pending.get_or_insert_with(String::new);
+        match line.strip_suffix('\\') {
+            Some(head) => command.push_str(head),
+            None => {
+                command.push_str(line);
+                commands.extend(pending.take());
+            }
+        }
+    }
+    commands
+}
+
+/// `docker stop` sends SIGKILL 10 s after SIGTERM unless told otherwise: shorter than the drain
+/// and the requests in flight. And the README's port is published on every interface, so
+/// `/metrics` must ask for its token there.
+#[test]
+fn the_readmes_docker_run_waits_for_the_drain_and_guards_metrics() {
+    let defaults = default_settings();
+    let server = &defaults["server"];
+    let needed = server["shutdown_drain_secs"].as_u64().unwrap()
+        + server["shutdown_timeout_secs"].as_u64().unwrap();
+    let commands = readme_docker_runs();
+    assert!(!commands.is_empty(), "README.md has no `docker run`");
+    for command in &commands {
+        let stop_timeout = command
+            .split_whitespace()
+            .skip_while(|word| *word != "--stop-timeout")
+            .nth(1)
+            .and_then(|word| word.parse::<u64>().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "README.md: `{command}` sets no --stop-timeout (the default, 10 s, is \
+                     shorter than drain + in-flight timeout, {needed} s)"
+                )
+            });
+        assert!(
+            stop_timeout > needed,
+            "README.md: `{command}`: --stop-timeout {stop_timeout} is not above drain + \
+             in-flight timeout ({needed} s)"
+        );
+        assert!(
+            command.contains("SESSIOND__METRICS__BEARER_TOKEN"),
+            "README.md: `{command}` leaves /metrics open to anyone who reaches the port"
         );
     }
 }
