@@ -13,20 +13,19 @@ fn capped_at_two(s: &mut Settings) {
     s.sessions.max_per_user = 2;
 }
 
+/// `GET path` with a service key, as JSON.
+async fn get_json(app: &TestApp, path: &str, key: &str) -> Value {
+    let response = admin(app, Method::GET, path, Some(key))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
 /// The `session.ended` events of `user_id` as (session id, reason).
 async fn ended_sessions(app: &TestApp, user_id: &str) -> Vec<(String, String)> {
-    let feed: Value = admin(
-        app,
-        Method::GET,
-        "/v1/events?after=0&limit=1000",
-        Some(EVENTS_KEY),
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let feed = get_json(app, "/v1/events?after=0&limit=1000", EVENTS_KEY).await;
     feed["events"]
         .as_array()
         .unwrap()
@@ -98,13 +97,7 @@ async fn concurrent_logins_past_the_cap_leave_exactly_the_cap() {
 
     // Assert: exactly two live sessions, and every other one ended as `evicted`.
     let path = format!("/v1/admin/users/{}/sessions", owner.user_id);
-    let listed: Value = admin(&app, Method::GET, &path, Some(ADMIN_KEY))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = get_json(&app, &path, ADMIN_KEY).await;
     let live = listed["sessions"].as_array().unwrap();
     assert_eq!(live.len(), 2, "{listed}");
     let live_tokens = opened
