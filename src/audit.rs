@@ -39,6 +39,31 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event type, as `openapi.yaml` must list them.
+    pub const ALL: [Event; 21] = [
+        Event::Signup,
+        Event::LoginSucceeded,
+        Event::LoginFailed,
+        Event::Guest,
+        Event::Bridge,
+        Event::BridgeRefused,
+        Event::Upgrade,
+        Event::RefreshReuseDetected,
+        Event::Logout,
+        Event::SessionRevoked,
+        Event::TokenRevoked,
+        Event::PasswordChanged,
+        Event::AdminRevokedSessions,
+        Event::AdminDeletedUser,
+        Event::LoginThrottled,
+        Event::AdminClearedThrottle,
+        Event::AdminDisabledUser,
+        Event::AdminEnabledUser,
+        Event::AdminCreatedUser,
+        Event::CredentialCheckFailed,
+        Event::SessionsEvicted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Signup => "signup",

@@ -78,3 +78,22 @@ async fn the_spec_is_served_as_committed() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
     assert_eq!(served, committed);
 }
+
+#[test]
+fn every_audit_event_type_is_in_the_spec() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml");
+    let spec: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let documented: BTreeSet<String> =
+        spec["components"]["schemas"]["AuditEvent"]["properties"]["type"]["enum"]
+            .as_sequence()
+            .expect("AuditEvent.type has an enum")
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+    let recorded: BTreeSet<String> = sessiond::audit::Event::ALL
+        .iter()
+        .map(|e| e.as_str().to_string())
+        .collect();
+    assert_eq!(recorded, documented);
+}
