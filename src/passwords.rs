@@ -129,13 +129,20 @@ impl PasswordHasher {
     /// the queue is full the request is turned away at once (`503`), without touching the
     /// database. Dropping an unused place frees it.
     pub fn reserve(&self) -> Result<HashSlot, HashError> {
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            return Err(HashError::Busy);
+        let (ahead, slot) = self.take_place();
+        if ahead >= self.max_waiting {
+            return Err(HashError::Busy); // dropping `slot` gives the place back
         }
-        Ok(HashSlot {
+        Ok(slot)
+    }
+
+    /// A place in the queue whether or not it is full, with the number of places taken before.
+    fn take_place(&self) -> (i64, HashSlot) {
+        let ahead = self.waiting.fetch_add(1, Ordering::Relaxed);
+        let slot = HashSlot {
             waiting: Some(self.waiting.clone()),
-        })
+        };
+        (ahead, slot)
     }
 
     /// Checks a presented password against a stored PHC string, or against the dummy hash when
@@ -173,10 +180,7 @@ impl PasswordHasher {
             .get_or_try_init(|| async move {
                 let unguessable = crate::tokens::opaque::generate();
                 // Made once, by a request that holds a place already: it may go past the bound.
-                self.waiting.fetch_add(1, Ordering::Relaxed);
-                let slot = HashSlot {
-                    waiting: Some(self.waiting.clone()),
-                };
+                let (_, slot) = self.take_place();
                 let (reply, answer) = oneshot::channel();
                 self.send(slot, Job::Hash(unguessable, reply))?;
                 Ok::<_, HashError>(answer.await.context("password hashing thread stopped")??)

@@ -26,7 +26,7 @@ pub const KEY_PREFIX: &str = "sk_";
 #[derive(Clone)]
 struct Known {
     name: Arc<str>,
-    hash: Vec<u8>,
+    hash: Arc<[u8]>,
     scopes: Vec<Scope>,
 }
 
@@ -142,11 +142,11 @@ impl ServiceKeys {
         let mut found = None;
         // Every entry is compared, match or not, so timing does not depend on which matched.
         for known in self.configured.iter().chain(stored.iter()) {
-            if bool::from(known.hash.as_slice().ct_eq(hash)) {
+            if bool::from(known.hash.ct_eq(hash)) {
                 found = Some(Caller {
                     name: known.name.clone(),
                     scopes: known.scopes.clone(),
-                    hash: known.hash.as_slice().into(),
+                    hash: known.hash.clone(),
                 });
             }
         }
@@ -185,7 +185,7 @@ fn known_from_config(key: &ConfiguredKey) -> anyhow::Result<Known> {
     );
     Ok(Known {
         name: key.name.as_str().into(),
-        hash,
+        hash: hash.into(),
         scopes: key.scopes.clone(),
     })
 }
@@ -193,7 +193,7 @@ fn known_from_config(key: &ConfiguredKey) -> anyhow::Result<Known> {
 fn known_from_row(row: ServiceKeyRow) -> Known {
     Known {
         name: row.name.into(),
-        hash: row.key_hash,
+        hash: row.key_hash.into(),
         scopes: row
             .scopes
             .split_whitespace()

@@ -89,7 +89,7 @@ impl LoginThrottle {
             .await?;
         let admitted = match reservation {
             Reservation::Blocked { until } => return Ok(Verdict::Blocked(until - now)),
-            Reservation::Reserved { blocks, .. } => Admitted { blocks },
+            Reservation::Reserved { blocks } => Admitted { blocks },
         };
         Ok(if under_attack {
             Verdict::Slowed(Duration::from_millis(s.account_delay_ms), admitted)

@@ -283,10 +283,10 @@ impl FromRequest for Client {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = app_state(req);
-        std::future::ready(Ok(Client(client_info(
-            req,
-            &state.services.settings().server,
-        ))))
+        // Read once per request, by the root span (`request_span`), when it ran.
+        let known = req.extensions().get::<ClientInfo>().cloned();
+        let client =
+            known.unwrap_or_else(|| client_info(req, &app_state(req).services.settings().server));
+        std::future::ready(Ok(Client(client)))
     }
 }

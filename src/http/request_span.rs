@@ -50,11 +50,17 @@ impl RootSpanBuilder for RequestSpan {
         let request_id = id.to_str().unwrap_or_default().to_string();
         request.extensions_mut().insert(RequestId(id));
         request.extensions_mut().insert(Started(Instant::now()));
-        let client_ip = request
+        // Read once per request: the `Client` extractor takes it from the extensions.
+        let client = request
             .app_data::<web::Data<AppState>>()
-            .map(|state| client_info(request.request(), &state.services.settings().server))
-            .and_then(|client| client.ip_address)
+            .map(|state| client_info(request.request(), &state.services.settings().server));
+        let client_ip = client
+            .as_ref()
+            .and_then(|c| c.ip_address.clone())
             .unwrap_or_default();
+        if let Some(client) = client {
+            request.extensions_mut().insert(client);
+        }
         let header = |name: header::HeaderName| {
             request
                 .headers()

@@ -12,9 +12,8 @@ pub const EVERY_CLIENT: &str = "*";
 pub enum Reservation {
     /// The pair is blocked until then: no check.
     Blocked { until: i64 },
-    /// The check may run; it is the `failures`-th in the window, and `blocks` when it set the
-    /// pair's block (it stays if the check fails).
-    Reserved { failures: i64, blocks: bool },
+    /// The check may run; `blocks` when it set the pair's block (it stays if the check fails).
+    Reserved { blocks: bool },
 }
 
 /// The throttle rows that concern one attempt.
@@ -112,7 +111,7 @@ impl Store {
             None => false,
         };
         tx.commit().await?;
-        Ok(Reservation::Reserved { failures, blocks })
+        Ok(Reservation::Reserved { blocks })
     }
 
     /// Counts one failure of `account` from `client` (a window that ended restarts at 1) and

@@ -309,7 +309,8 @@ async fn seal_if_plain(
         return Ok(());
     }
     let sealed = sealing.seal(binding(row), &row.private_der)?;
-    // Compare-and-swap: another instance may be sealing the same row right now.
+    // Compare-and-swap: another instance may be sealing the same row right now; its seal and
+    // this one open to the same key under the same KEK, so either serves this read.
     store
         .replace_private_key(&row.kid, &row.private_der, &sealed)
         .await
@@ -318,13 +319,7 @@ async fn seal_if_plain(
         kid = %row.kid,
         "signing key was stored in plaintext although keys.encryption_key is set: sealed it"
     );
-    row.private_der = store
-        .all_signing_keys()
-        .await?
-        .into_iter()
-        .find(|k| k.kid == row.kid)
-        .map(|k| k.private_der)
-        .unwrap_or(sealed);
+    row.private_der = sealed;
     Ok(())
 }
 
