@@ -8,6 +8,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// How far two instances' clocks may disagree, in seconds: the revoking instance's clock stamps
+/// a session's end, another instance's clock judges a token's `exp`.
+pub const CLOCK_LEEWAY_SECS: i64 = 60;
+
 /// The system clock plus an offset that only tests move. Clones share the offset, so every part
 /// of one app sees the same time.
 #[derive(Clone, Default)]

@@ -275,6 +275,25 @@ impl Settings {
                 ));
             }
         }
+        // Validation answers from the set of sessions ended within one access-token lifetime,
+        // which an instance reads from the event log at start and keeps current by tailing it.
+        let horizon = self.tokens.access_ttl_secs + crate::clock::CLOCK_LEEWAY_SECS;
+        if self.events.retention_secs < horizon {
+            problems.push(format!(
+                "events.retention_secs is {}: it must be at least tokens.access_ttl_secs + {} \
+                 ({horizon}), or a restarted instance could not know which sessions ended \
+                 while their access tokens are still valid",
+                self.events.retention_secs,
+                crate::clock::CLOCK_LEEWAY_SECS,
+            ));
+        }
+        if self.events.poll_interval_ms > 500 {
+            problems.push(format!(
+                "events.poll_interval_ms is {}: at most 500, so that revocations reach every \
+                 instance within a second and validation can answer from memory",
+                self.events.poll_interval_ms
+            ));
+        }
         if !production {
             return problems;
         }

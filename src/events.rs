@@ -9,6 +9,10 @@
 //! `poll_interval` regardless, which catches writes by other processes (the CLI on SQLite) and
 //! bounds the delay while the PostgreSQL listener is down.
 //!
+//! The tail also keeps this instance's set of recently ended sessions current (see
+//! `gate::RecentlyEnded`): it records every `session.ended` it reads, and each read that reaches
+//! the end of the log vouches for the set for a second.
+//!
 //! Consumers share one bounded ring (`broadcast`). A consumer that falls behind by more than
 //! the ring holds is dropped and resumes with `Last-Event-ID`; it never holds up the tail,
 //! revocation or other consumers.
@@ -16,12 +20,19 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::{Notify, broadcast};
 
+use crate::clock::Clock;
+use crate::gate::RecentlyEnded;
 use crate::store::{SessionEventRow, Store, StoreResult};
+
+/// The event type that ends a session (written by the triggers).
+const SESSION_ENDED: &str = "session.ended";
+/// How often the set of recently ended sessions drops what has expired.
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
 
 /// Events read from the database per query.
 pub const PAGE: i64 = 500;
@@ -41,6 +52,8 @@ impl PublishedEvent {
 
 pub struct EventFeed {
     store: Store,
+    clock: Clock,
+    recently_ended: Arc<RecentlyEnded>,
     sender: broadcast::Sender<Arc<PublishedEvent>>,
     /// The id of the newest event fanned out so far.
     head: AtomicI64,
@@ -72,10 +85,18 @@ impl Drop for StreamLease {
 }
 
 impl EventFeed {
-    pub fn new(store: Store, ring: usize, poll_interval: Duration) -> EventFeed {
+    pub fn new(
+        store: Store,
+        clock: Clock,
+        recently_ended: Arc<RecentlyEnded>,
+        ring: usize,
+        poll_interval: Duration,
+    ) -> EventFeed {
         let (sender, _) = broadcast::channel(ring.max(16));
         EventFeed {
             store,
+            clock,
+            recently_ended,
             sender,
             head: AtomicI64::new(0),
             wake: Arc::new(Notify::new()),
@@ -151,15 +172,23 @@ impl EventFeed {
         })
     }
 
-    /// Starts after the newest event in the database; keeps failing until the database answers.
+    /// Starts after the newest event in the database, with every session ended within the
+    /// last access-token lifetime recorded; fails if the database does not answer.
     pub async fn start(&self) -> StoreResult<()> {
+        let read_began = Instant::now();
         let last = self.store.last_event_id().await?;
+        let since = self.recently_ended.horizon_start(self.clock.now());
+        for (session_id, at) in self.store.sessions_ended_since(since, last).await? {
+            self.recently_ended.record(&session_id, at);
+        }
         self.head.store(last, Ordering::SeqCst);
+        self.recently_ended.caught_up(read_began);
         Ok(())
     }
 
     /// Tails the table for as long as the process runs.
     pub async fn run(self: Arc<Self>) {
+        let mut pruned = Instant::now();
         loop {
             tokio::select! {
                 _ = self.wake.notified() => {}
@@ -168,16 +197,26 @@ impl EventFeed {
             if let Err(error) = self.fan_out_new_events().await {
                 tracing::warn!(error = ?error, "could not read session events");
             }
+            if pruned.elapsed() >= PRUNE_EVERY {
+                self.recently_ended.prune();
+                pruned = Instant::now();
+            }
         }
     }
 
     async fn fan_out_new_events(&self) -> StoreResult<()> {
+        let read_began = Instant::now();
         loop {
             let after = self.head();
             let events = self.store.events_after(after, PAGE).await?;
             let complete = (events.len() as i64) < PAGE;
             for row in events {
                 let id = row.id;
+                if row.kind == SESSION_ENDED
+                    && let Some(session_id) = &row.session_id
+                {
+                    self.recently_ended.record(session_id, row.at);
+                }
                 let event = PublishedEvent {
                     row,
                     rendered: OnceLock::new(),
@@ -187,6 +226,7 @@ impl EventFeed {
                 self.head.store(id, Ordering::SeqCst);
             }
             if complete {
+                self.recently_ended.caught_up(read_began);
                 return Ok(());
             }
         }

@@ -10,6 +10,7 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::gate::SessionGate;
 use crate::passwords::PasswordHasher;
 use crate::store::StoreResult;
 
@@ -29,6 +30,9 @@ pub struct Metrics {
     argon2_abandoned: IntCounter,
     pub login_throttled: IntCounter,
     pub readiness_checks: IntCounter,
+    recently_ended: IntGauge,
+    validation_fallbacks: IntCounter,
+    session_reads: IntCounter,
     live_sessions_read: Mutex<Option<Instant>>,
 }
 
@@ -87,8 +91,28 @@ impl Metrics {
             "Database checks behind /readyz (four a second, whatever the probe rate)",
         )
         .expect("metric");
+        let recently_ended = IntGauge::new(
+            "recently_ended_sessions",
+            "Sessions ended within the last access-token lifetime, held in memory for validation",
+        )
+        .expect("metric");
+        let validation_fallbacks = IntCounter::new(
+            "validation_database_fallbacks_total",
+            "Token validations that read the database because this instance could not prove \
+             its knowledge of ended sessions current (the event log unread for over a second)",
+        )
+        .expect("metric");
+        let session_reads = IntCounter::new(
+            "session_reads_total",
+            "Sessions read from the database by this instance's gate: /v1/me, the upgrade and \
+             ticket redemption on a cache miss, and validations that fell back (none otherwise)",
+        )
+        .expect("metric");
         for metric in [
             Box::new(argon2_abandoned.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(session_reads.clone()),
+            Box::new(recently_ended.clone()),
+            Box::new(validation_fallbacks.clone()),
             Box::new(readiness_checks.clone()),
             Box::new(login_throttled.clone()),
             Box::new(requests.clone()),
@@ -115,6 +139,9 @@ impl Metrics {
             argon2_abandoned,
             login_throttled,
             readiness_checks,
+            recently_ended,
+            validation_fallbacks,
+            session_reads,
             live_sessions_read: Mutex::new(None),
         }
     }
@@ -143,15 +170,24 @@ impl Metrics {
 impl Metrics {
     /// The text exposition format, with the gauges read now. The live-session count is a
     /// database query (`count_live_sessions`), re-run at most every `LIVE_SESSIONS_MAX_AGE`.
-    pub async fn render<F, Fut>(&self, hasher: &PasswordHasher, count_live_sessions: F) -> Vec<u8>
+    pub async fn render<F, Fut>(
+        &self,
+        hasher: &PasswordHasher,
+        gate: &SessionGate,
+        count_live_sessions: F,
+    ) -> Vec<u8>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = StoreResult<i64>>,
     {
         self.argon2_queue.set(hasher.queue_depth());
+        let ended = gate.recently_ended();
+        self.recently_ended
+            .set(i64::try_from(ended.len()).unwrap_or(i64::MAX));
+        catch_up(&self.validation_fallbacks, ended.unsure_answers());
+        catch_up(&self.session_reads, gate.session_reads());
         let abandoned = u64::try_from(hasher.abandoned()).unwrap_or(0);
-        self.argon2_abandoned
-            .inc_by(abandoned.saturating_sub(self.argon2_abandoned.get()));
+        catch_up(&self.argon2_abandoned, abandoned);
         if self.live_sessions_stale() {
             match count_live_sessions().await {
                 Ok(n) => self.live_sessions.set(n),
@@ -165,6 +201,11 @@ impl Metrics {
         }
         body
     }
+}
+
+/// Moves a counter up to a total counted elsewhere (counters only go up).
+fn catch_up(counter: &IntCounter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
 }
 
 impl Default for Metrics {

@@ -13,12 +13,11 @@ use serde::de::DeserializeOwned;
 use crate::config::ServerSettings;
 use crate::domain::ClientInfo;
 use crate::error::Error;
-use crate::gate::Snapshot;
 use crate::http::client_ip::{ProxyTrust, client_ip};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::service_keys::{Caller, Scope};
-use crate::tokens::AccessClaims;
+pub use crate::services::sessions::Authenticated;
 
 pub const MAX_BODY: usize = 16 * 1024;
 const MAX_USER_AGENT: usize = 512;
@@ -170,12 +169,7 @@ fn app_state(req: &HttpRequest) -> web::Data<AppState> {
         .clone()
 }
 
-/// A valid access token whose session is live right now, with that session and its user.
-pub struct Authenticated {
-    pub claims: std::sync::Arc<AccessClaims>,
-    pub snapshot: std::sync::Arc<Snapshot>,
-}
-
+/// `Authorization: Bearer <access token>` of a session that has not ended.
 impl FromRequest for Authenticated {
     type Error = ApiError;
     type Future = Boxed<Self>;
@@ -183,13 +177,7 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = app_state(req);
         let token = bearer_token(req).map(str::to_string);
-        Box::pin(async move {
-            let found = state.services.authenticate(&token?).await?;
-            Ok(Authenticated {
-                claims: found.claims,
-                snapshot: found.snapshot,
-            })
-        })
+        Box::pin(async move { Ok(state.services.authenticate(&token?).await?) })
     }
 }
 

@@ -175,7 +175,9 @@ impl Services {
         tracing::info!(user_id = %user.id, %session_id, "guest upgraded");
         let subject = subject(Some(&user.id), Some(session_id), client);
         self.audit(Event::Upgrade, subject, json!({})).await;
-        self.issue(user, session_id.clone(), amr, refresh_token)
+        let idle = self.settings.sessions.idle_timeout_secs;
+        let ends_at = (session_created_at + permanent_ttl).min(self.clock.now() + idle);
+        self.issue(user, session_id.clone(), amr, refresh_token, ends_at)
     }
 
     /// Changes the password of `user_id` (who must confirm the current one), then ends every

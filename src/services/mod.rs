@@ -27,7 +27,7 @@ use crate::bridge::Bridge;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::events::EventFeed;
-use crate::gate::SessionGate;
+use crate::gate::{RecentlyEnded, SessionGate};
 use crate::metrics::Metrics;
 use crate::passwords::PasswordHasher;
 use crate::rate_limit::RateLimits;
@@ -70,8 +70,14 @@ impl Services {
             settings.tokens.verified_cache_entries,
         );
         let hasher = PasswordHasher::new(&settings.passwords)?;
+        let recently_ended = Arc::new(RecentlyEnded::new(
+            clock.clone(),
+            settings.tokens.access_ttl_secs,
+        ));
         let events = Arc::new(EventFeed::new(
             store.clone(),
+            clock.clone(),
+            recently_ended.clone(),
             settings.events.consumer_ring,
             std::time::Duration::from_millis(settings.events.poll_interval_ms.max(10)),
         ));
@@ -81,6 +87,7 @@ impl Services {
             settings.sessions.idle_timeout_secs,
             settings.database.acquire_timeout(),
             settings.sessions.cache_entries,
+            recently_ended,
             events.waker(),
             keys_changed,
         ));
@@ -176,7 +183,9 @@ impl Services {
         let now = self.clock.now();
         let idle = self.settings.sessions.idle_timeout_secs;
         self.metrics
-            .render(&self.hasher, || self.store.count_live_sessions(now, idle))
+            .render(&self.hasher, &self.gate, || {
+                self.store.count_live_sessions(now, idle)
+            })
             .await
     }
 

@@ -30,10 +30,9 @@ pub struct Issued {
     pub refresh_token: SecretString,
 }
 
-/// A valid access token whose session is live right now, with that session and its user.
+/// A valid access token whose session has not ended.
 pub struct Authenticated {
     pub claims: Arc<AccessClaims>,
-    pub snapshot: Arc<Snapshot>,
 }
 
 impl Services {
@@ -93,17 +92,23 @@ impl Services {
             self.sessions_ended(&evicted, Event::SessionsEvicted, subject, detail)
                 .await;
         }
-        self.issue(user.clone(), session_id, amr, refresh_token)
+        let ends_at = open
+            .session
+            .expires_at
+            .min(now + lifetimes.idle_timeout_secs);
+        self.issue(user.clone(), session_id, amr, refresh_token, ends_at)
             .map(Some)
     }
 
-    /// Mints an access token for the session and bundles it with its refresh token.
+    /// Mints an access token for the session and bundles it with its refresh token. The token
+    /// expires no later than `session_ends_at` (the session's absolute or idle expiry).
     pub(super) fn issue(
         &self,
         user: UserRow,
         session_id: SessionId,
         amr: Vec<String>,
         refresh_token: SecretString,
+        session_ends_at: i64,
     ) -> Result<Issued> {
         let now = self.clock.now();
         let (access_token, expires_at) = self.tokens.issue(
@@ -113,6 +118,7 @@ impl Services {
                 is_guest: user.is_guest,
                 amr,
                 email: user.email.as_deref(),
+                session_ends_at,
             },
             now,
         )?;
@@ -126,14 +132,19 @@ impl Services {
         })
     }
 
-    /// The claims of a valid access token and its live session (`invalid_token` otherwise).
+    /// The claims of a valid access token whose session has not ended (`invalid_token`
+    /// otherwise). No database read in the steady state (see `gate::RecentlyEnded`).
     pub async fn authenticate(&self, token: &str) -> Result<Authenticated> {
         let claims = self.tokens.verify(token).await?;
-        let snapshot = self
-            .gate
-            .live(&claims.sid, &claims.sub, self.clock.now())
-            .await?;
-        Ok(Authenticated { claims, snapshot })
+        self.token_session_live(&claims).await?;
+        Ok(Authenticated { claims })
+    }
+
+    /// For verified claims: `Ok` if their session has not ended (`invalid_token` if it has).
+    pub async fn token_session_live(&self, claims: &AccessClaims) -> Result<()> {
+        self.gate
+            .token_session_live(&claims.sid, &claims.sub, self.clock.now())
+            .await
     }
 
     /// The claims of an access token whose signature and expiry hold, live session or not.
@@ -193,7 +204,8 @@ impl Services {
             RefreshOutcome::Rotated { session, user } => {
                 self.gate.changed(&session.id);
                 self.metrics.refreshes.inc();
-                self.issue(user, session.id, session.amr, successor)
+                let ends_at = session.ends_at(sessions.idle_timeout_secs);
+                self.issue(user, session.id, session.amr, successor, ends_at)
             }
             RefreshOutcome::Replayed {
                 session,
@@ -203,7 +215,8 @@ impl Services {
                 let same = opaque::unseal_successor(presented, &sealed)
                     .ok_or(Error::InvalidRefreshToken)?;
                 self.metrics.refreshes.inc();
-                self.issue(user, session.id, session.amr, same)
+                let ends_at = session.ends_at(sessions.idle_timeout_secs);
+                self.issue(user, session.id, session.amr, same, ends_at)
             }
             RefreshOutcome::Reused {
                 session_id,

@@ -33,6 +33,23 @@ impl Store {
         .await?)
     }
 
+    /// (session id, when it ended) of every session ended at or after `since` by an event up to
+    /// id `through`: what an instance must know at start to validate tokens from memory.
+    pub async fn sessions_ended_since(
+        &self,
+        since: i64,
+        through: i64,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        Ok(sqlx::query_as(
+            "select session_id, at from session_events \
+             where type = 'session.ended' and at >= $1 and id <= $2 and session_id is not null",
+        )
+        .bind(since)
+        .bind(through)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The id of the newest event (0 when there is none).
     pub async fn last_event_id(&self) -> StoreResult<i64> {
         Ok(self.event_bounds().await?.1)

@@ -42,6 +42,13 @@ pub struct SessionRow {
 }
 
 impl SessionRow {
+    /// When the session ends unless it is refreshed first: the earlier of its absolute expiry
+    /// and its idle expiry.
+    pub fn ends_at(&self, idle_timeout_secs: i64) -> i64 {
+        self.expires_at
+            .min(self.last_seen_at.saturating_add(idle_timeout_secs))
+    }
+
     /// Where the session stands at `now` (the one liveness rule, `SessionTimes::status`).
     pub fn status(&self, now: i64, idle_timeout_secs: i64) -> SessionStatus {
         SessionTimes {

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use jsonwebtoken::dangerous::insecure_decode_claims;
 use jsonwebtoken::{Header, Validation, decode, decode_header, encode};
 use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::KeyRing;
 use crate::clock::Clock;
@@ -39,6 +41,9 @@ pub struct Subject<'a> {
     pub is_guest: bool,
     pub amr: Vec<String>,
     pub email: Option<&'a str>,
+    /// When the session ends unless refreshed (the earlier of its absolute and idle expiry):
+    /// no token outlives it, which is what lets validation skip the session's own row.
+    pub session_ends_at: i64,
 }
 
 pub struct AccessTokens {
@@ -47,10 +52,12 @@ pub struct AccessTokens {
     issuer: String,
     audience: String,
     ttl_secs: i64,
-    /// Tokens whose signature and claims already checked out. A signature cannot change, so
-    /// only the expiry is re-checked on a hit; the session gate still decides liveness. Emptied
-    /// when a signing key stops verifying (the key ring's epoch moves).
-    verified: Cache<Box<str>, Arc<AccessClaims>>,
+    /// Tokens whose signature and claims already checked out, as the SHA-256 digest of the
+    /// whole token and its `exp`: a few dozen bytes each, so every token of a million sessions
+    /// fits. A hit re-reads the claims from the token itself (equal digests, equal bytes) and
+    /// re-checks only the expiry; the session gate still decides liveness. Emptied when a
+    /// signing key stops verifying (the key ring's epoch moves).
+    verified: Cache<[u8; 32], i64>,
     /// The key ring's epoch the cache was last emptied for.
     verified_epoch: AtomicU64,
 }
@@ -90,7 +97,7 @@ impl AccessTokens {
     /// Signs a token for `subject`; returns it with its expiry (Unix seconds).
     pub fn issue(&self, subject: Subject<'_>, now: i64) -> anyhow::Result<(String, i64)> {
         let signer = self.keys.signer();
-        let exp = now + self.ttl_secs;
+        let exp = (now + self.ttl_secs).min(subject.session_ends_at);
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: UserId::trusted(subject.user_id.to_string()),
@@ -120,19 +127,22 @@ impl AccessTokens {
             self.verified_epoch.store(epoch, Ordering::SeqCst);
             self.verified.clear();
         }
-        if let Some(claims) = self.verified.get(token) {
-            return if claims.exp > self.clock.now() {
-                Ok(claims)
-            } else {
-                Err(Error::InvalidToken("the access token has expired"))
-            };
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(exp) = self.verified.get(&digest) {
+            if exp <= self.clock.now() {
+                return Err(Error::InvalidToken("the access token has expired"));
+            }
+            // These exact bytes verified before: their claims are the verified claims.
+            if let Ok(claims) = insecure_decode_claims::<AccessClaims>(token) {
+                return Ok(Arc::new(claims));
+            }
         }
         let claims = Arc::new(self.verify_signed(token).await?);
         // Verified with keys from before a drop: answer this once, but do not remember it.
         if self.keys.epoch() == epoch {
-            self.verified.insert(token.into(), claims.clone());
+            self.verified.insert(digest, claims.exp);
             if self.keys.epoch() != epoch {
-                self.verified.remove(token);
+                self.verified.remove(&digest);
             }
         }
         Ok(claims)
@@ -159,7 +169,7 @@ impl AccessTokens {
             .map(|data| data.claims)
             .map_err(|_| invalid())?;
         let now = self.clock.now();
-        if claims.exp < now {
+        if claims.exp <= now {
             return Err(Error::InvalidToken("the access token has expired"));
         }
         // RFC 7519 §4.1.5: a token is not accepted before its `nbf`.

@@ -528,6 +528,7 @@ pub fn subject(session: &Session) -> Subject<'_> {
         is_guest: false,
         amr: vec!["pwd".into()],
         email: None,
+        session_ends_at: i64::MAX,
     }
 }
 

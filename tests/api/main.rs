@@ -41,4 +41,5 @@ mod sessions;
 mod shutdown;
 mod throttle;
 mod upgrade;
+mod validation;
 mod ws_tickets;

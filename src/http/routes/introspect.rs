@@ -1,6 +1,7 @@
 //! `POST /v1/introspect` (RFC 7662): "is this access token valid right now?" for backends
 //! holding a service key. Anything but a live token answers exactly `{"active": false}`.
-//! Answered from memory in the steady state (verified-token cache and session gate).
+//! Answered from memory in the steady state (verified-token cache and the set of recently
+//! ended sessions), at any number of live sessions.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -33,7 +34,7 @@ pub async fn introspect(
     let Ok(claims) = services.verify_token(token.expose_secret()).await else {
         return Ok(inactive());
     };
-    match services.live_session(&claims.sid, &claims.sub).await {
+    match services.token_session_live(&claims).await {
         Ok(_) => Ok(no_store(StatusCode::OK).json(json!({
             "active": true,
             "sub": claims.sub,

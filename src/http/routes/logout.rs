@@ -54,7 +54,7 @@ async fn caller(
     if req.headers().contains_key(header::AUTHORIZATION) || !settings.cookies.enabled {
         let claims = services.verify_token(bearer_token(req)?).await?;
         if scope != LogoutScope::Local {
-            services.live_session(&claims.sid, &claims.sub).await?;
+            services.token_session_live(&claims).await?;
         }
         return Ok((claims.sid.clone(), claims.sub.clone()));
     }

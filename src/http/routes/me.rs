@@ -1,16 +1,23 @@
 //! `GET /v1/me`: the caller's user and current session.
 
-use actix_web::HttpResponse;
+use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use crate::http::error::ApiResult;
 use crate::http::extract::Authenticated;
+use crate::http::state::AppState;
 use crate::http::views::{SessionView, UserView};
 
-/// Answered from the session gate's snapshot: no database round trip in the steady state.
-pub async fn me(auth: Authenticated) -> HttpResponse {
-    let snapshot = &auth.snapshot;
-    HttpResponse::Ok().json(json!({
+/// The token is validated from memory; the body shows the stored user and session (their
+/// `last_seen_at`, user agent, email), read through the gate's bounded snapshot cache.
+pub async fn me(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<HttpResponse> {
+    let claims = &auth.claims;
+    let snapshot = state
+        .services
+        .live_session(&claims.sid, &claims.sub)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
         "user": UserView::from(&snapshot.user),
-        "session": SessionView::new(&snapshot.session, &auth.claims.sid),
-    }))
+        "session": SessionView::new(&snapshot.session, &claims.sid),
+    })))
 }

@@ -38,8 +38,9 @@ pub async fn upgrade(
         password: body.password,
         refresh_token: body.refresh_token.or_else(|| settings.cookies.read(&req)),
     };
-    let session = &auth.snapshot.session;
-    let guest = &auth.snapshot.user;
+    let claims = &auth.claims;
+    let snapshot = services.live_session(&claims.sid, &claims.sub).await?;
+    let (session, guest) = (&snapshot.session, &snapshot.user);
     let issued = services
         .upgrade(guest, &session.id, session.created_at, upgrade, &client)
         .await?;

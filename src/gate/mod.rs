@@ -2,8 +2,13 @@
 //! request and introspection. A JWT's signature only proves the token was issued; logout and
 //! revocation end the session before the token expires, and the gate makes that take effect.
 //!
-//! In the steady state it answers from memory: a snapshot of each session (and its user) is
-//! cached per instance, and dropped when the session ends —
+//! For a verified access token it answers from the set of recently ended sessions
+//! (`recently_ended`): no database read and no per-session memory, at any number of live
+//! sessions. Where that set cannot vouch (not current), and where a caller needs the session
+//! itself (`GET /v1/me`, ticket redemption, the upgrade), it reads the session:
+//!
+//! A snapshot of each session (and its user) is cached per instance, and dropped when the
+//! session ends —
 //! - on this instance, at once (`ended`);
 //! - on other instances through PostgreSQL `LISTEN/NOTIFY` (`ENDED_SESSIONS_CHANNEL`), within
 //!   milliseconds. While the listener is down, the cache is emptied and snapshots live only
@@ -15,6 +20,10 @@
 //! cached "idle too long" is re-read, because a refresh elsewhere may have moved `last_seen_at`.
 //! A load that raced with an invalidation is not cached (the `generation` check), so a stale
 //! "live" can never outlast the event that ended it.
+
+mod recently_ended;
+
+pub use recently_ended::{Knowledge, RecentlyEnded};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,10 +68,14 @@ pub struct SessionGate {
     /// Woken when the listener hears that the signing keys changed, or may have missed it.
     keys_changed: Arc<Notify>,
     cache: Cache<String, Arc<Snapshot>>,
+    /// Sessions ended within the last access-token lifetime, kept current by the event feed.
+    recently_ended: Arc<RecentlyEnded>,
     /// Bumped by every invalidation; a load that saw it change is not cached.
     generation: AtomicU64,
     /// True while this instance is subscribed to ended-session announcements.
     listening: AtomicBool,
+    /// Sessions read from the database (a metric: zero per validation in the steady state).
+    reads: AtomicU64,
 }
 
 impl SessionGate {
@@ -71,6 +84,7 @@ impl SessionGate {
         idle_timeout_secs: i64,
         read_timeout: Duration,
         capacity: usize,
+        recently_ended: Arc<RecentlyEnded>,
         events_committed: Arc<Notify>,
         keys_changed: Arc<Notify>,
     ) -> SessionGate {
@@ -81,9 +95,29 @@ impl SessionGate {
             events_committed,
             keys_changed,
             cache: Cache::new(capacity.max(16)),
+            recently_ended,
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
+            reads: AtomicU64::new(0),
         }
+    }
+
+    /// For an access token whose signature and expiry were checked: `Ok` if its session `sid`
+    /// (of user `sub`) has not ended, `invalid_token` if it has. Answered from the set of
+    /// recently ended sessions while it is current: the token's `exp` never passes its
+    /// session's expiry, so only a revocation can have ended the session. From the database
+    /// otherwise (503 when it cannot answer).
+    pub async fn token_session_live(&self, sid: &str, sub: &str, now: i64) -> Result<(), Error> {
+        match self.recently_ended.knows(sid) {
+            Knowledge::Ended => Err(Error::InvalidToken("the session has ended")),
+            Knowledge::NotEnded => Ok(()),
+            Knowledge::Unsure => self.live(sid, sub, now).await.map(|_| ()),
+        }
+    }
+
+    /// The set of recently ended sessions (its size and misses are metrics).
+    pub fn recently_ended(&self) -> &Arc<RecentlyEnded> {
+        &self.recently_ended
     }
 
     /// The live session `sid` of user `sub`, or `invalid_token`.
@@ -117,6 +151,9 @@ impl SessionGate {
     pub fn ended(&self, session_ids: &[String]) {
         if session_ids.is_empty() {
             return;
+        }
+        for id in session_ids {
+            self.recently_ended.record_now(id);
         }
         self.forget(session_ids.iter().map(String::as_str));
         // Their session.ended events are committed: the feed need not wait for its next poll.
@@ -154,7 +191,13 @@ impl SessionGate {
         }
     }
 
+    /// How many sessions this gate has read from the database.
+    pub fn session_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
     async fn load(&self, sid: &str) -> StoreResult<Option<Arc<Snapshot>>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let generation = self.generation.load(Ordering::SeqCst);
         // A connection that has gone silent would hang this read for minutes: past the read
         // timeout the database counts as unavailable (503), never as "live".
