@@ -45,12 +45,6 @@ fn system_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// The system clock's time, for what never runs on a moved clock: the operator's commands and
-/// third-party tokens (judged by real time, as their issuers judge them).
-pub fn now() -> i64 {
-    system_now()
-}
-
 /// RFC 3339 UTC text for a Unix-seconds time, as the API shows times inside objects.
 pub fn rfc3339(unix: i64) -> String {
     OffsetDateTime::from_unix_timestamp(unix)

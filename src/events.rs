@@ -26,6 +26,7 @@ use bytes::Bytes;
 use tokio::sync::{Notify, broadcast};
 
 use crate::clock::Clock;
+use crate::error::Error;
 use crate::gate::RecentlyEnded;
 use crate::store::{SessionEventRow, Store, StoreResult};
 
@@ -151,19 +152,23 @@ impl EventFeed {
     }
 
     /// Up to `limit` committed events after id `after`, oldest first.
-    pub async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SessionEventRow>> {
-        self.store.events_after(after, limit).await
+    pub async fn events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<SessionEventRow>, Error> {
+        Ok(self.store.events_after(after, limit).await?)
     }
 
     /// The newest committed event id (0 when there is none).
-    pub async fn last_event_id(&self) -> StoreResult<i64> {
-        self.store.last_event_id().await
+    pub async fn last_event_id(&self) -> Result<i64, Error> {
+        Ok(self.store.last_event_id().await?)
     }
 
     /// Where a consumer resuming after `after` starts: `Ok(after)`, or `Err(newest)` when the
     /// events after it are no longer retained (or it names an event that never was), so it
     /// starts over from the newest event.
-    pub async fn resume_point(&self, after: i64) -> StoreResult<Result<i64, i64>> {
+    pub async fn resume_point(&self, after: i64) -> Result<Result<i64, i64>, Error> {
         let (purged, last) = self.store.event_bounds().await?;
         Ok(if after < purged || after > last {
             Err(last)

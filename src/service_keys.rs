@@ -9,18 +9,18 @@
 //! (event streams) is told through [`ServiceKeys::changes`] and ends.
 
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
+use crate::clock::Clock;
 use crate::config::ConfiguredKey;
 pub use crate::domain::Scope;
 use crate::store::{ServiceKeyRow, Store};
 use crate::tokens::opaque;
 
 /// How often a key the instance does not know may trigger a re-read of the table.
-const MISS_RELOAD: Duration = Duration::from_secs(1);
+const MISS_RELOAD_SECS: i64 = 1;
 pub const KEY_PREFIX: &str = "sk_";
 
 #[derive(Clone)]
@@ -59,13 +59,19 @@ pub struct ServiceKeys {
     store: Store,
     configured: Vec<Known>,
     stored: RwLock<Arc<Vec<Known>>>,
-    last_reload: Mutex<Instant>,
+    clock: Clock,
+    /// When a miss last triggered a re-read (Unix seconds, the injected clock).
+    last_reload: Mutex<i64>,
     /// Bumped whenever a re-read changes the set of stored keys.
     changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl ServiceKeys {
-    pub async fn load(store: Store, configured: &[ConfiguredKey]) -> anyhow::Result<ServiceKeys> {
+    pub async fn load(
+        store: Store,
+        clock: Clock,
+        configured: &[ConfiguredKey],
+    ) -> anyhow::Result<ServiceKeys> {
         let configured = configured
             .iter()
             .map(known_from_config)
@@ -74,7 +80,8 @@ impl ServiceKeys {
             store,
             configured,
             stored: RwLock::new(Arc::new(Vec::new())),
-            last_reload: Mutex::new(Instant::now()),
+            last_reload: Mutex::new(clock.now()),
+            clock,
             changes: tokio::sync::watch::Sender::new(0),
         };
         keys.reload().await?;
@@ -155,10 +162,11 @@ impl ServiceKeys {
 
     fn may_reload(&self) -> bool {
         let mut last = self.last_reload.lock().expect("service key lock");
-        if last.elapsed() < MISS_RELOAD {
+        let now = self.clock.now();
+        if now - *last < MISS_RELOAD_SECS {
             return false;
         }
-        *last = Instant::now();
+        *last = now;
         true
     }
 }

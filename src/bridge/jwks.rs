@@ -2,11 +2,14 @@
 //! `Cache-Control: max-age` (within bounds), and refetched for an unknown `kid` at most once per
 //! `min_refetch`. When the issuer is down, the keys already held keep working; with no keys
 //! held, verification fails closed. Keys come only from this URL, never from token headers.
+//! Ages are read from the injected clock (whole seconds, like `max-age`).
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
+
+use crate::clock::Clock;
 
 #[derive(Debug, Clone)]
 pub struct FetchLimits {
@@ -26,7 +29,8 @@ pub enum JwksError {
 
 struct Held {
     keys: JwkSet,
-    fetched: Instant,
+    /// Unix seconds.
+    fetched: i64,
     ttl: Duration,
 }
 
@@ -34,17 +38,25 @@ pub struct RemoteJwks {
     url: String,
     http: reqwest::Client,
     limits: FetchLimits,
+    clock: Clock,
     held: Mutex<Option<Held>>,
-    /// Serialises fetches and remembers the last attempt, for the refetch rate limit.
-    fetching: tokio::sync::Mutex<Option<Instant>>,
+    /// Serialises fetches and remembers the last attempt (Unix seconds), for the refetch rate
+    /// limit.
+    fetching: tokio::sync::Mutex<Option<i64>>,
 }
 
 impl RemoteJwks {
-    pub fn new(url: String, http: reqwest::Client, limits: FetchLimits) -> RemoteJwks {
+    pub fn new(
+        url: String,
+        http: reqwest::Client,
+        limits: FetchLimits,
+        clock: Clock,
+    ) -> RemoteJwks {
         RemoteJwks {
             url,
             http,
             limits,
+            clock,
             held: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(None),
         }
@@ -67,14 +79,17 @@ impl RemoteJwks {
     fn lookup(&self, kid: &str) -> (Option<Jwk>, bool, bool) {
         let held = self.held.lock().expect("jwks lock");
         match held.as_ref() {
-            Some(h) => (h.keys.find(kid).cloned(), h.fetched.elapsed() < h.ttl, true),
+            Some(h) => {
+                let fresh = self.age(h.fetched) < h.ttl;
+                (h.keys.find(kid).cloned(), fresh, true)
+            }
             None => (None, false, false),
         }
     }
 
     async fn refetch(&self) -> Result<(), JwksError> {
         let mut last_attempt = self.fetching.lock().await;
-        if last_attempt.is_some_and(|at| at.elapsed() < self.limits.min_refetch) {
+        if last_attempt.is_some_and(|at| self.age(at) < self.limits.min_refetch) {
             return if self.held.lock().expect("jwks lock").is_some() {
                 Ok(())
             } else {
@@ -83,17 +98,22 @@ impl RemoteJwks {
                 ))
             };
         }
-        *last_attempt = Some(Instant::now());
+        *last_attempt = Some(self.clock.now());
         let (keys, ttl) = self.fetch().await.map_err(|error| {
             tracing::warn!(url = %self.url, %error, "JWKS fetch failed");
             JwksError::Unavailable(error)
         })?;
         *self.held.lock().expect("jwks lock") = Some(Held {
             keys,
-            fetched: Instant::now(),
+            fetched: self.clock.now(),
             ttl,
         });
         Ok(())
+    }
+
+    /// How long ago `at` (Unix seconds) was; never negative.
+    fn age(&self, at: i64) -> Duration {
+        Duration::from_secs(u64::try_from(self.clock.now() - at).unwrap_or(0))
     }
 
     async fn fetch(&self) -> Result<(JwkSet, Duration), String> {

@@ -4,7 +4,8 @@
 //! the algorithm must be allow-listed and match the key type (an HS256 token is refused by a
 //! JWKS provider and the reverse), keys come only from the configured secret or `jwks_url`
 //! (`jku`, `x5u` and embedded `jwk` headers are ignored), `iss` is compared exactly, `aud`,
-//! `exp` and `sub` are required, `nbf` and `iat` are honoured with a small leeway.
+//! `exp` and `sub` are required, `nbf` and `iat` are honoured with a small leeway, all judged by
+//! the injected clock.
 
 pub mod jwks;
 
@@ -17,6 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
+use crate::clock::Clock;
 use crate::config::{BridgeSettings, ProviderSettings};
 
 use self::jwks::{FetchLimits, JwksError, RemoteJwks};
@@ -37,6 +39,7 @@ struct Provider {
     leeway_secs: u64,
     trust_email: bool,
     keys: Keys,
+    clock: Clock,
 }
 
 /// What a verified third-party token tells us.
@@ -51,6 +54,8 @@ pub struct VerifiedIdentity {
 #[derive(Deserialize)]
 struct ThirdPartyClaims {
     sub: Option<String>,
+    exp: i64,
+    nbf: Option<i64>,
     iat: Option<i64>,
     #[serde(default)]
     email: Option<String>,
@@ -67,7 +72,7 @@ fn is_symmetric(alg: Algorithm) -> bool {
 }
 
 impl Bridge {
-    pub fn new(settings: &BridgeSettings) -> anyhow::Result<Bridge> {
+    pub fn new(settings: &BridgeSettings, clock: &Clock) -> anyhow::Result<Bridge> {
         let http = reqwest::Client::builder()
             // A redirect could lead from https to http or elsewhere: keys come from the URL
             // as configured, or not at all.
@@ -91,7 +96,7 @@ impl Bridge {
         };
         let mut providers = HashMap::new();
         for p in &settings.providers {
-            let provider = Provider::new(p, &http, &limits)
+            let provider = Provider::new(p, &http, &limits, clock)
                 .with_context(|| format!("bridge provider {}", p.name))?;
             ensure!(
                 providers.insert(p.name.clone(), provider).is_none(),
@@ -121,6 +126,7 @@ impl Provider {
         p: &ProviderSettings,
         http: &reqwest::Client,
         limits: &FetchLimits,
+        clock: &Clock,
     ) -> anyhow::Result<Provider> {
         ensure!(!p.issuer.is_empty(), "issuer is required");
         ensure!(!p.audience.is_empty(), "audience is required");
@@ -146,7 +152,12 @@ impl Provider {
                     url.starts_with("https://") || url.starts_with("http://"),
                     "jwks_url must be http(s)"
                 );
-                Keys::Remote(RemoteJwks::new(url.clone(), http.clone(), limits.clone()))
+                Keys::Remote(RemoteJwks::new(
+                    url.clone(),
+                    http.clone(),
+                    limits.clone(),
+                    clock.clone(),
+                ))
             }
             _ => bail!("set exactly one of secret or jwks_url"),
         };
@@ -158,6 +169,7 @@ impl Provider {
             leeway_secs: p.leeway_secs,
             trust_email: p.trust_email,
             keys,
+            clock: clock.clone(),
         })
     }
 
@@ -199,19 +211,22 @@ impl Provider {
             }
         };
         let mut validation = Validation::new(header.alg);
-        validation.leeway = self.leeway_secs;
-        validation.validate_nbf = true;
+        // Times are judged below by the injected clock, not the library's reading of the system
+        // clock; `exp` must still be present.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&self.audience);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let claims = jsonwebtoken::decode::<ThirdPartyClaims>(token, &key, &validation)
             .map_err(|_| invalid())?
             .claims;
-        let now = crate::clock::now();
-        if claims
-            .iat
-            .is_some_and(|iat| iat > now + self.leeway_secs as i64)
-        {
+        let now = self.clock.now();
+        let leeway = i64::try_from(self.leeway_secs).unwrap_or(0);
+        let expired = claims.exp < now - leeway;
+        let not_yet = claims.nbf.is_some_and(|nbf| nbf > now + leeway);
+        let issued_in_future = claims.iat.is_some_and(|iat| iat > now + leeway);
+        if expired || not_yet || issued_in_future {
             return Err(invalid());
         }
         let subject = claims.sub.filter(|s| !s.is_empty()).ok_or_else(invalid)?;

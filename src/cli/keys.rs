@@ -3,7 +3,7 @@
 use clap::Subcommand;
 
 use super::CliError;
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::config::Settings;
 use crate::store::{KeyRevocation, Store};
 use crate::tokens;
@@ -66,7 +66,12 @@ fn key_encryption(settings: &Settings) -> anyhow::Result<KeyEncryption> {
     )
 }
 
-pub async fn run(command: KeysCommand, settings: &Settings, store: &Store) -> Result<(), CliError> {
+pub async fn run(
+    command: KeysCommand,
+    settings: &Settings,
+    store: &Store,
+    clock: &Clock,
+) -> Result<(), CliError> {
     let sealing = key_encryption(settings)?;
     match command {
         KeysCommand::List => {
@@ -86,13 +91,13 @@ pub async fn run(command: KeysCommand, settings: &Settings, store: &Store) -> Re
             }
         }
         KeysCommand::Rotate => {
-            let now = clock::now();
+            let now = clock.now();
             let key = tokens::keys::new_signing_key(store, &sealing, now).await?;
             store.rotate_signing_key(&key, now).await?;
             println!("new active key {}", key.kid);
         }
         KeysCommand::Retire { kid } => {
-            let now = clock::now();
+            let now = clock.now();
             let replacement = tokens::keys::new_signing_key(store, &sealing, now).await?;
             match store.revoke_signing_key(&kid, &replacement, now).await? {
                 KeyRevocation::ActiveReplaced => {

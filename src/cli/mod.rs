@@ -13,6 +13,7 @@ mod users;
 
 use clap::{Parser, Subcommand};
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::store::Store;
 
@@ -111,6 +112,8 @@ impl From<crate::store::StoreError> for CliError {
 
 /// Runs one operator command (anything but `serve`).
 pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
+    // Operator commands run on the system clock, read through the same type as the service's.
+    let clock = &Clock::system();
     match command {
         Command::Serve => Err(CliError::Failed(anyhow::anyhow!(
             "serve is not an operator command"
@@ -120,19 +123,23 @@ pub async fn run(command: Command, settings: Settings) -> Result<(), CliError> {
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::Keys(command) => keys::run(command, &settings, &connect(&settings).await?).await,
+        Command::Keys(command) => {
+            keys::run(command, &settings, &connect(&settings).await?, clock).await
+        }
         Command::Throttle(command) => {
             throttle::run(command, &settings, &connect(&settings).await?).await
         }
         Command::Config(ConfigCommand::Check) => {
             std::process::exit(check_config());
         }
-        Command::Users(command) => users::run(command, &settings, &connect(&settings).await?).await,
+        Command::Users(command) => {
+            users::run(command, &settings, &connect(&settings).await?, clock).await
+        }
         Command::Sessions(command) => {
-            sessions::run(command, &settings, &connect(&settings).await?).await
+            sessions::run(command, &settings, &connect(&settings).await?, clock).await
         }
         Command::ServiceKeys(command) => {
-            service_keys::run(command, &connect(&settings).await?).await
+            service_keys::run(command, &connect(&settings).await?, clock).await
         }
     }
 }
@@ -157,9 +164,10 @@ fn cli_client() -> crate::domain::ClientInfo {
     }
 }
 
-/// Records an audit event about `user_id` made from the command line.
+/// Records an audit event about `user_id` made from the command line at `now`.
 async fn audit(
     store: &Store,
+    now: i64,
     event: crate::audit::Event,
     user_id: &str,
     detail: serde_json::Value,
@@ -170,7 +178,7 @@ async fn audit(
         session_id: None,
         client: &client,
     };
-    crate::audit::record(store, crate::clock::now(), event, subject, detail).await;
+    crate::audit::record(store, now, event, subject, detail).await;
 }
 
 /// A value for tab-separated output: `-` when missing, control characters (a tab in a user

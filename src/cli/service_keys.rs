@@ -4,7 +4,7 @@ use clap::Subcommand;
 use secrecy::ExposeSecret;
 
 use super::CliError;
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::service_keys::Scope;
 use crate::store::Store;
 
@@ -29,7 +29,11 @@ pub enum ServiceKeysCommand {
     Revoke { name: String },
 }
 
-pub async fn run(command: ServiceKeysCommand, store: &Store) -> Result<(), CliError> {
+pub async fn run(
+    command: ServiceKeysCommand,
+    store: &Store,
+    clock: &Clock,
+) -> Result<(), CliError> {
     match command {
         ServiceKeysCommand::Create { name, scopes } => {
             let scopes = scopes
@@ -42,7 +46,7 @@ pub async fn run(command: ServiceKeysCommand, store: &Store) -> Result<(), CliEr
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let (key, row) = crate::service_keys::generate(&name, &scopes, clock::now());
+            let (key, row) = crate::service_keys::generate(&name, &scopes, clock.now());
             if !store.insert_service_key(&row).await? {
                 return Err(anyhow::anyhow!("a service key named {name} exists already").into());
             }
@@ -69,7 +73,7 @@ pub async fn run(command: ServiceKeysCommand, store: &Store) -> Result<(), CliEr
             }
         }
         ServiceKeysCommand::Revoke { name } => {
-            if !store.revoke_service_key(&name, clock::now()).await? {
+            if !store.revoke_service_key(&name, clock.now()).await? {
                 return Err(anyhow::anyhow!("no active service key named {name}").into());
             }
             println!("revoked {name}");

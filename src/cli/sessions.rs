@@ -4,7 +4,7 @@ use clap::Subcommand;
 use uuid::Uuid;
 
 use super::{CliError, cell};
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::config::Settings;
 use crate::store::Store;
 
@@ -30,6 +30,7 @@ pub async fn run(
     command: SessionsCommand,
     settings: &Settings,
     store: &Store,
+    clock: &Clock,
 ) -> Result<(), CliError> {
     match command {
         SessionsCommand::List { user_id } => {
@@ -39,7 +40,7 @@ pub async fn run(
             }
             let idle = settings.sessions.idle_timeout_secs;
             let sessions = store
-                .list_live_sessions(&user_id, clock::now(), idle)
+                .list_live_sessions(&user_id, clock.now(), idle)
                 .await?;
             for session in &sessions {
                 let kind = match &session.provider {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{CliError, audit};
 use crate::audit::Event;
-use crate::clock;
+use crate::clock::{self, Clock};
 use crate::config::Settings;
 use crate::domain::{Email, Password, PasswordPolicy, RevokeReason};
 use crate::passwords::PasswordHasher;
@@ -111,11 +111,12 @@ pub async fn run(
     command: UsersCommand,
     settings: &Settings,
     store: &Store,
+    clock: &Clock,
 ) -> Result<(), CliError> {
-    let now = clock::now();
+    let now = clock.now();
     match command {
-        UsersCommand::Create { email } => create(settings, store, email).await?,
-        UsersCommand::Show { user } => show(settings, store, user).await?,
+        UsersCommand::Create { email } => create(settings, store, email, now).await?,
+        UsersCommand::Show { user } => show(settings, store, user, now).await?,
         UsersCommand::Disable { user_id } => {
             let user_id = user_id.to_string();
             let ended = store
@@ -123,7 +124,7 @@ pub async fn run(
                 .await?
                 .ok_or_else(|| unknown(&user_id))?;
             let detail = json!({ "via": "cli", "revoked": ended.len() });
-            audit(store, Event::AdminDisabledUser, &user_id, detail).await;
+            audit(store, now, Event::AdminDisabledUser, &user_id, detail).await;
             println!("disabled {user_id}; {} sessions ended", ended.len());
         }
         UsersCommand::Enable { user_id } => {
@@ -133,6 +134,7 @@ pub async fn run(
             }
             audit(
                 store,
+                now,
                 Event::AdminEnabledUser,
                 &user_id,
                 json!({ "via": "cli" }),
@@ -147,7 +149,7 @@ pub async fn run(
                 .await?
                 .ok_or_else(|| unknown(&user_id))?;
             let detail = json!({ "via": "cli", "sessions": ended.len() });
-            audit(store, Event::AdminDeletedUser, &user_id, detail).await;
+            audit(store, now, Event::AdminDeletedUser, &user_id, detail).await;
             println!("deleted {user_id} and its {} sessions", ended.len());
         }
         UsersCommand::RevokeSessions { user_id } => {
@@ -159,7 +161,7 @@ pub async fn run(
                 .revoke_user_sessions(&user_id, None, RevokeReason::Admin, now)
                 .await?;
             let detail = json!({ "via": "cli", "revoked": ended.len() });
-            audit(store, Event::AdminRevokedSessions, &user_id, detail).await;
+            audit(store, now, Event::AdminRevokedSessions, &user_id, detail).await;
             // Running instances drop these at once (PostgreSQL: announced by a trigger when
             // this commits) or within a second (SQLite).
             println!("revoked {} sessions", ended.len());
@@ -172,7 +174,12 @@ fn unknown(user: &str) -> CliError {
     CliError::Failed(anyhow::anyhow!("no user {user}"))
 }
 
-async fn create(settings: &Settings, store: &Store, email: Email) -> Result<(), CliError> {
+async fn create(
+    settings: &Settings,
+    store: &Store,
+    email: Email,
+    now: i64,
+) -> Result<(), CliError> {
     let raw = read_password(&email)?;
     let policy = PasswordPolicy {
         min_strength: settings.passwords.min_strength,
@@ -188,7 +195,7 @@ async fn create(settings: &Settings, store: &Store, email: Email) -> Result<(), 
         email: Some(email.as_str()),
         password_hash: Some(&hash),
         is_guest: false,
-        now: clock::now(),
+        now,
     };
     if !store.create_user(&user).await? {
         let taken = anyhow::anyhow!(
@@ -197,7 +204,14 @@ async fn create(settings: &Settings, store: &Store, email: Email) -> Result<(), 
         );
         return Err(taken.into());
     }
-    audit(store, Event::AdminCreatedUser, &id, json!({ "via": "cli" })).await;
+    audit(
+        store,
+        now,
+        Event::AdminCreatedUser,
+        &id,
+        json!({ "via": "cli" }),
+    )
+    .await;
     println!("{id}");
     eprintln!("created user {} ({id})", email.as_str());
     Ok(())
@@ -238,7 +252,7 @@ fn set_echo(on: bool) {
         .status();
 }
 
-async fn show(settings: &Settings, store: &Store, user: UserRef) -> Result<(), CliError> {
+async fn show(settings: &Settings, store: &Store, user: UserRef, now: i64) -> Result<(), CliError> {
     let account: Option<Account> = match &user {
         UserRef::Id(id) => store.find_account(&id.to_string()).await?,
         UserRef::Email(email) => store.find_account_by_email(email.as_str()).await?,
@@ -248,9 +262,7 @@ async fn show(settings: &Settings, store: &Store, user: UserRef) -> Result<(), C
         UserRef::Email(email) => unknown(email.as_str()),
     })?;
     let idle = settings.sessions.idle_timeout_secs;
-    let live = store
-        .list_live_sessions(&account.id, clock::now(), idle)
-        .await?;
+    let live = store.list_live_sessions(&account.id, now, idle).await?;
     let disabled = match account.disabled_at {
         Some(at) => format!("since {}", clock::rfc3339(at)),
         None => "no".into(),

@@ -12,11 +12,12 @@ use serde::de::DeserializeOwned;
 
 use crate::config::ServerSettings;
 use crate::domain::ClientInfo;
+use crate::domain::Scope;
 use crate::error::Error;
 use crate::http::client_ip::{ProxyTrust, client_ip};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use crate::service_keys::{Caller, Scope};
+use crate::services::Caller;
 pub use crate::services::sessions::Authenticated;
 
 pub const MAX_BODY: usize = 16 * 1024;

@@ -3,7 +3,7 @@
 //! deleting ended sessions in small batches so the tables do not grow without bound.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
@@ -73,8 +73,9 @@ pub fn spawn(state: Arc<Services>) -> Vec<JoinHandle<()>> {
 async fn follow_signing_keys(state: Arc<Services>) {
     let keys = state.tokens.keys().clone();
     let changed = keys.changes();
-    let every = Duration::from_secs(state.settings.tokens.key_reload_secs.max(1));
-    let mut last_full = Instant::now();
+    let every_secs =
+        i64::try_from(state.settings.tokens.key_reload_secs.max(1)).unwrap_or(i64::MAX);
+    let mut last_full = state.clock.now();
     let mut poll = tokio::time::interval(KEYS_POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -82,8 +83,9 @@ async fn follow_signing_keys(state: Arc<Services>) {
             _ = changed.notified() => true,
             _ = poll.tick() => false,
         };
-        let reloaded = if told || last_full.elapsed() >= every {
-            last_full = Instant::now();
+        let now = state.clock.now();
+        let reloaded = if told || now - last_full >= every_secs {
+            last_full = now;
             keys.reload().await
         } else if !state.gate.is_listening() {
             keys.reload_if_changed().await

@@ -18,6 +18,10 @@ pub mod readiness;
 pub mod sessions;
 pub mod tickets;
 
+// What the HTTP layer needs from the core, named here so that `http/` depends on services alone.
+pub use crate::events::{EventFeed, PAGE, PublishedEvent};
+pub use crate::service_keys::Caller;
+
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -26,7 +30,6 @@ use crate::audit::{self, Event, Subject};
 use crate::bridge::Bridge;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::events::EventFeed;
 use crate::gate::{RecentlyEnded, SessionGate};
 use crate::metrics::Metrics;
 use crate::passwords::PasswordHasher;
@@ -91,10 +94,11 @@ impl Services {
             events.waker(),
             keys_changed,
         ));
-        let bridge = Bridge::new(&settings.bridge)?;
+        let bridge = Bridge::new(&settings.bridge, &clock)?;
         let rate_limits = RateLimits::new(&settings.rate_limits, store.clone());
         let throttle = LoginThrottle::new(store.clone(), settings.throttle.clone());
-        let service_keys = ServiceKeys::load(store.clone(), &settings.service_keys).await?;
+        let service_keys =
+            ServiceKeys::load(store.clone(), clock.clone(), &settings.service_keys).await?;
         let services = Services {
             settings,
             store,

@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -29,7 +28,7 @@ use crate::store::{SigningKeyRow, Store, StoreResult};
 use crate::tokens::sealing::{KeyBinding, KeyEncryption, is_sealed};
 
 /// How often an unknown `kid` may trigger a re-read of the key table.
-const UNKNOWN_KID_RELOAD: Duration = Duration::from_secs(5);
+const UNKNOWN_KID_RELOAD_SECS: i64 = 5;
 
 pub struct Signer {
     pub kid: String,
@@ -50,7 +49,8 @@ pub struct KeyRing {
     /// Keys retired longer ago than this can no longer verify any live token.
     retention_secs: i64,
     current: RwLock<Arc<KeySet>>,
-    last_reload: Mutex<Instant>,
+    /// When an unknown `kid` last triggered a re-read (Unix seconds, the injected clock).
+    last_reload: Mutex<i64>,
     /// Bumped after every reload that dropped a key that verified before.
     epoch: AtomicU64,
     /// The last fingerprint of the key table seen (see `Store::signing_keys_version`).
@@ -70,14 +70,15 @@ impl KeyRing {
         let retention_secs = access_ttl_secs + 60;
         // Read before the keys: a change in between makes the first poll reload.
         let version = store.signing_keys_version().await.ok();
-        let set = read_or_create(&store, clock.now(), retention_secs, &sealing).await?;
+        let loaded_at = clock.now();
+        let set = read_or_create(&store, loaded_at, retention_secs, &sealing).await?;
         Ok(KeyRing {
             store,
             clock,
             sealing,
             retention_secs,
             current: RwLock::new(Arc::new(set)),
-            last_reload: Mutex::new(Instant::now()),
+            last_reload: Mutex::new(loaded_at),
             epoch: AtomicU64::new(0),
             version: Mutex::new(version),
             changed: Arc::new(tokio::sync::Notify::new()),
@@ -162,10 +163,11 @@ impl KeyRing {
 
     fn may_reload_for_unknown_kid(&self) -> bool {
         let mut last = self.last_reload.lock().expect("key ring lock poisoned");
-        if last.elapsed() < UNKNOWN_KID_RELOAD {
+        let now = self.clock.now();
+        if now - *last < UNKNOWN_KID_RELOAD_SECS {
             return false;
         }
-        *last = Instant::now();
+        *last = now;
         true
     }
 }

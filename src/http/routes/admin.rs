@@ -6,13 +6,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::clock;
+use crate::domain::Scope;
 use crate::domain::UserId;
 use crate::error::Error;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Client, ServiceClient};
 use crate::http::state::AppState;
 use crate::http::views::SessionView;
-use crate::service_keys::Scope;
 use crate::services::admin::AdminCaller;
 
 const MAX_AUDIT_LIMIT: i64 = 1000;

@@ -15,13 +15,14 @@ use serde_json::json;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::clock;
+use crate::domain::Scope;
 use crate::error::Error;
-use crate::events::{EventFeed, PAGE, PublishedEvent};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::ServiceClient;
 use crate::http::state::AppState;
 use crate::http::views::no_store;
-use crate::service_keys::{Caller, Scope};
+use crate::services::Caller;
+use crate::services::{EventFeed, PAGE, PublishedEvent};
 use crate::store::SessionEventRow;
 
 const DEFAULT_LIMIT: i64 = 100;

@@ -9,12 +9,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::domain::Scope;
 use crate::error::Error;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{JsonOrForm, ServiceClient};
 use crate::http::state::AppState;
 use crate::http::views::no_store;
-use crate::service_keys::Scope;
 
 #[derive(Deserialize)]
 pub struct IntrospectBody {

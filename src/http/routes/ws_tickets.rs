@@ -7,12 +7,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::domain::Scope;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Authenticated, Json, ServiceClient};
 use crate::http::routes::introspect::inactive;
 use crate::http::state::AppState;
 use crate::http::views::no_store;
-use crate::service_keys::Scope;
 use crate::services::tickets::TICKET_TTL_SECS;
 
 pub async fn issue(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<HttpResponse> {
