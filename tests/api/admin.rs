@@ -302,7 +302,7 @@ async fn deleting_a_user_removes_the_account_and_its_sessions() {
 async fn the_audit_trail_records_a_users_security_events() {
     // Arrange: one of each event, all from the same client.
     let app = spawn_service_app().await;
-    let started = sessiond::clock::now();
+    let started = crate::helpers::system_now();
     let email = "ann@example.com";
     let first = app.new_user_as(UA, email).await;
     let wrong = json!({ "email": email, "password": WRONG_PASSWORD });
@@ -343,7 +343,7 @@ async fn the_audit_trail_records_a_users_security_events() {
     assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
     // Another user's events must not show up.
     let other = app.new_user().await;
-    let finished = sessiond::clock::now();
+    let finished = crate::helpers::system_now();
 
     // Act
     let (text, events) = audit_events(&app, &format!("?user_id={}", first.user_id)).await;

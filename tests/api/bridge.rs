@@ -308,7 +308,7 @@ async fn a_rotated_issuer_key_is_fetched_once_the_refetch_interval_has_passed() 
         jwks: jwks_of(&[&new]),
         cache_control: None,
     });
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.advance_clock(2);
     let rotated = app
         .bridge(FIREBASE, &new.sign(&firebase_claims(&new_sub())))
         .await;
@@ -372,7 +372,7 @@ async fn tokens_with_bad_claims_are_refused_and_create_no_user() {
     let app = spawn_bridge_app("http://127.0.0.1:9/unused", |_| {}).await;
     // A valid token first: the provider works, so each refusal below is the claim's doing.
     exchanged(&app, SUPABASE, &supabase_token(&new_sub(), None)).await;
-    let now = sessiond::clock::now();
+    let now = crate::helpers::system_now();
     let edit = |change: &dyn Fn(&mut serde_json::Map<String, Value>)| {
         let mut claims = supabase_claims(&new_sub(), Some("eve@example.com"));
         change(claims.as_object_mut().unwrap());
@@ -695,7 +695,7 @@ async fn a_failing_jwks_endpoint_is_503_until_it_recovers() {
         jwks: jwks_of(&[&key]),
         cache_control: None,
     });
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.advance_clock(2);
     exchanged(&app, FIREBASE, &token).await;
     assert_eq!(server.requests(), 2);
 }
@@ -764,7 +764,7 @@ async fn cached_keys_keep_working_through_an_issuer_outage() {
     let first = exchanged(&app, FIREBASE, &issuers.ec.sign(&firebase_claims(&sub))).await;
     assert_eq!(issuers.server.requests(), 1);
     issuers.server.set(Behaviour::Fail);
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    app.advance_clock(2);
 
     // Act: the cached keys are stale, the refetch fails, and the held key still verifies.
     let during = exchanged(&app, FIREBASE, &issuers.ec.sign(&firebase_claims(&sub))).await;

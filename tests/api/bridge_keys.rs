@@ -115,7 +115,7 @@ pub fn jwks_of(keys: &[&IssuerKey]) -> String {
 /// Claims as an issuer would put them in a fresh token: `iss`, `aud`, `sub`, `iat`, `exp`
 /// (an hour from now) and `email` with `email_verified: true`.
 pub fn claims(issuer: &str, audience: &str, sub: &str, email: Option<&str>) -> Value {
-    let now = sessiond::clock::now();
+    let now = crate::helpers::system_now();
     let mut claims = json!({
         "iss": issuer,
         "aud": audience,

@@ -480,7 +480,13 @@ async fn an_event_committed_later_never_gets_an_id_below_one_already_visible() {
         let token = ann.access_token.clone();
         tokio::spawn(async move { app.logout(&token, None).await.status() })
     };
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // On PostgreSQL the logout commits at once; SQLite's waits for the writer lock until the
+    // other transaction commits. Give either 400 ms.
+    crate::helpers::within(Duration::from_millis(400), || {
+        let finished = ending.is_finished();
+        async move { finished }
+    })
+    .await;
     // Assert: nothing is visible yet; after the commit both are, the earlier one first.
     assert_eq!(events_after(&app, start).await, vec![]);
     commit(open).await;

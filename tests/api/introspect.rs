@@ -105,7 +105,7 @@ async fn an_expired_token_is_inactive() {
     // Arrange
     let app = spawn_service_app().await;
     let session = app.new_user().await;
-    let long_ago = sessiond::clock::now() - 1000;
+    let long_ago = crate::helpers::system_now() - 1000;
     let (expired, _) = app
         .services
         .tokens()
@@ -121,7 +121,7 @@ async fn an_expired_token_is_inactive() {
     let (fresh, _) = app
         .services
         .tokens()
-        .issue(subject(&session), sessiond::clock::now())
+        .issue(subject(&session), crate::helpers::system_now())
         .unwrap();
     assert_active(introspect(&app, KEY, &fresh).await).await;
 }
@@ -147,7 +147,7 @@ async fn a_token_for_another_audience_is_inactive() {
     let session = app.new_user().await;
     let billing = access_tokens_for(&app, "http://localhost:8080", "billing");
     let (token, _) = billing
-        .issue(subject(&session), sessiond::clock::now())
+        .issue(subject(&session), crate::helpers::system_now())
         .unwrap();
 
     // Act
@@ -383,7 +383,7 @@ async fn a_revoked_cli_key_is_not_loaded_again() {
     assert_active(introspect(&app, Some(&key), &session.access_token).await).await;
 
     // Act
-    let now = sessiond::clock::now();
+    let now = crate::helpers::system_now();
     let revoked = app.store.revoke_service_key("cli", now).await.unwrap();
     app.services.service_keys().reload().await.unwrap();
 
@@ -446,10 +446,10 @@ async fn a_correctly_signed_token_that_is_not_yet_valid_is_refused() {
     let keys = app.store.all_signing_keys().await.unwrap();
     let own = keys.iter().find(|k| k.kid == kid).expect("the signing key");
     let mut claims = claims_of(&session.access_token);
-    claims["nbf"] = json!(sessiond::clock::now() + 3600);
+    claims["nbf"] = json!(crate::helpers::system_now() + 3600);
     let early = sign_access_token(&claims, &kid, &own.private_der);
     // The same claims without the future nbf are accepted: only nbf differs.
-    claims["nbf"] = json!(sessiond::clock::now() - 5);
+    claims["nbf"] = json!(crate::helpers::system_now() - 5);
     let valid = sign_access_token(&claims, &kid, &own.private_der);
 
     // Act + Assert

@@ -69,7 +69,7 @@ async fn openid_configuration_points_at_the_endpoints() {
 async fn a_rotated_key_keeps_verifying_tokens_it_signed() {
     let app = spawn_app().await;
     let before = app.new_user().await;
-    let now = sessiond::clock::now();
+    let now = crate::helpers::system_now();
     let key = sessiond::tokens::keys::generate_key(now).unwrap();
     app.store.rotate_signing_key(&key, now).await.unwrap();
     app.services.tokens().keys().reload().await.unwrap();

@@ -119,6 +119,7 @@ async fn abandoned_guests_and_old_audit_events_are_purged() {
 async fn a_full_hashing_queue_answers_503_at_once_and_never_500() {
     let app = std::sync::Arc::new(
         spawn_app_with(|s| {
+            crate::helpers::production_hashing(s);
             s.passwords.max_concurrent_hashes = 1;
             s.passwords.max_queued_hashes = 2;
         })
@@ -150,6 +151,7 @@ async fn a_full_hashing_queue_answers_503_at_once_and_never_500() {
 #[tokio::test]
 async fn queued_hashes_of_clients_that_left_are_skipped() {
     let app = spawn_app_with(|s| {
+        crate::helpers::production_hashing(s);
         s.passwords.max_concurrent_hashes = 1;
     })
     .await;

@@ -11,7 +11,7 @@ async fn long_ended_sessions_are_purged_and_live_ones_kept() {
     let recently_revoked = app.new_user().await;
     let long_revoked = app.new_user().await;
     let store = &app.store;
-    let now = sessiond::clock::now();
+    let now = crate::helpers::system_now();
     let eight_days_ago = now - 8 * 24 * 3600;
     assert!(
         store

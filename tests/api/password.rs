@@ -225,7 +225,7 @@ async fn a_guest_has_no_password_to_change() {
 #[tokio::test]
 async fn no_login_that_verified_the_old_password_survives_the_change() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
     // Arrange: logins with the old password run continuously from four clients.
@@ -233,27 +233,38 @@ async fn no_login_that_verified_the_old_password_survives_the_change() {
     let email = fresh_email();
     let owner = app.new_user_with_email(&email).await;
     let stop = Arc::new(AtomicBool::new(false));
+    let logins = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::new();
     for _ in 0..4 {
-        let (app, stop, email) = (app.clone(), stop.clone(), email.clone());
+        let (app, stop, email, logins) = (app.clone(), stop.clone(), email.clone(), logins.clone());
         clients.push(tokio::spawn(async move {
             let mut answered = Vec::new();
             while !stop.load(Ordering::SeqCst) {
                 let started = Instant::now();
                 let status = app.login(&email, STRONG_PASSWORD).await.status();
                 answered.push((started, status));
+                logins.fetch_add(1, Ordering::SeqCst);
             }
             answered
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logins_after = |count: usize| {
+        let logins = logins.clone();
+        crate::helpers::within(Duration::from_secs(10), move || {
+            let done = logins.load(Ordering::SeqCst) >= count;
+            async move { done }
+        })
+    };
+    assert!(logins_after(4).await, "the logins did not get going");
 
     // Act: the owner changes the password while logins are in flight.
     let body = json!({"current_password": STRONG_PASSWORD, "new_password": NEW_PASSWORD});
     let change = app.change_password(&owner.access_token, &body).await;
     assert_eq!(change.status(), StatusCode::NO_CONTENT);
     let changed = Instant::now();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every client gets at least two answers more, so some logins start after the change.
+    let at_change = logins.load(Ordering::SeqCst);
+    assert!(logins_after(at_change + 8).await, "the logins stopped");
     stop.store(true, Ordering::SeqCst);
     let mut answers = Vec::new();
     for client in clients {
@@ -274,7 +285,7 @@ async fn no_login_that_verified_the_old_password_survives_the_change() {
     let idle = app.services.settings().sessions.idle_timeout_secs;
     let live = app
         .store
-        .list_live_sessions(&owner.user_id, sessiond::clock::now(), idle)
+        .list_live_sessions(&owner.user_id, crate::helpers::system_now(), idle)
         .await
         .unwrap();
     let live: Vec<&str> = live.iter().map(|s| s.id.as_str()).collect();

@@ -78,7 +78,7 @@ async fn the_cli_revocation_path_is_seen_by_a_running_instance() {
             &session.user_id,
             None,
             sessiond::domain::RevokeReason::Admin,
-            sessiond::clock::now(),
+            crate::helpers::system_now(),
         )
         .await
         .unwrap();

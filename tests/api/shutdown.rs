@@ -6,7 +6,7 @@
 
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -120,6 +120,15 @@ struct Tally {
     wrong: Vec<String>,
 }
 
+/// What every client loop shares: whether the signal was sent, and progress counters the test
+/// waits on instead of sleeping.
+#[derive(Default)]
+struct Progress {
+    signalled: AtomicBool,
+    answered: AtomicUsize,
+    dropped: AtomicUsize,
+}
+
 async fn post(
     http: &reqwest::Client,
     url: &str,
@@ -135,23 +144,25 @@ async fn refresh_loop(
     base: String,
     token: String,
     stop: Arc<AtomicBool>,
-    signalled: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 ) -> Tally {
     let http = reqwest::Client::new();
     let mut tally = Tally::default();
     let mut token = token;
     while !stop.load(Ordering::SeqCst) {
-        let after_signal = signalled.load(Ordering::SeqCst);
+        let after_signal = progress.signalled.load(Ordering::SeqCst);
         let body = json!({ "refresh_token": token });
         match post(&http, &format!("{base}/v1/token/refresh"), &body).await {
             Ok((StatusCode::OK, body)) => {
                 token = body["refresh_token"].as_str().unwrap().to_string();
                 tally.answered += 1;
                 tally.answered_after_signal += usize::from(after_signal);
+                progress.answered.fetch_add(1, Ordering::SeqCst);
             }
             Ok((status, body)) => tally.wrong.push(format!("refresh: {status} {body}")),
             Err(_) => {
                 tally.dropped += 1;
+                progress.dropped.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -165,13 +176,13 @@ async fn login_loop(
     base: String,
     email: String,
     stop: Arc<AtomicBool>,
-    signalled: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 ) -> Tally {
     let http = reqwest::Client::new();
     let mut tally = Tally::default();
     let body = json!({ "email": email, "password": STRONG_PASSWORD });
     while !stop.load(Ordering::SeqCst) {
-        let after_signal = signalled.load(Ordering::SeqCst);
+        let after_signal = progress.signalled.load(Ordering::SeqCst);
         match post(&http, &format!("{base}/v1/login"), &body).await {
             Ok((StatusCode::OK, body)) => {
                 tally
@@ -179,10 +190,12 @@ async fn login_loop(
                     .push(body["refresh_token"].as_str().unwrap().to_string());
                 tally.answered += 1;
                 tally.answered_after_signal += usize::from(after_signal);
+                progress.answered.fetch_add(1, Ordering::SeqCst);
             }
             Ok((status, body)) => tally.wrong.push(format!("login: {status} {body}")),
             Err(_) => {
                 tally.dropped += 1;
+                progress.dropped.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
@@ -212,9 +225,9 @@ async fn sigterm_under_load_drains_finishes_in_flight_requests_and_loses_nothing
         Backend::Postgres => Some(Instance::start(&db, DRAIN_SECS).await),
         Backend::Sqlite => None,
     };
-    let (stop, signalled) = (
+    let (stop, progress) = (
         Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
+        Arc::new(Progress::default()),
     );
     let mut loops = Vec::new();
     for i in 0..4 {
@@ -223,7 +236,7 @@ async fn sigterm_under_load_drains_finishes_in_flight_requests_and_loses_nothing
             a.base.clone(),
             token,
             stop.clone(),
-            signalled.clone(),
+            progress.clone(),
         )));
     }
     for i in 0..2 {
@@ -233,7 +246,7 @@ async fn sigterm_under_load_drains_finishes_in_flight_requests_and_loses_nothing
             a.base.clone(),
             email,
             stop.clone(),
-            signalled.clone(),
+            progress.clone(),
         )));
     }
     let survivor = match &b {
@@ -243,17 +256,22 @@ async fn sigterm_under_load_drains_finishes_in_flight_requests_and_loses_nothing
                 b.base.clone(),
                 token,
                 stop.clone(),
-                signalled.clone(),
+                progress.clone(),
             )))
         }
         None => None,
     };
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Every loop is under way: at least a few answers each.
+    let loaded = crate::helpers::within(Duration::from_secs(10), || async {
+        progress.answered.load(Ordering::SeqCst) >= 3 * loops.len()
+    })
+    .await;
+    assert!(loaded, "the client loops did not get going");
 
     // Act
     a.signal("TERM");
     let signal_sent = Instant::now();
-    signalled.store(true, Ordering::SeqCst);
+    progress.signalled.store(true, Ordering::SeqCst);
 
     // Assert: not ready at once, but still serving, new connections included.
     let fresh = reqwest::Client::builder()
@@ -297,7 +315,12 @@ async fn sigterm_under_load_drains_finishes_in_flight_requests_and_loses_nothing
         fresh.get(a.url("/healthz")).send().await.is_err(),
         "the listener is closed"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The loops see the closed listener before they stop.
+    let saw_it_close = crate::helpers::within(Duration::from_secs(5), || async {
+        progress.dropped.load(Ordering::SeqCst) > 0
+    })
+    .await;
+    assert!(saw_it_close, "no client loop saw the process go");
     stop.store(true, Ordering::SeqCst);
     let mut tallies = Vec::new();
     for task in loops {

@@ -146,7 +146,7 @@ async fn sessions_written_in_bulk_are_live_guest_sessions() {
             refresh_token_hash: sessiond::tokens::opaque::hash(token.expose_secret()),
         })
         .collect();
-    let now = sessiond::clock::now();
+    let now = crate::helpers::system_now();
 
     // Act
     app.store

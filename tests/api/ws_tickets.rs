@@ -204,7 +204,7 @@ async fn an_expired_ticket_is_inactive() {
     let app = spawn_service_app().await;
     let session = app.new_user().await;
     let raw = sessiond::tokens::opaque::generate();
-    let now = sessiond::clock::now();
+    let now = crate::helpers::system_now();
     app.store
         .insert_ws_ticket(
             &uuid::Uuid::now_v7().to_string(),
