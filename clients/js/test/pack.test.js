@@ -135,3 +135,115 @@ test("TypeScript sees the declarations from ESM and CommonJS consumers", async (
   });
   assert.equal(stdout.trim(), "");
 });
+
+// @sessiond/node's subpath exports: each one a module of its own, from ESM and CommonJS, the same
+// objects as the root's (one module instance per format), with its declarations beside its code.
+const SUBPATHS = {
+  express: { file: "express", names: ["bearerToken", "requireSession"] },
+  "socket.io": { file: "socketio", names: ["SESSION_ENDED_EVENT", "socketAuth"] },
+  events: { file: "events", names: ["SessionEvents", "SseParser"] },
+};
+
+test("each exports target of @sessiond/node is in the tarball, types beside the code of their format", async () => {
+  const pkg = JSON.parse(await readFile(join(scratch, "node_modules/@sessiond/node/package.json"), "utf8"));
+  const files = new Set(tarballs.node.files.map((f) => f.path));
+  assert.deepEqual(Object.keys(pkg.exports), [".", ...Object.keys(SUBPATHS).map((s) => `./${s}`), "./package.json"]);
+  for (const [subpath, conditions] of Object.entries(pkg.exports)) {
+    if (subpath === "./package.json") continue;
+    const file = subpath === "." ? "index" : SUBPATHS[subpath.slice(2)].file;
+    assert.deepEqual(conditions, {
+      import: { types: `./dist/esm/${file}.d.ts`, default: `./dist/esm/${file}.js` },
+      require: { types: `./dist/cjs/${file}.d.ts`, default: `./dist/cjs/${file}.js` },
+    }, subpath);
+    for (const { types, default: code } of Object.values(conditions)) {
+      assert.ok(files.has(types.slice(2)), `${subpath}: ${types} missing from the tarball`);
+      assert.ok(files.has(code.slice(2)), `${subpath}: ${code} missing from the tarball`);
+    }
+  }
+  // TypeScript's moduleResolution node10 reads no exports: typesVersions maps the subpaths.
+  for (const [subpath, { file }] of Object.entries(SUBPATHS)) {
+    assert.deepEqual(pkg.typesVersions["*"][subpath], [`./dist/cjs/${file}.d.ts`]);
+  }
+});
+
+test("ESM and CommonJS: each subpath resolves to its build and shares the root's objects", async () => {
+  await writeFile(join(scratch, "subpaths.mjs"), `
+    import * as root from "@sessiond/node";
+    const out = {};
+    for (const subpath of ${JSON.stringify(Object.keys(SUBPATHS))}) {
+      const m = await import("@sessiond/node/" + subpath);
+      out[subpath] = {
+        names: Object.keys(m).sort(),
+        resolved: import.meta.resolve("@sessiond/node/" + subpath),
+        same: Object.keys(m).every((k) => m[k] === root[k]),
+      };
+    }
+    console.log(JSON.stringify(out));
+  `);
+  await writeFile(join(scratch, "subpaths.cjs"), `
+    const root = require("@sessiond/node");
+    const out = {};
+    for (const subpath of ${JSON.stringify(Object.keys(SUBPATHS))}) {
+      const m = require("@sessiond/node/" + subpath);
+      out[subpath] = {
+        names: Object.keys(m).sort(),
+        resolved: require.resolve("@sessiond/node/" + subpath),
+        same: Object.keys(m).every((k) => m[k] === root[k]),
+      };
+    }
+    console.log(JSON.stringify(out));
+  `);
+  for (const [script, format] of [["subpaths.mjs", "esm"], ["subpaths.cjs", "cjs"]]) {
+    const { stdout } = await run(process.execPath, [script], { cwd: scratch });
+    const out = JSON.parse(stdout);
+    for (const [subpath, { file, names }] of Object.entries(SUBPATHS)) {
+      assert.deepEqual(out[subpath].names, names, `${format} ${subpath}`);
+      assert.match(out[subpath].resolved, new RegExp(`dist[\\\\/]${format}[\\\\/]${file}\\.js$`), `${format} ${subpath}`);
+      assert.equal(out[subpath].same, true, `${format} ${subpath}: not the root's objects`);
+    }
+  }
+});
+
+test("TypeScript resolves each subpath's declarations: nodenext from ESM and CommonJS, node10 by typesVersions", async () => {
+  const tsc = join(JS_DIR, "node_modules/typescript/bin/tsc");
+  const usage = `
+    import { bearerToken, requireSession, type SessionAuth, type SessionRequest } from "@sessiond/node/express";
+    import { socketAuth, SESSION_ENDED_EVENT, type SocketData } from "@sessiond/node/socket.io";
+    import { SessionEvents, SseParser, type SessionEvent } from "@sessiond/node/events";
+    import { Sessiond } from "@sessiond/node";
+    const shared = new Sessiond({ url: "x", mode: "jwks" });
+    requireSession({ sessiond: shared });
+    const token: string | null | false = bearerToken("Bearer abc");
+    const mw = requireSession({ url: "x", serviceKey: "k" });
+    // @ts-expect-error: url is a string
+    requireSession({ url: 1 });
+    const auth: SessionAuth | undefined = undefined as SessionRequest["auth"] | undefined;
+    const ended: "session_ended" = SESSION_ENDED_EVENT;
+    const data: SocketData | null = null;
+    const feed: SessionEvents | null = null;
+    const event: SessionEvent["type"] = "session.ended";
+    void [token, mw, auth, ended, data, feed, event, socketAuth, SseParser];
+  `;
+  await writeFile(join(scratch, "sub.mts"), `${usage}\nexport {};\n`);
+  await writeFile(join(scratch, "sub.cts"), `${usage}\nexport {};\n`);
+  await writeFile(join(scratch, "legacy.ts"), `${usage}\nexport {};\n`);
+  const common = ["--noEmit", "--strict", "--listFiles", "--types", "node", "--typeRoots", join(JS_DIR, "node_modules/@types"),
+    "--lib", "es2022,dom"];
+  const compile = (args) => run(process.execPath, [tsc, ...common, ...args], { cwd: scratch }).catch((err) => {
+    assert.fail(`tsc ${args.join(" ")} failed:\n${err.stdout}${err.stderr}`);
+  });
+  const declarations = (stdout, format) => Object.values(SUBPATHS).map(({ file }) =>
+    stdout.split("\n").some((line) => line.replaceAll("\\", "/").endsWith(`/@sessiond/node/dist/${format}/${file}.d.ts`)));
+  const all = [true, true, true];
+
+  // nodenext, not node16: the CommonJS declarations import types from jose, an ES module, which
+  // only nodenext lets CommonJS require (as Node 20.19+ and 22.12+ do).
+  const nodenext = await compile(["--module", "nodenext", "--moduleResolution", "nodenext", "sub.mts", "sub.cts"]);
+  assert.deepEqual(declarations(nodenext.stdout, "esm"), all, "ESM declarations of the subpaths not used");
+  assert.deepEqual(declarations(nodenext.stdout, "cjs"), all, "CommonJS declarations of the subpaths not used");
+
+  const node10 = await compile(["--module", "commonjs", "--moduleResolution", "node10", "--ignoreDeprecations", "5.0", "--target", "es2022",
+    "--esModuleInterop", "legacy.ts"]);
+  assert.deepEqual(declarations(node10.stdout, "cjs"), all, "typesVersions did not lead node10 to the declarations");
+  assert.deepEqual(declarations(node10.stdout, "esm"), [false, false, false]);
+});

@@ -5,6 +5,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Sessiond, SessiondUnavailableError } from "./sessiond.js";
 import type { SessionAuth, SessiondOptions } from "./sessiond.js";
+// For apps that import this module alone (`@sessiond/node/express`, `/socket.io`): the type of
+// what the middleware attaches, without a second import from the package root.
+export type { SessionAuth };
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace

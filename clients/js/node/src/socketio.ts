@@ -11,6 +11,9 @@
  */
 import { Sessiond, SessiondUnavailableError } from "./sessiond.js";
 import type { SessionAuth, SessiondOptions } from "./sessiond.js";
+// For apps that import this module alone (`@sessiond/node/express`, `/socket.io`): the type of
+// what the middleware attaches, without a second import from the package root.
+export type { SessionAuth };
 import { bearerToken } from "./express.js";
 import type { SessionEvent } from "./events.js";
 

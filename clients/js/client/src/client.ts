@@ -1,0 +1,631 @@
+// The client: one signed-in session (or none) per tab, kept current by refreshes and by what
+// the other tabs say. The pieces it is made of each have their own module: the HTTP contract
+// (http.ts), the refresh timing and retries (refresh.ts), the messages between tabs (tabs.ts) and
+// where the refresh token or the session flag is kept (storage.ts). What the client itself owns
+// is the state: which session is current, and which answer may still change it (the epoch).
+
+import {
+  SESSION_OVER, SessiondError, errorCode, postJson, readJson, unavailable, type TokenResponse,
+} from "./http.js";
+import {
+  MIN_REMAINING_MS, RefreshTimer, UNREACHABLE_RETRY_MS, outdated, refreshDelay, sendWithRetries, sessionState, unref,
+} from "./refresh.js";
+import { hint, memoryStorage, type RefreshTokenStorage } from "./storage.js";
+import { TabChannel, channelName, type Message } from "./tabs.js";
+import type {
+  BindableSocket, ChangeEvent, ChangeListener, DeviceSession, SessionState, User,
+} from "./types.js";
+
+export interface ClientOptions {
+  /** sessiond's base URL, e.g. `https://auth.example.com`. */
+  url: string;
+  /** `cookie` (default): the refresh token only in the HttpOnly cookie. `bearer`: in `storage`. */
+  mode?: "cookie" | "bearer";
+  /** Bearer mode: where the refresh token is kept (default: memory, lost on reload). */
+  storage?: RefreshTokenStorage;
+  /**
+   * BroadcastChannel name shared by the tabs of this app, or `false` for none. Default:
+   * `sessiond:<url>` in cookie mode and with a `shared` storage, none otherwise.
+   */
+  channel?: string | false;
+  /**
+   * Restore the session at start (cookie: one refresh, unless `sessionHint` says there is no
+   * session; bearer: when storage holds a token). Default true.
+   */
+  restore?: boolean;
+  /**
+   * Cookie mode in browsers: keep a flag (`sessiond_session`, no secret) in localStorage while
+   * signed in, and skip the start-up refresh when it is absent (default true). Set false when
+   * this page can find a session it did not start (several origins sharing sessiond's cookie).
+   */
+  sessionHint?: boolean;
+  /** Refresh this many seconds before expiry at most (default 60; never more than a quarter of the lifetime). */
+  refreshLeadSecs?: number;
+  /** Custom fetch (tests, instrumentation). Default: `globalThis.fetch`. */
+  fetch?: typeof fetch;
+}
+
+
+const MODE_MISMATCH =
+  "@sessiond/client: cookie mode, but sessiond sent the refresh token in the response body: its cookie mode is off, " +
+  "so this session ends at its first refresh and is not restored on reload. Turn cookie mode on in sessiond " +
+  '([cookies] enabled = true) or use createClient({ mode: "bearer" }).';
+
+
+export class SessiondClient {
+  readonly url: string;
+  readonly mode: "cookie" | "bearer";
+  /** Settles once the start-up restore has finished (signed in or not). */
+  readonly ready: Promise<void>;
+
+  #fetch: typeof fetch;
+  #storage: RefreshTokenStorage;
+  #leadSecs: number;
+  #state: SessionState | null = null;
+  #listeners = new Set<ChangeListener>();
+  #waiters: Array<(state: SessionState) => void> = [];
+  #refreshing: Promise<SessionState | null> | null = null;
+  #timer = new RefreshTimer();
+  #channel: TabChannel;
+  #disposed = false;
+  /** Whether the last attempt to learn the session failed for lack of an answer (offline…). */
+  #unsure = false;
+  /** Bumped by every sign-in and sign-out, so a refresh that started before one is discarded. */
+  #epoch = 0;
+  /** Set once the start-up restore is over: from then on listeners get events. */
+  #started = false;
+  /** Why the last attempt to learn the session failed (`restore_failed`'s reason). */
+  #failure = "";
+  /** While following another tab's sign-in: the events it causes are `remote`. */
+  #following = false;
+  #warned = false;
+  #hint: boolean;
+
+  constructor(options: ClientOptions) {
+    if (!options?.url) throw new TypeError("@sessiond/client: options.url is required");
+    this.url = options.url.replace(/\/+$/, "");
+    this.mode = options.mode ?? "cookie";
+    if (this.mode !== "cookie" && this.mode !== "bearer") {
+      throw new TypeError(`@sessiond/client: unknown mode ${String(options.mode)}`);
+    }
+    this.#storage = options.storage ?? memoryStorage();
+    this.#leadSecs = options.refreshLeadSecs ?? 60;
+    this.#hint = this.mode === "cookie" && options.sessionHint !== false;
+    const f = options.fetch ?? globalThis.fetch;
+    if (typeof f !== "function") throw new TypeError("@sessiond/client: no fetch available");
+    this.#fetch = (input, init) => f(input, init);
+
+    const shared = this.mode === "cookie" || this.#storage.shared === true;
+    this.#channel = new TabChannel(channelName(options.channel, this.url, shared), (m) => this.#onMessage(m));
+
+    if (this.mode === "bearer") {
+      // A revocation that a previous page could not deliver.
+      Promise.resolve(this.#storage.pendingRevocation?.get())
+        .then((token) => {
+          if (token) void this.#revoke(token, 0);
+        })
+        .catch(() => {});
+    }
+    this.ready = (options.restore === false ? Promise.resolve() : this.#restore()).then(() => {
+      this.#started = true;
+      this.#emit(this.#initial());
+    });
+  }
+
+  /** The signed-in user, or null. */
+  get user(): User | null {
+    return this.#state?.user ?? null;
+  }
+
+  /** The current session id, or null. */
+  get sessionId(): string | null {
+    return this.#state?.sessionId ?? null;
+  }
+
+  get signedIn(): boolean {
+    return this.#state !== null;
+  }
+
+  /**
+   * A copy of the session as the client holds it now, or null when signed out. The access token
+   * may be close to expiry: for requests, use `getAccessToken()` or `fetch()`.
+   */
+  getSession(): SessionState | null {
+    const s = this.#state;
+    return s && { ...s, user: { ...s.user } };
+  }
+
+  /**
+   * Calls `listener` first with `initial_session` (or `restore_failed`) once the start-up restore
+   * is over, then on every sign-in, refresh and sign-out (also those of other tabs).
+   */
+  onChange(listener: ChangeListener): () => void {
+    this.#listeners.add(listener);
+    if (this.#started) {
+      queueMicrotask(() => this.#listeners.has(listener) && this.#emit(this.#initial(), [listener]));
+    }
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Resolves with the session once the client is signed in (at once if it already is). */
+  whenSignedIn(): Promise<SessionState> {
+    if (this.#state) return Promise.resolve({ ...this.#state });
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  // ---- signing in ---------------------------------------------------------------------------
+
+  signUp(email: string, password: string): Promise<User> {
+    return this.#signIn("/v1/signup", { email, password });
+  }
+
+  signIn(email: string, password: string): Promise<User> {
+    return this.#signIn("/v1/login", { email, password });
+  }
+
+  /** @deprecated Renamed {@link SessiondClient.signIn}. */
+  logIn(email: string, password: string): Promise<User> {
+    return this.signIn(email, password);
+  }
+
+  guest(): Promise<User> {
+    return this.#signIn("/v1/guest", {});
+  }
+
+  /** Exchanges a third-party JWT (Supabase, Firebase, Auth0, Clerk…) for a sessiond session. */
+  bridge(provider: string, token: string): Promise<User> {
+    return this.#signIn("/v1/bridge", { provider, token });
+  }
+
+  /**
+   * Makes the signed-in guest a permanent user (same user id, same session). The upgrade spends
+   * the guest's refresh token: in bearer mode the stored one is sent along (in cookie mode the
+   * cookie is), so a tab that refreshes with it a moment later gets the upgrade's new token
+   * from sessiond's grace window instead of being refused.
+   */
+  async upgrade(email: string, password: string): Promise<User> {
+    this.#assertLive();
+    const send = async () => {
+      // The access token first: getting it may rotate the refresh token read next.
+      const accessToken = await this.getAccessToken();
+      const refreshToken = this.mode === "bearer" ? await this.#storage.get() : null;
+      // A refresh already in flight (or started meanwhile) must not put the guest state back.
+      this.#epoch++;
+      const res = await postJson(
+        this.#fetch,
+        `${this.url}/v1/upgrade`,
+        refreshToken ? { email, password, refresh_token: refreshToken } : { email, password },
+        this.#credentials(),
+        accessToken,
+      );
+      return { res, accessToken };
+    };
+    let { res, accessToken } = await send();
+    if (res.status === 401 && accessToken && (await errorCode(res)) === "invalid_token") {
+      // The access token went stale on the way: one refresh (if still needed) and one retry.
+      if (this.#state?.accessToken === accessToken) await this.refresh().catch(() => null);
+      if (this.#state) ({ res } = await send());
+    }
+    const body = (await readJson(res)) as TokenResponse;
+    await this.#accept(body, "signed_in", null);
+    return body.user;
+  }
+
+  async #signIn(path: string, body: object): Promise<User> {
+    this.#assertLive();
+    const epoch = ++this.#epoch;
+    const res = await postJson(this.#fetch, `${this.url}${path}`, body, this.#credentials());
+    const tokens = (await readJson(res)) as TokenResponse;
+    // The newest sign-in wins; a refresh started before it can no longer overwrite it.
+    this.#epoch = Math.max(this.#epoch, epoch);
+    await this.#accept(tokens, "signed_in", null);
+    return tokens.user;
+  }
+
+  // ---- tokens -------------------------------------------------------------------------------
+
+  /**
+   * A valid access token, refreshed first when it is about to expire; null when signed out.
+   * Waits for the start-up restore.
+   */
+  async getAccessToken(): Promise<string | null> {
+    await this.ready;
+    const state = this.#state;
+    if (state && state.expiresAt - Date.now() > MIN_REMAINING_MS) return state.accessToken;
+    if (!state && this.mode === "bearer" && !(await this.#storage.get())) return null;
+    // Signed out as far as sessiond told us: no request. After a failure to reach it: ask again.
+    if (!state && this.mode === "cookie" && !this.#unsure) return null;
+    return (await this.refresh())?.accessToken ?? null;
+  }
+
+  /**
+   * Refreshes now (joining the refresh already in flight in this tab, if any). Resolves with the
+   * new state, or null when the session is over (then the client is signed out). Network and
+   * server failures reject and leave the current state alone.
+   */
+  refresh(): Promise<SessionState | null> {
+    this.#assertLive();
+    if (!this.#refreshing) {
+      this.#refreshing = this.#doRefresh().finally(() => {
+        this.#refreshing = null;
+      });
+    }
+    return this.#refreshing;
+  }
+
+  /**
+   * `fetch` with `Authorization: Bearer <access token>`. After a 401 it refreshes once and
+   * retries once (so the request body must be replayable: a string, FormData, Blob, …).
+   */
+  async fetch(input: string | URL | Request, init: RequestInit = {}): Promise<Response> {
+    const token = await this.getAccessToken();
+    const send = (accessToken: string | null) => {
+      const headers = new Headers(init.headers ?? (input instanceof Request ? input.headers : undefined));
+      if (accessToken) headers.set("authorization", `Bearer ${accessToken}`);
+      return this.#fetch(input instanceof Request ? input.clone() : input, { ...init, headers });
+    };
+    const res = await send(token);
+    // Signed out meanwhile (by another tab, say): nothing to refresh.
+    if (res.status !== 401 || !token || !this.#state) return res;
+    let fresh: SessionState | null;
+    try {
+      // The token may have been refreshed by someone else meanwhile; else refresh now.
+      fresh = this.#state && this.#state.accessToken !== token ? this.#state : await this.refresh();
+    } catch {
+      return res;
+    }
+    if (!fresh) return res;
+    return send(fresh.accessToken);
+  }
+
+  /** A one-time WebSocket ticket (valid 30 s) for a Socket.IO / WebSocket handshake. */
+  async wsTicket(): Promise<string> {
+    const res = await this.fetch(`${this.url}/v1/ws-tickets`, { method: "POST" });
+    const { ticket } = (await readJson(res)) as { ticket: string };
+    return ticket;
+  }
+
+  /**
+   * A Socket.IO `auth` callback: each connection attempt (reconnections too) gets a new ticket,
+   * `{ ticket }`, or `{}` when there is none to get (signed out), which the server refuses.
+   * `io(url, { auth: client.socketAuth() })`.
+   */
+  socketAuth(): (cb: (auth: { ticket?: string }) => void) => void {
+    return (cb) => {
+      this.wsTicket().then((ticket) => cb({ ticket }), () => cb({}));
+    };
+  }
+
+  /**
+   * Disconnects `socket` when the session ends (here or in another tab) and reconnects it (for
+   * a new ticket) when another session replaces it. Returns a function that unbinds.
+   */
+  bindSocket(socket: BindableSocket): () => void {
+    let sessionId = this.sessionId;
+    return this.onChange(({ type, sessionId: next }) => {
+      if (type === "signed_out") socket.disconnect();
+      else if (type === "signed_in" && sessionId && next !== sessionId) {
+        socket.disconnect();
+        socket.connect?.();
+      }
+      sessionId = type === "signed_out" ? null : next;
+    });
+  }
+
+  /** The signed-in user's live sessions (devices). */
+  async sessions(): Promise<DeviceSession[]> {
+    const res = await this.fetch(`${this.url}/v1/sessions`);
+    return ((await readJson(res)) as { sessions: DeviceSession[] }).sessions;
+  }
+
+  /** Ends one of the user's sessions; ending the current one signs this client out. */
+  async revokeSession(id: string): Promise<void> {
+    const res = await this.fetch(`${this.url}/v1/sessions/${encodeURIComponent(id)}`, {
+      method: "DELETE",
+    });
+    await readJson(res);
+    if (id === this.#state?.sessionId) await this.#signedOut("revoked", true);
+  }
+
+  /**
+   * Signs out: `local` (this session, the default), `others` (every other session of the user,
+   * this one stays signed in) or `global` (all of them). In bearer mode, when the access token
+   * is unusable or sessiond cannot be reached, this session is revoked with its refresh token
+   * (RFC 7009 `POST /v1/revoke`), retried in the background while sessiond is unreachable; this
+   * tab is signed out at once either way.
+   */
+  async signOut(scope: "local" | "others" | "global" = "local"): Promise<void> {
+    this.#assertLive();
+    const request = (accessToken: string | null) =>
+      postJson(this.#fetch, `${this.url}/v1/logout`, { scope }, this.#credentials(), accessToken);
+    let token: string | null = null;
+    try {
+      token = await this.getAccessToken();
+    } catch {
+      // sessiond unreachable for a refresh: try the logout anyway (cookie mode needs no token).
+    }
+    const sessionId = this.#state?.sessionId ?? null;
+    // Read after the refresh above, which may have rotated it.
+    const refreshToken = this.mode === "bearer" ? await this.#storage.get() : null;
+    let res: Response | null = null;
+    let failure: unknown = null;
+    if (token || this.mode === "cookie") {
+      try {
+        res = await request(token);
+        // Cookie mode: the cookie alone also names the session.
+        if (res.status === 401 && token && this.mode === "cookie") res = await request(null);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    // Bearer mode without a logout: the refresh token still names the session.
+    const revoke = !!refreshToken && !res?.ok && scope !== "others";
+    if (revoke) await this.#revoke(refreshToken, 0);
+    else if (failure) throw failure;
+    // A 401: nothing left to log out of.
+    else if (res && !res.ok && res.status !== 401) await readJson(res);
+    if (scope !== "others") await this.#signedOut("logout", true, sessionId);
+  }
+
+  /** @deprecated Renamed {@link SessiondClient.signOut}. */
+  logOut(scope: "local" | "others" | "global" = "local"): Promise<void> {
+    return this.signOut(scope);
+  }
+
+  /** Stops timers, closes the BroadcastChannel and drops listeners. The client is unusable after. */
+  dispose(): void {
+    this.#disposed = true;
+    this.#timer.clear();
+    this.#channel.close();
+    this.#listeners.clear();
+    this.#waiters = [];
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  #credentials(): RequestCredentials {
+    return this.mode === "cookie" ? "include" : "omit";
+  }
+
+  #assertLive() {
+    if (this.#disposed) throw new Error("@sessiond/client: this client was disposed");
+  }
+
+  async #restore(): Promise<void> {
+    try {
+      if (this.mode === "bearer" ? !(await this.#storage.get()) : this.#hint && hint() === false) return;
+      await this.refresh();
+    } catch (err) {
+      // Offline or sessiond unreachable: stay signed out for now; getAccessToken() tries again.
+      this.#failure = err instanceof SessiondError ? err.code : "network_error";
+    }
+  }
+
+  /** The first event a listener gets: the state now, or that the restore failed. */
+  #initial(): ChangeEvent {
+    const s = this.#state;
+    return s || !this.#failure
+      ? { type: "initial_session", user: s?.user ?? null, sessionId: s?.sessionId ?? null, remote: false }
+      : { type: "restore_failed", user: null, sessionId: null, remote: false, reason: this.#failure };
+  }
+
+  /**
+   * RFC 7009: ends the session of `token` without an access token. Network failures, 5xx and 429
+   * are retried after 1, 2, 4, … 32 s (in the background: the first attempt is awaited).
+   */
+  async #revoke(token: string, attempt: number): Promise<void> {
+    const pending = this.#storage.pendingRevocation;
+    try {
+      const res = await postJson(this.#fetch, `${this.url}/v1/revoke`, { token, token_type_hint: "refresh_token" }, "omit");
+      if (!unavailable(res)) {
+        if (pending && (await pending.get()) === token) await pending.remove();
+        return;
+      }
+    } catch {
+      // unreachable: try again later
+    }
+    if (attempt < 6) unref(setTimeout(() => void this.#revoke(token, attempt + 1), 1000 * 2 ** attempt));
+    // Kept for the next start too (until sessiond answers).
+    if (attempt === 0) await Promise.resolve(pending?.set(token)).catch(() => {});
+  }
+
+  async #doRefresh(): Promise<SessionState | null> {
+    const epoch = this.#epoch;
+    const presented = this.mode === "bearer" ? await this.#storage.get() : null;
+    if (this.mode === "bearer" && !presented) {
+      if (this.#state) await this.#signedOut("invalid_refresh_token", true);
+      return null;
+    }
+    let res: Response | null;
+    try {
+      res = await sendWithRetries(
+        () => postJson(
+          this.#fetch,
+          `${this.url}/v1/token/refresh`,
+          presented ? { refresh_token: presented } : {},
+          this.#credentials(),
+        ),
+        () => !this.#disposed,
+      );
+    } catch (err) {
+      // No answer: the session may well be alive. Keep the state and try again later.
+      this.#unsure = true;
+      if (this.#state) this.#schedule(UNREACHABLE_RETRY_MS + Math.random() * UNREACHABLE_RETRY_MS);
+      throw err;
+    }
+    if (!res) return null;
+    let body: TokenResponse;
+    try {
+      body = (await readJson(res)) as TokenResponse;
+    } catch (err) {
+      if (err instanceof SessiondError && SESSION_OVER.has(err.code)) {
+        // A sign-in (here or in another tab) may have replaced the session meanwhile.
+        if (epoch !== this.#epoch) return this.#state;
+        if (this.mode === "bearer" && (await this.#storage.get()) !== presented) {
+          // Another tab rotated or replaced the stored token: try again with that one.
+          return this.#doRefreshOnce();
+        }
+        await this.#signedOut(err.code, this.#state !== null);
+        return null;
+      }
+      throw err;
+    }
+    if (epoch !== this.#epoch) return this.#state;
+    await this.#accept(body, this.#state ? "refreshed" : "signed_in", presented, epoch);
+    return this.#state;
+  }
+
+  /** One more refresh attempt with whatever the storage holds now (bearer mode, lost race). */
+  async #doRefreshOnce(): Promise<SessionState | null> {
+    const presented = await this.#storage.get();
+    if (!presented) {
+      await this.#signedOut("invalid_refresh_token", this.#state !== null);
+      return null;
+    }
+    const epoch = this.#epoch;
+    const res = await postJson(this.#fetch, `${this.url}/v1/token/refresh`, { refresh_token: presented }, "omit");
+    try {
+      const body = (await readJson(res)) as TokenResponse;
+      if (epoch !== this.#epoch) return this.#state;
+      await this.#accept(body, this.#state ? "refreshed" : "signed_in", presented, epoch);
+      return this.#state;
+    } catch (err) {
+      if (err instanceof SessiondError && SESSION_OVER.has(err.code)) {
+        if (epoch !== this.#epoch) return this.#state;
+        await this.#signedOut(err.code, this.#state !== null);
+        return null;
+      }
+      throw err;
+    }
+  }
+
+  /** Takes a token response: stores the refresh token (bearer), updates state, tells everyone. */
+  async #accept(body: TokenResponse, type: "signed_in" | "refreshed", presented: string | null, epoch?: number) {
+    if (this.#disposed) return;
+    if (this.mode === "cookie") {
+      if (body.refresh_token && !this.#warned) {
+        this.#warned = true;
+        console.warn(MODE_MISMATCH);
+      }
+      // Without a cookie there is nothing for the next page load to restore.
+      if (this.#hint) hint(!body.refresh_token);
+    }
+    if (this.mode === "bearer" && body.refresh_token) {
+      // After a refresh, write the successor only if the storage still holds the token we
+      // presented: a tab that lost the race must not put back an older token.
+      if (presented === null || (await this.#storage.get()) === presented) {
+        await this.#storage.set(body.refresh_token);
+      }
+    }
+    // A refresh overtaken by a sign-in or an upgrade (while the storage was written) is dropped.
+    if (epoch !== undefined && epoch !== this.#epoch) return;
+    const previous = this.#state;
+    const state = sessionState(body, Date.now());
+    if (outdated(previous, state)) return;
+    const kind = type === "refreshed" && previous?.sessionId === state.sessionId ? "refreshed" : "signed_in";
+    this.#set(state, kind, this.#following);
+    // Other tabs learn that a session started (or its user changed), never the token.
+    if (kind === "signed_in" && !this.#following) {
+      this.#post({ type: kind, sessionId: state.sessionId, guest: state.user.is_guest });
+    }
+  }
+
+
+  #set(state: SessionState, type: "signed_in" | "refreshed", remote: boolean) {
+    this.#state = state;
+    this.#unsure = false;
+    this.#failure = "";
+    this.#scheduleRefresh(state);
+    this.#emit({ type, user: state.user, sessionId: state.sessionId, remote });
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const resolve of waiters) resolve({ ...state });
+  }
+
+  async #signedOut(reason: string, notify: boolean, sessionId = this.#state?.sessionId ?? null) {
+    this.#epoch++;
+    this.#unsure = false;
+    this.#failure = "";
+    const had = this.#state !== null;
+    this.#state = null;
+    this.#timer.clear();
+    if (this.mode === "bearer") await this.#storage.remove();
+    else if (this.#hint) hint(false);
+    if (notify) this.#post({ type: "signed_out", sessionId, reason });
+    if (had) this.#emit({ type: "signed_out", user: null, sessionId, remote: false, reason });
+  }
+
+  #onMessage(message: Message) {
+    const current = this.#state;
+    if (this.#disposed) return;
+    if (message.type === "signed_out") {
+      if (!current || (message.sessionId !== null && message.sessionId !== current.sessionId)) return;
+      this.#epoch++;
+      this.#state = null;
+      this.#timer.clear();
+      this.#emit({
+        type: "signed_out",
+        user: null,
+        sessionId: current.sessionId,
+        remote: true,
+        reason: message.reason,
+      });
+      return;
+    }
+    void this.#follow(message.sessionId, message.guest);
+  }
+
+  /**
+   * Another tab signed in (or upgraded): refresh for this tab's own access token, with the
+   * refresh token the tabs share (the cookie, or the shared storage). A refresh already in flight
+   * may still carry the previous token: then once more.
+   */
+  async #follow(sessionId: string, guest: boolean) {
+    const done = () => this.#state?.sessionId === sessionId && this.#state.user.is_guest === guest;
+    this.#following = true;
+    try {
+      for (let i = 0; i < 2 && !done(); i++) if (!(await this.refresh())) break;
+    } catch {
+      // unreachable: getAccessToken() tries again
+    } finally {
+      this.#following = false;
+    }
+  }
+
+  #post(message: Message) {
+    this.#channel.post(message);
+  }
+
+  #emit(event: ChangeEvent, listeners = [...this.#listeners]) {
+    if (!this.#started) return;
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+
+  /** Refresh at a random moment in the last part of the token's life (before the lead). */
+  #scheduleRefresh(state: SessionState) {
+    this.#schedule(refreshDelay(state, this.#leadSecs, Date.now(), Math.random()));
+  }
+
+  #schedule(delayMs: number) {
+    if (this.#disposed) return;
+    this.#timer.schedule(delayMs, () => {
+      this.refresh().catch(() => {
+        // failures reschedule themselves; the state is kept
+      });
+    });
+  }
+}
+
+/** Creates a client; see {@link ClientOptions}. */
+export function createClient(options: ClientOptions): SessiondClient {
+  return new SessiondClient(options);
+}
+

@@ -1,0 +1,66 @@
+// The shapes the client hands to apps (sessiond's user and session objects, change events). Kept
+// apart from the modules that produce them so that each of those can import them without
+// importing the client.
+
+/** The user object of a token response. */
+export interface User {
+  id: string;
+  email: string | null;
+  is_guest: boolean;
+  created_at: string;
+}
+
+/** What the client knows about the signed-in session. */
+export interface SessionState {
+  user: User;
+  sessionId: string;
+  accessToken: string;
+  /**
+   * When the client stops using the access token, in milliseconds of this machine's clock: its
+   * lifetime counted from receipt, less a second (`exp` is in whole seconds).
+   */
+  expiresAt: number;
+}
+
+/** A device session as listed by `GET /v1/sessions`. */
+export interface DeviceSession {
+  id: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  user_agent: string | null;
+  ip_address: string | null;
+  kind: string;
+  provider: string | null;
+  current: boolean;
+}
+
+/**
+ * `initial_session`: the first event every listener gets, with the state after the start-up
+ * restore (the session, or null). `restore_failed` replaces it when the restore could not reach
+ * sessiond (the client asks again on the next `getAccessToken()`).
+ */
+export type ChangeType = "initial_session" | "restore_failed" | "signed_in" | "refreshed" | "signed_out";
+
+export interface ChangeEvent {
+  type: ChangeType;
+  /** The user after the change (null when signed out). */
+  user: User | null;
+  /** The session after the change, or for `signed_out` the session that ended (if known). */
+  sessionId: string | null;
+  /** True when another tab made the change and this one learned it over the BroadcastChannel. */
+  remote: boolean;
+  /**
+   * For `signed_out`: `logout`, or the error code that ended the session (`session_revoked`…).
+   * For `restore_failed`: `network_error` or the error code of sessiond's answer.
+   */
+  reason?: string;
+}
+
+export type ChangeListener = (event: ChangeEvent) => void;
+
+/** The part of a Socket.IO (or similar) client socket that `bindSocket()` uses. */
+export interface BindableSocket {
+  disconnect(): unknown;
+  connect?(): unknown;
+}
