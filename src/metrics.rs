@@ -31,6 +31,7 @@ pub struct Metrics {
     pub login_throttled: IntCounter,
     pub readiness_checks: IntCounter,
     recently_ended: IntGauge,
+    event_feed_head: IntGauge,
     validation_fallbacks: IntCounter,
     session_reads: IntCounter,
     live_sessions_read: Mutex<Option<Instant>>,
@@ -96,6 +97,12 @@ impl Metrics {
             "Sessions ended within the last access-token lifetime, held in memory for validation",
         )
         .expect("metric");
+        let event_feed_head = IntGauge::new(
+            "event_feed_head",
+            "The newest session event this instance has read from the event log (compare \
+             instances, or with the log, to see how far one is behind)",
+        )
+        .expect("metric");
         let validation_fallbacks = IntCounter::new(
             "validation_database_fallbacks_total",
             "Token validations that read the database because this instance could not prove \
@@ -112,6 +119,7 @@ impl Metrics {
             Box::new(argon2_abandoned.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(session_reads.clone()),
             Box::new(recently_ended.clone()),
+            Box::new(event_feed_head.clone()),
             Box::new(validation_fallbacks.clone()),
             Box::new(readiness_checks.clone()),
             Box::new(login_throttled.clone()),
@@ -140,6 +148,7 @@ impl Metrics {
             login_throttled,
             readiness_checks,
             recently_ended,
+            event_feed_head,
             validation_fallbacks,
             session_reads,
             live_sessions_read: Mutex::new(None),
@@ -147,10 +156,9 @@ impl Metrics {
     }
 
     /// Counts one answered request.
-    pub fn observe(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
-        let status = status.to_string();
+    pub fn observe(&self, route: &str, method: &str, status: &str, elapsed: Duration) {
         self.requests
-            .with_label_values(&[route, method, status.as_str()])
+            .with_label_values(&[route, method, status])
             .inc();
         self.latency
             .with_label_values(&[route, method])
@@ -174,6 +182,7 @@ impl Metrics {
         &self,
         hasher: &PasswordHasher,
         gate: &SessionGate,
+        event_feed_head: i64,
         count_live_sessions: F,
     ) -> Vec<u8>
     where
@@ -181,6 +190,7 @@ impl Metrics {
         Fut: std::future::Future<Output = StoreResult<i64>>,
     {
         self.argon2_queue.set(hasher.queue_depth());
+        self.event_feed_head.set(event_feed_head);
         let ended = gate.recently_ended();
         self.recently_ended
             .set(i64::try_from(ended.len()).unwrap_or(i64::MAX));

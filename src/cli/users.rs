@@ -13,7 +13,7 @@ use crate::clock::{self, Clock};
 use crate::config::Settings;
 use crate::domain::{Email, Password, PasswordPolicy, RevokeReason};
 use crate::passwords::PasswordHasher;
-use crate::store::{Account, NewUser, Store};
+use crate::store::{Account, NewUser, SessionsToEnd, Store};
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
@@ -157,9 +157,11 @@ pub async fn run(
             if store.find_account(&user_id).await?.is_none() {
                 return Err(unknown(&user_id));
             }
-            let ended = store
-                .revoke_user_sessions(&user_id, None, RevokeReason::Admin, now)
-                .await?;
+            let all = SessionsToEnd::OfUser {
+                user_id: &user_id,
+                keep: None,
+            };
+            let ended = store.end_sessions(all, RevokeReason::Admin, now).await?;
             let detail = json!({ "via": "cli", "revoked": ended.len() });
             audit(store, now, Event::AdminRevokedSessions, &user_id, detail).await;
             // Running instances drop these at once (PostgreSQL: announced by a trigger when

@@ -5,6 +5,7 @@ mod email;
 mod ids;
 mod password;
 mod revoke_reason;
+mod rotation;
 mod scope;
 mod session;
 
@@ -13,5 +14,6 @@ pub use email::{Email, EmailError};
 pub use ids::{SessionId, UserId};
 pub use password::{Password, PasswordPolicy, WeakPassword, normalize as normalize_password};
 pub use revoke_reason::RevokeReason;
+pub use rotation::{SpentToken, SpentTokenVerdict};
 pub use scope::Scope;
 pub use session::{SessionKind, SessionStatus, SessionTimes};

@@ -23,11 +23,12 @@ pub async fn record(
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let response = next.call(req).await?;
     if let Some(state) = state {
-        let status = response.status().as_u16();
+        // `as_str` is the status's static text: no allocation per request.
+        let status = response.status();
         state
             .services
             .metrics()
-            .observe(&route, method, status, started.elapsed());
+            .observe(&route, method, status.as_str(), started.elapsed());
     }
     Ok(response)
 }

@@ -49,6 +49,11 @@ impl RootSpanBuilder for RequestSpan {
         });
         let request_id = id.to_str().unwrap_or_default().to_string();
         request.extensions_mut().insert(RequestId(id));
+        // With request logging off (a level above info) the span would record nothing: skip
+        // reading what it would hold. The `Client` extractor reads the client itself then.
+        if !tracing::enabled!(tracing::Level::INFO) {
+            return Span::none();
+        }
         request.extensions_mut().insert(Started(Instant::now()));
         // Read once per request: the `Client` extractor takes it from the extensions.
         let client = request

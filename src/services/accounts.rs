@@ -9,7 +9,9 @@ use super::credentials::Admission;
 use super::login::throttle_account;
 use super::sessions::Issued;
 use crate::audit::{Event, Subject};
-use crate::domain::{ClientInfo, Email, Password, PasswordPolicy, SessionId, SessionKind, UserId};
+use crate::domain::{
+    ClientInfo, Email, Password, PasswordPolicy, RevokeReason, SessionId, SessionKind, UserId,
+};
 use crate::error::{Error, Result};
 use crate::store::{GuestUpgrade, NewUser, Precondition, PresentedToken, UpgradeOutcome, UserRow};
 use crate::tokens::opaque;
@@ -235,7 +237,8 @@ impl Services {
         tracing::info!(%user_id, revoked = ended.len(), "password changed");
         let detail = json!({ "revoked": ended });
         let subject = subject(Some(user_id), Some(session_id), client);
-        self.sessions_ended(&ended, Event::PasswordChanged, subject, detail)
+        let record = Some((Event::PasswordChanged, subject, detail));
+        self.finish_ending(&ended, RevokeReason::PasswordChanged, record)
             .await;
         Ok(())
     }

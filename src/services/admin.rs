@@ -89,7 +89,8 @@ impl Services {
     pub async fn delete_user(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
         let ended = self.store.delete_user(user_id).await?;
         let event = Event::AdminDeletedUser;
-        self.admin_ended(by, user_id, ended, event, "sessions")
+        let reason = RevokeReason::UserDeleted;
+        self.admin_ended(by, user_id, ended, (event, reason), "sessions")
             .await
     }
 
@@ -98,7 +99,9 @@ impl Services {
     pub async fn disable_user(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
         let ended = self.store.disable_user(user_id, self.clock.now()).await?;
         let event = Event::AdminDisabledUser;
-        self.admin_ended(by, user_id, ended, event, "revoked").await
+        let reason = RevokeReason::UserDisabled;
+        self.admin_ended(by, user_id, ended, (event, reason), "revoked")
+            .await
     }
 
     /// How an admin write that ended the user's sessions in its own transaction finishes:
@@ -109,13 +112,13 @@ impl Services {
         by: &AdminCaller<'_>,
         user_id: &UserId,
         ended: Option<Vec<String>>,
-        event: Event,
+        (event, reason): (Event, RevokeReason),
         count_key: &str,
     ) -> Result<()> {
         let ended = ended.ok_or(Error::NotFound("no such user"))?;
         let detail = by.detail(json!({ count_key: ended.len() }));
-        self.sessions_ended(&ended, event, by.subject(user_id), detail)
-            .await;
+        let record = Some((event, by.subject(user_id), detail));
+        self.finish_ending(&ended, reason, record).await;
         Ok(())
     }
 

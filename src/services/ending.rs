@@ -11,6 +11,7 @@ use super::Services;
 use crate::audit::{Event, Subject};
 use crate::domain::{ClientInfo, RevokeReason, SessionId, UserId};
 use crate::error::{Error, Result};
+use crate::store::SessionsToEnd;
 use crate::tokens::AccessClaims;
 use crate::tokens::opaque;
 
@@ -48,41 +49,44 @@ impl Services {
         audit: EndAudit<'_, F>,
     ) -> Result<Vec<String>> {
         let now = self.clock.now();
-        let ended = match which {
-            Ending::One { session_id, owner } => {
-                let revoked = self
-                    .store
-                    .revoke_session(session_id, owner.map(UserId::as_str), reason, now)
-                    .await?;
-                revoked
-                    .then(|| session_id.to_string())
-                    .into_iter()
-                    .collect()
-            }
-            Ending::OfUser { user_id, keep } => {
-                self.store
-                    .revoke_user_sessions(user_id, keep.map(SessionId::as_str), reason, now)
-                    .await?
-            }
+        let which = match which {
+            Ending::One { session_id, owner } => SessionsToEnd::One {
+                id: session_id.as_str(),
+                owner: owner.map(UserId::as_str),
+            },
+            Ending::OfUser { user_id, keep } => SessionsToEnd::OfUser {
+                user_id: user_id.as_str(),
+                keep: keep.map(SessionId::as_str),
+            },
         };
-        self.gate.ended(&ended);
-        if let Some(detail) = (audit.detail)(&ended) {
-            self.audit(audit.event, audit.subject, detail).await;
-        }
+        let ended = self.store.end_sessions(which, reason, now).await?;
+        let detail = (audit.detail)(&ended);
+        let record = detail.map(|detail| (audit.event, audit.subject, detail));
+        self.finish_ending(&ended, reason, record).await;
         Ok(ended)
     }
 
-    /// Sessions that ended through this instance (revoked in the store already): forget them
-    /// here at once and record why.
-    pub(super) async fn sessions_ended(
+    /// The one step after sessions ended in the store (by [`Services::end_sessions`] or inside
+    /// a larger transaction: password change, disable, delete, reuse detection, eviction):
+    /// forget them in this instance's gate at once (other instances hear it from the database)
+    /// and record the audit event, when there is one worth recording.
+    pub(super) async fn finish_ending(
         &self,
         ended: &[String],
-        event: Event,
-        subject: Subject<'_>,
-        detail: Value,
+        reason: RevokeReason,
+        record: Option<(Event, Subject<'_>, Value)>,
     ) {
         self.gate.ended(ended);
-        self.audit(event, subject, detail).await;
+        if !ended.is_empty() {
+            tracing::debug!(
+                count = ended.len(),
+                reason = reason.as_str(),
+                "sessions ended"
+            );
+        }
+        if let Some((event, subject, detail)) = record {
+            self.audit(event, subject, detail).await;
+        }
     }
 
     /// Ends one of the caller's own sessions; anyone else's is indistinguishable from missing.

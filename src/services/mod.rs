@@ -187,7 +187,7 @@ impl Services {
         let now = self.clock.now();
         let idle = self.settings.sessions.idle_timeout_secs;
         self.metrics
-            .render(&self.hasher, &self.gate, || {
+            .render(&self.hasher, &self.gate, self.events.head(), || {
                 self.store.count_live_sessions(now, idle)
             })
             .await

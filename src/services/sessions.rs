@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::Services;
 use crate::audit::{Event, Subject};
-use crate::domain::{ClientInfo, SessionId, SessionKind, UserId};
+use crate::domain::{ClientInfo, RevokeReason, SessionId, SessionKind, UserId};
 use crate::error::{Error, Result};
 use crate::gate::Snapshot;
 use crate::store::{
@@ -89,7 +89,8 @@ impl Services {
                 client,
             };
             let detail = json!({ "evicted": evicted, "max_per_user": lifetimes.max_per_user });
-            self.sessions_ended(&evicted, Event::SessionsEvicted, subject, detail)
+            let record = Some((Event::SessionsEvicted, subject, detail));
+            self.finish_ending(&evicted, RevokeReason::Evicted, record)
                 .await;
         }
         let ends_at = open
@@ -230,7 +231,8 @@ impl Services {
                     client,
                 };
                 let ended = [session_id.to_string()];
-                self.sessions_ended(&ended, Event::RefreshReuseDetected, subject, json!({}))
+                let record = Some((Event::RefreshReuseDetected, subject, json!({})));
+                self.finish_ending(&ended, RevokeReason::RefreshTokenReused, record)
                     .await;
                 Err(Error::RefreshTokenReused)
             }

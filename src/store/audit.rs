@@ -1,3 +1,6 @@
+//! The audit log (`audit_events`): appending an event, reading events back for the admin API,
+//! and purging those past retention.
+
 use serde_json::Value;
 use sqlx::FromRow;
 

@@ -1,3 +1,6 @@
+//! External identities (`external_identities`): which local user a bridged provider's subject
+//! is, created on first exchange.
+
 use super::users::RawUser;
 use super::{Store, StoreResult, UserRow, is_unique_violation};
 

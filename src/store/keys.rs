@@ -1,3 +1,6 @@
+//! Signing keys (`signing_keys`): the active key, retired and revoked keys, their sealed private
+//! parts, rotation, and the fingerprint instances poll to notice a change.
+
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, FromRow};

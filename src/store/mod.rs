@@ -42,7 +42,7 @@ pub use opening::{OpenSession, Precondition, SessionCap};
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use seeding::SeededSession;
 pub use service_keys::ServiceKeyRow;
-pub use sessions::{NewSession, SessionRow};
+pub use sessions::{NewSession, SessionRow, SessionsToEnd};
 pub use throttle::{EVERY_CLIENT, Reservation, ThrottleState};
 pub use users::{
     Account, GuestUpgrade, LoginCandidate, NewUser, PresentedToken, UpgradeOutcome, UserRow,

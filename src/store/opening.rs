@@ -3,7 +3,7 @@
 
 use sqlx::{Any, Transaction};
 
-use super::{NewSession, NewUser, Store, StoreResult};
+use super::{NewSession, NewUser, SessionsToEnd, Store, StoreResult};
 use crate::domain::RevokeReason;
 
 /// The session to open, with its first refresh token.
@@ -94,6 +94,11 @@ impl Store {
         .await?;
         let room = usize::try_from(cap.max_per_user - 1).unwrap_or(0);
         let beyond: Vec<String> = others.into_iter().skip(room).map(|(id,)| id).collect();
-        Store::revoke_sessions_in(tx, &beyond, RevokeReason::Evicted, now).await
+        let mut ended = Vec::with_capacity(beyond.len());
+        for id in &beyond {
+            let this = SessionsToEnd::One { id, owner: None };
+            ended.extend(Store::end_sessions_in(tx, this, RevokeReason::Evicted, now).await?);
+        }
+        Ok(ended)
     }
 }

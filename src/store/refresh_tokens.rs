@@ -1,8 +1,11 @@
+//! Refresh tokens (`refresh_tokens`): looking one up, and the rotation transaction that spends
+//! it (compare-and-set), with the grace-window answer for a spent one (`domain::SpentToken`).
+
 use sqlx::{Any, FromRow, Transaction};
 
 use super::sessions::select_session_with_user;
-use super::{SessionRow, Store, StoreResult, UserRow};
-use crate::domain::RevokeReason;
+use super::{SessionRow, SessionsToEnd, Store, StoreResult, UserRow};
+use crate::domain::{self, RevokeReason, SpentTokenVerdict};
 use crate::domain::{SessionId, SessionStatus, UserId};
 
 /// What the caller prepared for a rotation: the presented token's hash and its would-be
@@ -182,27 +185,25 @@ impl Store {
             Ok(found) => found,
             Err(ended) => return Ok(ended),
         };
-        let in_grace = spent
-            .rotated_at
-            .is_some_and(|at| req.now.saturating_sub(at) <= req.grace_secs);
-        let successor_unused = spent.successor_rotated_at.is_none();
-        match spent.successor_sealed {
-            Some(sealed) if in_grace && successor_unused => Ok(RefreshOutcome::Replayed {
+        let verdict = domain::SpentToken {
+            rotated_at: spent.rotated_at,
+            successor_used: spent.successor_rotated_at.is_some(),
+            successor_kept: spent.successor_sealed.is_some(),
+        }
+        .verdict(req.now, req.grace_secs);
+        match (verdict, spent.successor_sealed) {
+            (SpentTokenVerdict::Replayed, Some(sealed)) => Ok(RefreshOutcome::Replayed {
                 session,
                 user,
                 sealed,
             }),
-            None if in_grace && successor_unused => Ok(RefreshOutcome::Superseded),
+            (SpentTokenVerdict::Superseded, _) => Ok(RefreshOutcome::Superseded),
             _ => {
-                sqlx::query(
-                    "update user_sessions set revoked_at = $1, revoked_reason = $2 \
-                     where id = $3 and revoked_at is null",
-                )
-                .bind(req.now)
-                .bind(RevokeReason::RefreshTokenReused.as_str())
-                .bind(session.id.as_str())
-                .execute(&mut **tx)
-                .await?;
+                let this = SessionsToEnd::One {
+                    id: session.id.as_str(),
+                    owner: None,
+                };
+                Store::end_sessions_in(tx, this, RevokeReason::RefreshTokenReused, req.now).await?;
                 Ok(RefreshOutcome::Reused {
                     session_id: session.id,
                     user_id: session.user_id,

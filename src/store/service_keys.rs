@@ -1,3 +1,6 @@
+//! Service keys (`service_keys`): the hashed keys other backends authenticate with, created and
+//! revoked by the operator.
+
 use sqlx::FromRow;
 
 use super::{Store, StoreResult, is_unique_violation};

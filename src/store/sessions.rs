@@ -1,3 +1,6 @@
+//! Sessions (`user_sessions`): reading them, listing a user's live ones, and ending them — the
+//! one statement every ending runs (`end_sessions_in`).
+
 use sqlx::{Any, FromRow, Transaction};
 
 use super::{Store, StoreResult, UserRow, decode_amr, encode_amr};
@@ -92,6 +95,18 @@ impl From<RawSession> for SessionRow {
             revoked_at: row.revoked_at,
         }
     }
+}
+
+/// Which sessions an ending covers. Never "every session": one, or one user's.
+#[derive(Debug, Clone, Copy)]
+pub enum SessionsToEnd<'a> {
+    /// One session; with `owner`, only if it belongs to that user.
+    One { id: &'a str, owner: Option<&'a str> },
+    /// Every live session of a user, except `keep`.
+    OfUser {
+        user_id: &'a str,
+        keep: Option<&'a str>,
+    },
 }
 
 pub struct NewSession<'a> {
@@ -201,88 +216,48 @@ impl Store {
         Ok(rows.into_iter().map(SessionRow::from).collect())
     }
 
-    /// Revokes one session if it is still live; `Ok(false)` when it was already revoked or
-    /// does not exist (or, with `owner`, belongs to someone else).
-    pub async fn revoke_session(
+    /// Ends the live sessions `which` names, for `reason`, in a transaction of its own;
+    /// returns the ids it ended (a session already ended, or not the owner's, is not among
+    /// them).
+    pub async fn end_sessions(
         &self,
-        id: &str,
-        owner: Option<&str>,
-        reason: RevokeReason,
-        now: i64,
-    ) -> StoreResult<bool> {
-        let result = sqlx::query(
-            "update user_sessions set revoked_at = $1, revoked_reason = $2 \
-             where id = $3 and revoked_at is null and ($4 is null or user_id = $4)",
-        )
-        .bind(now)
-        .bind(reason.as_str())
-        .bind(id)
-        .bind(owner)
-        .execute(&self.writer)
-        .await?;
-        Ok(result.rows_affected() == 1)
-    }
-
-    /// Revokes every live session of a user, except `keep` when given. Returns their ids, so
-    /// that every instance can be told which sessions ended.
-    pub async fn revoke_user_sessions(
-        &self,
-        user_id: &str,
-        keep: Option<&str>,
+        which: SessionsToEnd<'_>,
         reason: RevokeReason,
         now: i64,
     ) -> StoreResult<Vec<String>> {
         let mut tx = self.writer.begin().await?;
-        let ended = Store::revoke_user_sessions_in(&mut tx, user_id, keep, reason, now).await?;
+        let ended = Store::end_sessions_in(&mut tx, which, reason, now).await?;
         tx.commit().await?;
         Ok(ended)
     }
 
-    /// [`Store::revoke_user_sessions`] inside the caller's transaction.
-    pub(crate) async fn revoke_user_sessions_in(
+    /// The one statement that ends sessions, inside the caller's transaction: logout,
+    /// revocation, reuse detection, password change, disable and eviction all run it, so every
+    /// ending stamps `revoked_at` and `revoked_reason` alike (and fires the same trigger that
+    /// writes its `session.ended` event).
+    pub(crate) async fn end_sessions_in(
         tx: &mut Transaction<'static, Any>,
-        user_id: &str,
-        keep: Option<&str>,
+        which: SessionsToEnd<'_>,
         reason: RevokeReason,
         now: i64,
     ) -> StoreResult<Vec<String>> {
+        let (id, user_id, keep) = match which {
+            SessionsToEnd::One { id, owner } => (Some(id), owner, None),
+            SessionsToEnd::OfUser { user_id, keep } => (None, Some(user_id), keep),
+        };
         let rows: Vec<(String,)> = sqlx::query_as(
             "update user_sessions set revoked_at = $1, revoked_reason = $2 \
-             where user_id = $3 and revoked_at is null and ($4 is null or id <> $4) returning id",
+             where revoked_at is null and ($3 is null or id = $3) \
+             and ($4 is null or user_id = $4) and ($5 is null or id <> $5) returning id",
         )
         .bind(now)
         .bind(reason.as_str())
+        .bind(id)
         .bind(user_id)
         .bind(keep)
         .fetch_all(&mut **tx)
         .await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
-    }
-
-    /// Revokes each of `ids` that is still live, inside the caller's transaction; returns the
-    /// ones it ended.
-    pub(crate) async fn revoke_sessions_in(
-        tx: &mut Transaction<'static, Any>,
-        ids: &[String],
-        reason: RevokeReason,
-        now: i64,
-    ) -> StoreResult<Vec<String>> {
-        let mut ended = Vec::with_capacity(ids.len());
-        for id in ids {
-            let result = sqlx::query(
-                "update user_sessions set revoked_at = $1, revoked_reason = $2 \
-                 where id = $3 and revoked_at is null",
-            )
-            .bind(now)
-            .bind(reason.as_str())
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-            if result.rows_affected() == 1 {
-                ended.push(id.clone());
-            }
-        }
-        Ok(ended)
     }
 
     /// A session together with its user, as the session gate caches it.

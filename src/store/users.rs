@@ -1,6 +1,9 @@
+//! Users (`users`): accounts, guests, password hashes and their change, disable, enable and
+//! delete.
+
 use sqlx::{Any, FromRow, Transaction};
 
-use super::{Store, StoreResult, is_unique_violation};
+use super::{SessionsToEnd, Store, StoreResult, is_unique_violation};
 use crate::domain::UserId;
 
 #[derive(Debug, Clone)]
@@ -195,18 +198,14 @@ impl Store {
         if changed.rows_affected() != 1 {
             return Ok(None);
         }
-        let ended: Vec<(String,)> = sqlx::query_as(
-            "update user_sessions set revoked_at = $1, revoked_reason = $2 \
-             where user_id = $3 and revoked_at is null and id <> $4 returning id",
-        )
-        .bind(now)
-        .bind(crate::domain::RevokeReason::PasswordChanged.as_str())
-        .bind(user_id)
-        .bind(keep_session)
-        .fetch_all(&mut *tx)
-        .await?;
+        let others = SessionsToEnd::OfUser {
+            user_id,
+            keep: Some(keep_session),
+        };
+        let reason = crate::domain::RevokeReason::PasswordChanged;
+        let ended = Store::end_sessions_in(&mut tx, others, reason, now).await?;
         tx.commit().await?;
-        Ok(Some(ended.into_iter().map(|(id,)| id).collect()))
+        Ok(Some(ended))
     }
 
     /// Inside a session-opening transaction (the bridge): `true` if the user is not disabled,
@@ -273,14 +272,12 @@ impl Store {
         if found.is_none() {
             return Ok(None);
         }
-        let ended = Store::revoke_user_sessions_in(
-            &mut tx,
+        let all = SessionsToEnd::OfUser {
             user_id,
-            None,
-            crate::domain::RevokeReason::UserDisabled,
-            now,
-        )
-        .await?;
+            keep: None,
+        };
+        let reason = crate::domain::RevokeReason::UserDisabled;
+        let ended = Store::end_sessions_in(&mut tx, all, reason, now).await?;
         tx.commit().await?;
         Ok(Some(ended))
     }

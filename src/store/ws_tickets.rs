@@ -1,3 +1,6 @@
+//! WebSocket tickets (`ws_tickets`): single-use, short-lived, stored hashed; issued for a live
+//! session and redeemed once.
+
 use super::{Store, StoreResult};
 
 impl Store {

@@ -15,25 +15,33 @@ async fn long_ended_sessions_are_purged_and_live_ones_kept() {
     let eight_days_ago = now - 8 * 24 * 3600;
     assert!(
         store
-            .revoke_session(
-                &recently_revoked.session_id,
-                None,
+            .end_sessions(
+                sessiond::store::SessionsToEnd::One {
+                    id: &recently_revoked.session_id,
+                    owner: None,
+                },
                 sessiond::domain::RevokeReason::Admin,
                 now
             )
             .await
             .unwrap()
+            .len()
+            == 1
     );
     assert!(
         store
-            .revoke_session(
-                &long_revoked.session_id,
-                None,
+            .end_sessions(
+                sessiond::store::SessionsToEnd::One {
+                    id: &long_revoked.session_id,
+                    owner: None,
+                },
                 sessiond::domain::RevokeReason::Admin,
                 eight_days_ago
             )
             .await
             .unwrap()
+            .len()
+            == 1
     );
 
     let deleted = sessiond::services::maintenance::purge_ended_sessions(&app.services).await;

@@ -74,9 +74,11 @@ async fn the_cli_revocation_path_is_seen_by_a_running_instance() {
         .await
         .unwrap();
     let ended = store
-        .revoke_user_sessions(
-            &session.user_id,
-            None,
+        .end_sessions(
+            sessiond::store::SessionsToEnd::OfUser {
+                user_id: &session.user_id,
+                keep: None,
+            },
             sessiond::domain::RevokeReason::Admin,
             crate::helpers::system_now(),
         )
