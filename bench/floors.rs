@@ -122,9 +122,11 @@ async fn seed(count: usize, tokens_file: &str) -> anyhow::Result<()> {
     }
     out.flush()?;
     eprintln!(
-        "seeded {count} sessions in {:.1}s",
+        "  seeded {count} sessions in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+    // The newest event id: the bench waits for the server's feed to read up to it.
+    println!("{}", store.last_event_id().await?);
     Ok(())
 }
 
