@@ -4,8 +4,9 @@
 //! - entry points: `startup` (the server), `cli` (the operator's commands), `telemetry`;
 //! - `http`: requests and responses, the contract's errors, the route table;
 //! - `services`: what each operation does, HTTP-free;
-//! - core: `tokens`, `passwords`, `gate`, `events`, `audit`, `rate_limit`, `throttle`,
-//!   `service_keys`, `bridge`, `metrics`, and `error` (why an operation failed);
+//! - core: `tokens`, `passwords`, `gate`, `bus` (the LISTEN connection), `events`, `audit`,
+//!   `rate_limit`, `throttle`, `service_keys`, `bridge`, `metrics`, and `error` (why an
+//!   operation failed);
 //! - `store`: all SQL and every transaction;
 //! - `domain`, `config`, `clock`: validated values, settings, time.
 //!
@@ -13,6 +14,7 @@
 
 pub mod audit;
 pub mod bridge;
+pub mod bus;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -57,7 +57,7 @@ impl Application {
         let workers = settings.server.workers;
         let services = Arc::new(Services::build(settings, store, Clock::system()).await?);
         let mut tasks = maintenance::spawn(services.clone());
-        tasks.push(tokio::spawn(services.gate().clone().follow_announcements()));
+        tasks.push(tokio::spawn(services.announcement_bus().run()));
         tasks.push(tokio::spawn(services.events().clone().run()));
         let state = web::Data::new(AppState::new(services));
         let server = serve(listener, state.clone(), workers)?;

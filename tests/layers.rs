@@ -19,7 +19,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
             &["error", "throttle", "audit"],
             &["bridge", "tokens", "rate_limit"],
             &["passwords", "service_keys", "gate"],
-            &["events", "metrics"],
+            &["bus", "events", "metrics"],
         ],
     ),
     ("services", &[&["services"]]),
@@ -57,7 +57,11 @@ const INSTANT_ALLOWED: &[(&str, &str)] = &[
     ("http/metrics.rs", "request latency for the histogram"),
     (
         "gate/mod.rs",
-        "listener heartbeats: whether the bus is alive, sub-second",
+        "how old a cached session snapshot is, sub-second while the bus is down",
+    ),
+    (
+        "bus.rs",
+        "listener heartbeats: whether the LISTEN connection is alive, sub-second",
     ),
     (
         "gate/recently_ended.rs",

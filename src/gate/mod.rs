@@ -10,8 +10,8 @@
 //! A snapshot of each session (and its user) is cached per instance, and dropped when the
 //! session ends —
 //! - on this instance, at once (`ended`);
-//! - on other instances through PostgreSQL `LISTEN/NOTIFY` (`ENDED_SESSIONS_CHANNEL`), within
-//!   milliseconds. While the listener is down, the cache is emptied and snapshots live only
+//! - on other instances through PostgreSQL `LISTEN/NOTIFY` (the announcement bus,
+//!   `crate::bus`), within milliseconds. While the listener is down, the cache is emptied and snapshots live only
 //!   `UNSURE_TTL`, so revocations are still seen within a second;
 //! - on SQLite, a single instance owns the file, but the CLI may write to it from another
 //!   process, so snapshots live `UNSURE_TTL` there too.
@@ -34,18 +34,7 @@ use tokio::sync::Notify;
 
 use crate::domain::SessionStatus;
 use crate::error::Error;
-use crate::store::{
-    ENDED_SESSIONS_CHANNEL, EVENTS_CHANNEL, SIGNING_KEYS_CHANNEL, SessionRow, Store, StoreError,
-    StoreResult, UserRow,
-};
-
-/// How often an instance announces a heartbeat to its own listener.
-const HEARTBEAT_EVERY: Duration = Duration::from_millis(250);
-/// Silence after which the listener counts as lost: one heartbeat missed, plus scheduling slack.
-const HEARTBEAT_LOST_AFTER: Duration = Duration::from_millis(600);
-/// How long connecting the listener (and hearing the first heartbeat) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+use crate::store::{SessionRow, Store, StoreError, StoreResult, UserRow};
 
 /// How long a snapshot is trusted while instances are told of every revocation.
 const LISTENING_TTL: Duration = Duration::from_secs(10);
@@ -65,8 +54,6 @@ pub struct SessionGate {
     read_timeout: Duration,
     /// Woken when the announcement listener hears that a session event was committed.
     events_committed: Arc<Notify>,
-    /// Woken when the listener hears that the signing keys changed, or may have missed it.
-    keys_changed: Arc<Notify>,
     cache: Cache<String, Arc<Snapshot>>,
     /// Sessions ended within the last access-token lifetime, kept current by the event feed.
     recently_ended: Arc<RecentlyEnded>,
@@ -86,14 +73,12 @@ impl SessionGate {
         capacity: usize,
         recently_ended: Arc<RecentlyEnded>,
         events_committed: Arc<Notify>,
-        keys_changed: Arc<Notify>,
     ) -> SessionGate {
         SessionGate {
             store,
             idle_timeout_secs,
             read_timeout,
             events_committed,
-            keys_changed,
             cache: Cache::new(capacity.max(16)),
             recently_ended,
             generation: AtomicU64::new(0),
@@ -160,10 +145,22 @@ impl SessionGate {
         self.events_committed.notify_one();
     }
 
-    /// True while this instance hears its own heartbeats through the announcement listener, i.e.
+    /// True while this instance hears its own heartbeats through the announcement bus, i.e.
     /// trusts that it is told of every ended session.
     pub fn is_listening(&self) -> bool {
         self.listening.load(Ordering::SeqCst)
+    }
+
+    /// The announcement bus ([`crate::bus`]) started or stopped hearing its own heartbeats.
+    /// Either way, anything cached before may have missed an announcement.
+    pub fn set_listening(&self, listening: bool) {
+        self.forget_all();
+        self.listening.store(listening, Ordering::SeqCst);
+    }
+
+    /// Sessions another instance announced as ended or changed: re-read them on next use.
+    pub fn announced(&self, session_ids: &str) {
+        self.forget(session_ids.split(','));
     }
 
     /// A session changed (refreshed, or upgraded from a guest): re-read it on next use here.
@@ -215,118 +212,5 @@ impl SessionGate {
             self.cache.insert(sid.to_string(), snapshot.clone());
         }
         Ok(Some(snapshot))
-    }
-
-    /// Follows announcements of ended sessions for as long as the process runs (PostgreSQL
-    /// only). Reconnects by itself; empties the cache whenever it may have missed something.
-    pub async fn follow_announcements(self: Arc<Self>) {
-        if !self.store.announces() {
-            return;
-        }
-        loop {
-            match self.listen_until_lost().await {
-                Ok(()) => tracing::warn!("lost the session announcement listener; reconnecting"),
-                Err(error) => {
-                    tracing::warn!(error = %error, "session announcement listener failed")
-                }
-            }
-            self.listening.store(false, Ordering::SeqCst);
-            self.forget_all();
-            tokio::time::sleep(RECONNECT_PAUSE).await;
-        }
-    }
-
-    /// Listens until the connection fails or goes silent. A connection can die without an
-    /// error (an idle NAT entry dropped, a hung proxy): so this instance announces a heartbeat
-    /// to itself every `HEARTBEAT_EVERY`, through the same database, and counts itself as
-    /// listening only while it hears them. Until the first one arrives, and once one is
-    /// missed, snapshots live only `UNSURE_TTL`.
-    async fn listen_until_lost(&self) -> StoreResult<()> {
-        let heartbeat_channel = format!("sessiond_heartbeat_{}", uuid::Uuid::new_v4().simple());
-        let channels = [
-            ENDED_SESSIONS_CHANNEL,
-            EVENTS_CHANNEL,
-            SIGNING_KEYS_CHANNEL,
-            &heartbeat_channel,
-        ];
-        let subscribed = tokio::time::timeout(CONNECT_TIMEOUT, self.store.subscribe(&channels))
-            .await
-            .map_err(|_| StoreError::timed_out())??;
-        let Some(mut listener) = subscribed else {
-            return Ok(());
-        };
-        // The listener runs in its own task and hands notifications over a channel, so that
-        // giving up on a silent connection never cancels a half-read message.
-        let (sender, mut heard) = tokio::sync::mpsc::unbounded_channel();
-        let receiving = AbortOnDrop(tokio::spawn(async move {
-            loop {
-                let next = listener.recv().await;
-                let lost = !matches!(next, Ok(Some(_)));
-                if sender.send(next).is_err() || lost {
-                    return;
-                }
-            }
-        }));
-        let beating = AbortOnDrop(tokio::spawn(send_heartbeats(
-            self.store.clone(),
-            heartbeat_channel.clone(),
-        )));
-        let mut last_beat: Option<Instant> = None;
-        let connected = Instant::now();
-        let mut check = tokio::time::interval(HEARTBEAT_EVERY);
-        loop {
-            tokio::select! {
-                next = heard.recv() => {
-                    let Some(notification) = next.transpose()?.flatten() else {
-                        return Ok(());
-                    };
-                    if notification.channel == EVENTS_CHANNEL {
-                        self.events_committed.notify_one();
-                    } else if notification.channel == SIGNING_KEYS_CHANNEL {
-                        self.keys_changed.notify_one();
-                    } else if notification.channel != heartbeat_channel {
-                        self.forget(notification.payload.split(','));
-                    } else if last_beat.replace(Instant::now()).is_none() {
-                        // Anything cached before we could hear may have missed an announcement.
-                        self.forget_all();
-                        self.keys_changed.notify_one();
-                        self.listening.store(true, Ordering::SeqCst);
-                        tracing::info!("following ended-session announcements");
-                    }
-                }
-                _ = check.tick() => {
-                    let silent_since = last_beat.unwrap_or(connected);
-                    let patience = if last_beat.is_some() { HEARTBEAT_LOST_AFTER } else { CONNECT_TIMEOUT };
-                    if silent_since.elapsed() > patience {
-                        tracing::warn!("no heartbeat through the announcement listener");
-                        drop((receiving, beating));
-                        return Ok(());
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Announces a heartbeat on `channel` every `HEARTBEAT_EVERY` until aborted. A send that hangs
-/// is abandoned: the missing heartbeat is exactly what the listener should notice.
-async fn send_heartbeats(store: Store, channel: String) {
-    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        let sent = tokio::time::timeout(HEARTBEAT_EVERY, store.notify(&channel, "")).await;
-        if let Ok(Err(error)) = sent {
-            tracing::debug!(error = %error, "heartbeat not sent");
-        }
-    }
-}
-
-/// Aborts a spawned task when dropped, so no task outlives the listener it serves.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

@@ -28,6 +28,7 @@ use serde_json::Value;
 
 use crate::audit::{self, Event, Subject};
 use crate::bridge::Bridge;
+use crate::bus::AnnouncementBus;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::gate::{RecentlyEnded, SessionGate};
@@ -63,7 +64,6 @@ impl Services {
         )?);
         let ttl = settings.tokens.access_ttl_secs;
         let keys = Arc::new(KeyRing::load(store.clone(), clock.clone(), ttl, sealing).await?);
-        let keys_changed = keys.changes();
         let tokens = AccessTokens::new(
             keys,
             clock.clone(),
@@ -92,7 +92,6 @@ impl Services {
             settings.sessions.cache_entries,
             recently_ended,
             events.waker(),
-            keys_changed,
         ));
         let bridge = Bridge::new(&settings.bridge, &clock)?;
         let rate_limits = RateLimits::new(&settings.rate_limits, store.clone());
@@ -144,6 +143,17 @@ impl Services {
     /// The service key `key` stands for, if it is one.
     pub async fn service_caller(&self, key: &str) -> Option<crate::service_keys::Caller> {
         self.service_keys.authenticate(key).await
+    }
+
+    /// The announcement bus, wired to this instance's gate, event feed and key ring: run it
+    /// once per process (startup does).
+    pub fn announcement_bus(&self) -> AnnouncementBus {
+        AnnouncementBus::new(
+            self.store.clone(),
+            self.gate.clone(),
+            self.events.waker(),
+            self.tokens.keys().changes(),
+        )
     }
 
     pub fn gate(&self) -> &Arc<SessionGate> {
