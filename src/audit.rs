@@ -92,13 +92,19 @@ impl Event {
 }
 
 /// What one event is about.
-pub struct Subject<'a> {
+pub struct AuditSubject<'a> {
     pub user_id: Option<&'a str>,
     pub session_id: Option<&'a str>,
     pub client: &'a ClientInfo,
 }
 
-pub async fn record(store: &Store, at: i64, event: Event, subject: Subject<'_>, detail: Value) {
+pub async fn record(
+    store: &Store,
+    at: i64,
+    event: Event,
+    subject: AuditSubject<'_>,
+    detail: Value,
+) {
     let row = AuditRow {
         id: uuid::Uuid::now_v7().to_string(),
         at,

@@ -26,12 +26,12 @@ use bytes::Bytes;
 use tokio::sync::{Notify, broadcast};
 
 use crate::clock::Clock;
+use crate::domain::{SessionEvent, SessionEventKind};
 use crate::error::Error;
 use crate::gate::RecentlyEnded;
-use crate::store::{SessionEventRow, Store, StoreResult};
+use crate::store::{Store, StoreResult};
 
 /// The event type that ends a session (written by the triggers).
-const SESSION_ENDED: &str = "session.ended";
 /// How often the set of recently ended sessions drops what has expired.
 const PRUNE_EVERY: Duration = Duration::from_secs(5);
 
@@ -40,13 +40,13 @@ pub const PAGE: i64 = 500;
 
 /// An event as fanned out to every consumer, with its wire form rendered once for all of them.
 pub struct PublishedEvent {
-    pub row: SessionEventRow,
+    pub row: SessionEvent,
     rendered: OnceLock<Bytes>,
 }
 
 impl PublishedEvent {
     /// The event's wire form: rendered by the first consumer that needs it, shared by the rest.
-    pub fn rendered(&self, render: impl FnOnce(&SessionEventRow) -> Bytes) -> Bytes {
+    pub fn rendered(&self, render: impl FnOnce(&SessionEvent) -> Bytes) -> Bytes {
         self.rendered.get_or_init(|| render(&self.row)).clone()
     }
 }
@@ -152,11 +152,7 @@ impl EventFeed {
     }
 
     /// Up to `limit` committed events after id `after`, oldest first.
-    pub async fn events_after(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<SessionEventRow>, Error> {
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<SessionEvent>, Error> {
         Ok(self.store.events_after(after, limit).await?)
     }
 
@@ -217,10 +213,10 @@ impl EventFeed {
             let complete = (events.len() as i64) < PAGE;
             for row in events {
                 let id = row.id;
-                if row.kind == SESSION_ENDED
+                if row.kind == SessionEventKind::SessionEnded
                     && let Some(session_id) = &row.session_id
                 {
-                    self.recently_ended.record(session_id, row.at);
+                    self.recently_ended.record(session_id.as_str(), row.at);
                 }
                 let event = PublishedEvent {
                     row,

@@ -30,10 +30,6 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
 /// What `http/` may name: it reaches the store and the core only through `services`.
 const HTTP_MAY_NAME: &[&str] = &["services", "domain", "clock", "config", "error", "http"];
 
-/// Files of `http/` that still name store rows, until domain types replace them: known debt,
-/// listed so that no other file joins them.
-const HTTP_STORE_DEBT: &[&str] = &["http/views.rs", "http/routes/events.rs"];
-
 /// Where actix-web and the contract's `ApiError` may be named.
 const HTTP_AWARE: &[&str] = &["http", "startup"];
 
@@ -334,7 +330,6 @@ fn http_skipping_services(tree: &[(String, String)]) -> Vec<String> {
     edges
         .into_iter()
         .filter(|(_, from, to)| from == "http" && !HTTP_MAY_NAME.contains(&to.as_str()))
-        .filter(|(file, _, to)| !(to == "store" && HTTP_STORE_DEBT.contains(&file.as_str())))
         .map(|(file, _, to)| format!("{file} names {to}"))
         .collect()
 }

@@ -173,7 +173,7 @@ async fn audit(
     detail: serde_json::Value,
 ) {
     let client = cli_client();
-    let subject = crate::audit::Subject {
+    let subject = crate::audit::AuditSubject {
         user_id: Some(user_id),
         session_id: None,
         client: &client,

@@ -26,6 +26,25 @@ pub enum RevokeReason {
 }
 
 impl RevokeReason {
+    /// Every reason, in the order the contract lists them.
+    pub const ALL: [RevokeReason; 9] = [
+        RevokeReason::Logout,
+        RevokeReason::Revoked,
+        RevokeReason::TokenRevoked,
+        RevokeReason::RefreshTokenReused,
+        RevokeReason::PasswordChanged,
+        RevokeReason::Admin,
+        RevokeReason::UserDeleted,
+        RevokeReason::UserDisabled,
+        RevokeReason::Evicted,
+    ];
+
+    /// The reason a stored or published spelling names; `None` for one this version does not
+    /// know.
+    pub fn parse(text: &str) -> Option<RevokeReason> {
+        RevokeReason::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RevokeReason::Logout => "logout",
@@ -72,6 +91,17 @@ mod tests {
                 "user_disabled",
                 "evicted"
             ]
+        );
+    }
+
+    #[test]
+    fn every_reason_reads_back_from_its_spelling() {
+        for reason in super::RevokeReason::ALL {
+            assert_eq!(super::RevokeReason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(
+            super::RevokeReason::parse("password_reset_by_a_newer_version"),
+            None
         );
     }
 }

@@ -1,4 +1,7 @@
-//! What a session is: how it was opened, and the one rule that says whether it is live.
+//! What a session is: how it was opened, what is stored of it, and the one rule that says
+//! whether it is live.
+
+use super::{SessionId, UserId};
 
 /// How a session was opened; decides its lifetime, its `amr` and its provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,41 @@ impl SessionTimes {
         } else {
             SessionStatus::Live
         }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub kind: String,
+    pub provider: Option<String>,
+    /// The `amr` claim of its access tokens, e.g. `["pwd"]`.
+    pub amr: Vec<String>,
+    pub user_agent: Option<String>,
+    pub ip_address: Option<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Session {
+    /// When the session ends unless it is refreshed first: the earlier of its absolute expiry
+    /// and its idle expiry.
+    pub fn ends_at(&self, idle_timeout_secs: i64) -> i64 {
+        self.expires_at
+            .min(self.last_seen_at.saturating_add(idle_timeout_secs))
+    }
+
+    /// Where the session stands at `now` (the one liveness rule, `SessionTimes::status`).
+    pub fn status(&self, now: i64, idle_timeout_secs: i64) -> SessionStatus {
+        SessionTimes {
+            revoked_at: self.revoked_at,
+            expires_at: self.expires_at,
+            last_seen_at: self.last_seen_at,
+        }
+        .status(now, idle_timeout_secs)
     }
 }
 

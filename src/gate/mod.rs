@@ -33,8 +33,9 @@ use quick_cache::sync::Cache;
 use tokio::sync::Notify;
 
 use crate::domain::SessionStatus;
+use crate::domain::{Session, User};
 use crate::error::Error;
-use crate::store::{SessionRow, Store, StoreError, StoreResult, UserRow};
+use crate::store::{Store, StoreError, StoreResult};
 
 /// How long a snapshot is trusted while instances are told of every revocation.
 const LISTENING_TTL: Duration = Duration::from_secs(10);
@@ -43,8 +44,8 @@ const LISTENING_TTL: Duration = Duration::from_secs(10);
 const UNSURE_TTL: Duration = Duration::from_millis(500);
 
 pub struct Snapshot {
-    pub session: SessionRow,
-    pub user: UserRow,
+    pub session: Session,
+    pub user: User,
     loaded: Instant,
 }
 

@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use crate::clock;
 use crate::config::Settings;
+use crate::domain::{Session, User};
 use crate::domain::{SessionId, UserId};
 use crate::http::cookies::RefreshCookie;
 use crate::services::sessions::Issued;
-use crate::store::{SessionRow, UserRow};
 
 #[derive(Serialize)]
 pub struct UserView {
@@ -21,8 +21,8 @@ pub struct UserView {
     pub created_at: String,
 }
 
-impl From<&UserRow> for UserView {
-    fn from(user: &UserRow) -> Self {
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
         UserView {
             id: user.id.clone(),
             email: user.email.clone(),
@@ -88,7 +88,7 @@ pub struct SessionView {
 }
 
 impl SessionView {
-    pub fn new(session: &SessionRow, current_sid: &str) -> SessionView {
+    pub fn new(session: &Session, current_sid: &str) -> SessionView {
         SessionView {
             id: session.id.clone(),
             kind: session.kind.clone(),
@@ -103,7 +103,7 @@ impl SessionView {
     }
 
     /// A user's sessions as the API lists them.
-    pub fn list(sessions: &[SessionRow], current_sid: &str) -> Vec<SessionView> {
+    pub fn list(sessions: &[Session], current_sid: &str) -> Vec<SessionView> {
         sessions
             .iter()
             .map(|s| SessionView::new(s, current_sid))

@@ -8,12 +8,13 @@ use super::Services;
 use super::credentials::Admission;
 use super::login::throttle_account;
 use super::sessions::Issued;
-use crate::audit::{Event, Subject};
+use crate::audit::{AuditSubject, Event};
+use crate::domain::User;
 use crate::domain::{
     ClientInfo, Email, Password, PasswordPolicy, RevokeReason, SessionId, SessionKind, UserId,
 };
 use crate::error::{Error, Result};
-use crate::store::{GuestUpgrade, NewUser, Precondition, PresentedToken, UpgradeOutcome, UserRow};
+use crate::store::{GuestUpgrade, NewUser, Precondition, PresentedToken, UpgradeOutcome};
 use crate::tokens::opaque;
 
 /// What a guest upgrade needs besides the guest's live session.
@@ -82,7 +83,7 @@ impl Services {
     /// Inserts a new user and opens their first session in one transaction.
     async fn create_user_with_session(
         &self,
-        user: &UserRow,
+        user: &User,
         password_hash: Option<&str>,
         kind: SessionKind<'_>,
         client: &ClientInfo,
@@ -111,7 +112,7 @@ impl Services {
     #[tracing::instrument(name = "upgrade", skip_all)]
     pub async fn upgrade(
         &self,
-        guest: &UserRow,
+        guest: &User,
         session_id: &SessionId,
         session_created_at: i64,
         upgrade: Upgrade<'_>,
@@ -169,7 +170,7 @@ impl Services {
             }
         }
         self.gate.changed(session_id);
-        let user = UserRow {
+        let user = User {
             email: Some(email.as_str().to_string()),
             is_guest: false,
             ..guest.clone()
@@ -249,16 +250,16 @@ pub(super) fn subject<'a>(
     user_id: Option<&'a str>,
     session_id: Option<&'a str>,
     client: &'a ClientInfo,
-) -> Subject<'a> {
-    Subject {
+) -> AuditSubject<'a> {
+    AuditSubject {
         user_id,
         session_id,
         client,
     }
 }
 
-fn new_user(email: Option<String>, is_guest: bool, now: i64) -> UserRow {
-    UserRow {
+fn new_user(email: Option<String>, is_guest: bool, now: i64) -> User {
+    User {
         id: UserId::generate(),
         email,
         is_guest,

@@ -6,10 +6,11 @@ use serde_json::{Value, json};
 
 use super::Services;
 use super::ending::{EndAudit, Ending};
-use crate::audit::{Event, Subject};
+use crate::audit::{AuditSubject, Event};
 use crate::domain::{ClientInfo, RevokeReason, UserId};
+use crate::domain::{Session, User};
 use crate::error::{Error, Result};
-use crate::store::{AuditRow, SessionRow, UserRow};
+use crate::store::AuditRow;
 
 /// The calling service and its client, named in the audit event of every admin write.
 pub struct AdminCaller<'a> {
@@ -18,8 +19,8 @@ pub struct AdminCaller<'a> {
 }
 
 impl AdminCaller<'_> {
-    fn subject<'a>(&'a self, user_id: &'a str) -> Subject<'a> {
-        Subject {
+    fn subject<'a>(&'a self, user_id: &'a str) -> AuditSubject<'a> {
+        AuditSubject {
             user_id: Some(user_id),
             session_id: None,
             client: self.client,
@@ -33,7 +34,7 @@ impl AdminCaller<'_> {
 }
 
 impl Services {
-    async fn existing_user(&self, user_id: &UserId) -> Result<UserRow> {
+    async fn existing_user(&self, user_id: &UserId) -> Result<User> {
         self.store
             .find_user(user_id)
             .await?
@@ -52,7 +53,7 @@ impl Services {
             .await;
     }
 
-    pub async fn user_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRow>> {
+    pub async fn user_sessions(&self, user_id: &UserId) -> Result<Vec<Session>> {
         self.existing_user(user_id).await?;
         self.list_sessions(user_id).await
     }

@@ -9,9 +9,10 @@ use super::accounts::subject;
 use super::sessions::Issued;
 use crate::audit::Event;
 use crate::bridge::VerifiedIdentity;
+use crate::domain::User;
 use crate::domain::{ClientInfo, Email, SessionKind, UserId};
 use crate::error::{Error, Result};
-use crate::store::{Precondition, UserRow};
+use crate::store::Precondition;
 
 impl Services {
     #[tracing::instrument(name = "bridge", skip_all, fields(provider = %provider))]
@@ -43,7 +44,7 @@ impl Services {
     }
 
     /// The user linked to (issuer, sub), created on first use.
-    async fn local_user(&self, identity: &VerifiedIdentity) -> Result<UserRow> {
+    async fn local_user(&self, identity: &VerifiedIdentity) -> Result<User> {
         let store = &self.store;
         // Two first uses at once: one creates, the other finds it on the next pass.
         for _ in 0..3 {
@@ -54,7 +55,7 @@ impl Services {
                 return Ok(user);
             }
             let now = self.clock.now();
-            let user = UserRow {
+            let user = User {
                 id: UserId::generate(),
                 email: identity
                     .email

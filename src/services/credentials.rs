@@ -12,7 +12,7 @@
 use serde_json::{Value, json};
 
 use super::Services;
-use crate::audit::{Event, Subject};
+use crate::audit::{AuditSubject, Event};
 use crate::domain::ClientInfo;
 use crate::error::{Error, Result};
 use crate::passwords::HashSlot;
@@ -74,7 +74,7 @@ impl Services {
         &self,
         ticket: CheckTicket,
         event: Event,
-        subject: Subject<'_>,
+        subject: AuditSubject<'_>,
         detail: Value,
         answer: Error,
     ) -> Error {
@@ -95,7 +95,7 @@ impl Services {
                 "account_wide": failure.blocked_account,
                 "after": event.as_str(),
             });
-            let subject = Subject {
+            let subject = AuditSubject {
                 user_id,
                 session_id: None,
                 client,

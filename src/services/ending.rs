@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::Services;
-use crate::audit::{Event, Subject};
+use crate::audit::{AuditSubject, Event};
 use crate::domain::{ClientInfo, RevokeReason, SessionId, UserId};
 use crate::error::{Error, Result};
 use crate::store::SessionsToEnd;
@@ -34,7 +34,7 @@ pub enum Ending<'a> {
 /// the event's detail, or `None` when there is nothing worth recording.
 pub struct EndAudit<'a, F: FnOnce(&[String]) -> Option<Value>> {
     pub event: Event,
-    pub subject: Subject<'a>,
+    pub subject: AuditSubject<'a>,
     pub detail: F,
 }
 
@@ -74,7 +74,7 @@ impl Services {
         &self,
         ended: &[String],
         reason: RevokeReason,
-        record: Option<(Event, Subject<'_>, Value)>,
+        record: Option<(Event, AuditSubject<'_>, Value)>,
     ) {
         self.gate.ended(ended);
         if !ended.is_empty() {
@@ -102,7 +102,7 @@ impl Services {
         };
         let audit = EndAudit {
             event: Event::SessionRevoked,
-            subject: Subject {
+            subject: AuditSubject {
                 user_id: Some(&caller.sub),
                 session_id: Some(session_id),
                 client,
@@ -143,7 +143,7 @@ impl Services {
         };
         let audit = EndAudit {
             event: Event::TokenRevoked,
-            subject: Subject {
+            subject: AuditSubject {
                 user_id: Some(&user_id),
                 session_id: Some(&session_id),
                 client,
@@ -183,7 +183,7 @@ impl Services {
         };
         let audit = EndAudit {
             event: Event::Logout,
-            subject: Subject {
+            subject: AuditSubject {
                 user_id: Some(user_id),
                 session_id: Some(session_id),
                 client,

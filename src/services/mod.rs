@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::audit::{self, Event, Subject};
+use crate::audit::{self, AuditSubject, Event};
 use crate::bridge::Bridge;
 use crate::bus::AnnouncementBus;
 use crate::clock::Clock;
@@ -204,7 +204,7 @@ impl Services {
     }
 
     /// Records an audit event (never fails the operation it describes).
-    async fn audit(&self, event: Event, subject: Subject<'_>, detail: Value) {
+    async fn audit(&self, event: Event, subject: AuditSubject<'_>, detail: Value) {
         audit::record(&self.store, self.clock.now(), event, subject, detail).await;
     }
 }

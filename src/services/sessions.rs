@@ -8,13 +8,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::Services;
-use crate::audit::{Event, Subject};
+use crate::audit::{AuditSubject, Event};
 use crate::domain::{ClientInfo, RevokeReason, SessionId, SessionKind, UserId};
+use crate::domain::{Session, User};
 use crate::error::{Error, Result};
 use crate::gate::Snapshot;
 use crate::store::{
-    NewSession, OpenSession, Precondition, RefreshOutcome, RotationRequest, SessionCap, SessionRow,
-    UserRow,
+    NewSession, OpenSession, Precondition, RefreshOutcome, RotationRequest, SessionCap,
 };
 use crate::tokens::AccessClaims;
 use crate::tokens::access::Subject as TokenSubject;
@@ -22,7 +22,7 @@ use crate::tokens::opaque;
 
 /// A session's tokens, as every token response carries them.
 pub struct Issued {
-    pub user: UserRow,
+    pub user: User,
     pub session_id: SessionId,
     pub access_token: String,
     pub expires_at: i64,
@@ -40,7 +40,7 @@ impl Services {
     pub(super) async fn open_session(
         &self,
         precondition: Precondition<'_>,
-        user: &UserRow,
+        user: &User,
         kind: SessionKind<'_>,
         client: &ClientInfo,
     ) -> Result<Option<Issued>> {
@@ -83,7 +83,7 @@ impl Services {
         self.events.waker().notify_one();
         if !evicted.is_empty() {
             tracing::info!(user_id = %user.id, evicted = evicted.len(), "session cap: evicted");
-            let subject = Subject {
+            let subject = AuditSubject {
                 user_id: Some(&user.id),
                 session_id: Some(&session_id),
                 client,
@@ -105,7 +105,7 @@ impl Services {
     /// expires no later than `session_ends_at` (the session's absolute or idle expiry).
     pub(super) fn issue(
         &self,
-        user: UserRow,
+        user: User,
         session_id: SessionId,
         amr: Vec<String>,
         refresh_token: SecretString,
@@ -175,7 +175,7 @@ impl Services {
     }
 
     /// A user's live sessions, newest first.
-    pub async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<SessionRow>> {
+    pub async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<Session>> {
         let idle = self.settings.sessions.idle_timeout_secs;
         Ok(self
             .store
@@ -225,7 +225,7 @@ impl Services {
             } => {
                 tracing::warn!(%session_id, "refresh token reuse detected; session revoked");
                 self.metrics.reuse_detections.inc();
-                let subject = Subject {
+                let subject = AuditSubject {
                     user_id: Some(&user_id),
                     session_id: Some(&session_id),
                     client,

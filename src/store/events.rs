@@ -6,31 +6,58 @@
 use sqlx::FromRow;
 
 use super::{Store, StoreResult};
+use crate::domain::{RevokeReason, SessionEvent, SessionEventKind, SessionId, UserId};
 
-#[derive(Debug, Clone, FromRow)]
-pub struct SessionEventRow {
-    pub id: i64,
-    pub at: i64,
+/// A `session_events` row as both engines return it.
+#[derive(FromRow)]
+struct RawEvent {
+    id: i64,
+    at: i64,
     #[sqlx(rename = "type")]
-    pub kind: String,
-    pub user_id: String,
-    pub session_id: Option<String>,
-    pub reason: Option<String>,
-    /// The signing key a `key.retired` event names.
-    pub kid: Option<String>,
+    kind: String,
+    user_id: String,
+    session_id: Option<String>,
+    reason: Option<String>,
+    kid: Option<String>,
+}
+
+impl From<RawEvent> for SessionEvent {
+    fn from(row: RawEvent) -> SessionEvent {
+        let reason = row.reason.as_deref().and_then(|text| {
+            let parsed = RevokeReason::parse(text);
+            if parsed.is_none() {
+                tracing::warn!(
+                    event = row.id,
+                    reason = text,
+                    "an ended session's reason this version does not know"
+                );
+            }
+            parsed
+        });
+        SessionEvent {
+            id: row.id,
+            at: row.at,
+            kind: SessionEventKind::parse(&row.kind),
+            user_id: (!row.user_id.is_empty()).then(|| UserId::trusted(row.user_id)),
+            session_id: row.session_id.map(SessionId::trusted),
+            reason,
+            kid: row.kid,
+        }
+    }
 }
 
 impl Store {
     /// Up to `limit` events with an id above `after`, in id order.
-    pub async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SessionEventRow>> {
-        Ok(sqlx::query_as(
+    pub async fn events_after(&self, after: i64, limit: i64) -> StoreResult<Vec<SessionEvent>> {
+        let rows: Vec<RawEvent> = sqlx::query_as(
             "select id, at, type, user_id, session_id, reason, kid from session_events \
              where id > $1 order by id limit $2",
         )
         .bind(after)
         .bind(limit)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(SessionEvent::from).collect())
     }
 
     /// (session id, when it ended) of every session ended at or after `since` by an event up to

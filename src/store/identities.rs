@@ -2,7 +2,8 @@
 //! is, created on first exchange.
 
 use super::users::RawUser;
-use super::{Store, StoreResult, UserRow, is_unique_violation};
+use super::{Store, StoreResult, is_unique_violation};
+use crate::domain::User;
 
 impl Store {
     /// The local user for an issuer's subject, if they came through the bridge before.
@@ -10,7 +11,7 @@ impl Store {
         &self,
         issuer: &str,
         subject: &str,
-    ) -> StoreResult<Option<UserRow>> {
+    ) -> StoreResult<Option<User>> {
         let found: Option<RawUser> = sqlx::query_as(
             "select u.id, u.email, u.is_guest, u.created_at from external_identities i \
              join users u on u.id = i.user_id where i.issuer = $1 and i.subject = $2",
@@ -19,7 +20,7 @@ impl Store {
         .bind(subject)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(found.map(UserRow::from))
+        Ok(found.map(User::from))
     }
 
     /// Creates `user` and links it to (issuer, subject). The email is kept only if no account
@@ -27,7 +28,7 @@ impl Store {
     /// created the identity (or took the email) first; the caller looks it up again.
     pub async fn create_bridged_user(
         &self,
-        user: &UserRow,
+        user: &User,
         issuer: &str,
         subject: &str,
         provider: &str,

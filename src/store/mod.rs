@@ -36,17 +36,14 @@ pub use announcements::{
     Announcement, Announcements, ENDED_SESSIONS_CHANNEL, EVENTS_CHANNEL, SIGNING_KEYS_CHANNEL,
 };
 pub use audit::AuditRow;
-pub use events::SessionEventRow;
 pub use keys::{KeyRevocation, SigningKeyRow};
 pub use opening::{OpenSession, Precondition, SessionCap};
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use seeding::SeededSession;
 pub use service_keys::ServiceKeyRow;
-pub use sessions::{NewSession, SessionRow, SessionsToEnd};
+pub use sessions::{NewSession, SessionsToEnd};
 pub use throttle::{EVERY_CLIENT, Reservation, ThrottleState};
-pub use users::{
-    Account, GuestUpgrade, LoginCandidate, NewUser, PresentedToken, UpgradeOutcome, UserRow,
-};
+pub use users::{Account, GuestUpgrade, LoginCandidate, NewUser, PresentedToken, UpgradeOutcome};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

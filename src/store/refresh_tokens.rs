@@ -4,8 +4,9 @@
 use sqlx::{Any, FromRow, Transaction};
 
 use super::sessions::select_session_with_user;
-use super::{SessionRow, SessionsToEnd, Store, StoreResult, UserRow};
+use super::{SessionsToEnd, Store, StoreResult};
 use crate::domain::{self, RevokeReason, SpentTokenVerdict};
+use crate::domain::{Session, User};
 use crate::domain::{SessionId, SessionStatus, UserId};
 
 /// What the caller prepared for a rotation: the presented token's hash and its would-be
@@ -24,14 +25,14 @@ pub struct RotationRequest<'a> {
 pub enum RefreshOutcome {
     /// The presented token was live and is now spent; the prepared successor is stored.
     Rotated {
-        session: SessionRow,
-        user: UserRow,
+        session: Session,
+        user: User,
     },
     /// The presented token was spent within the grace window and its successor is unused:
     /// the caller unseals and returns that same successor.
     Replayed {
-        session: SessionRow,
-        user: UserRow,
+        session: Session,
+        user: User,
         sealed: Vec<u8>,
     },
     /// A spent token outside the grace window: the session has just been revoked.
@@ -151,7 +152,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 RefreshOutcome::Rotated {
-                    session: SessionRow {
+                    session: Session {
                         last_seen_at: req.now,
                         ..session
                     },
@@ -220,7 +221,7 @@ async fn live_session(
     tx: &mut Transaction<'static, Any>,
     session_id: &str,
     req: &RotationRequest<'_>,
-) -> StoreResult<Result<(SessionRow, UserRow), RefreshOutcome>> {
+) -> StoreResult<Result<(Session, User), RefreshOutcome>> {
     Ok(
         match select_session_with_user(&mut **tx, session_id).await? {
             None => Err(RefreshOutcome::Unknown),

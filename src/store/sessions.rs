@@ -3,8 +3,9 @@
 
 use sqlx::{Any, FromRow, Transaction};
 
-use super::{Store, StoreResult, UserRow, decode_amr, encode_amr};
-use crate::domain::{RevokeReason, SessionId, SessionStatus, SessionTimes, UserId};
+use super::{Store, StoreResult, decode_amr, encode_amr};
+use crate::domain::{RevokeReason, SessionId, UserId};
+use crate::domain::{Session, User};
 
 /// A session row joined with its user's columns (see [`session_and_user_columns`]).
 #[derive(FromRow)]
@@ -17,49 +18,14 @@ struct SessionAndUser {
 }
 
 impl SessionAndUser {
-    fn split(self) -> (SessionRow, UserRow) {
-        let user = UserRow {
+    fn split(self) -> (Session, User) {
+        let user = User {
             id: UserId::trusted(self.session.user_id.clone()),
             email: self.email,
             is_guest: self.is_guest != 0,
             created_at: self.user_created_at,
         };
         (self.session.into(), user)
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SessionRow {
-    pub id: SessionId,
-    pub user_id: UserId,
-    pub kind: String,
-    pub provider: Option<String>,
-    /// The `amr` claim of its access tokens, e.g. `["pwd"]`.
-    pub amr: Vec<String>,
-    pub user_agent: Option<String>,
-    pub ip_address: Option<String>,
-    pub created_at: i64,
-    pub last_seen_at: i64,
-    pub expires_at: i64,
-    pub revoked_at: Option<i64>,
-}
-
-impl SessionRow {
-    /// When the session ends unless it is refreshed first: the earlier of its absolute expiry
-    /// and its idle expiry.
-    pub fn ends_at(&self, idle_timeout_secs: i64) -> i64 {
-        self.expires_at
-            .min(self.last_seen_at.saturating_add(idle_timeout_secs))
-    }
-
-    /// Where the session stands at `now` (the one liveness rule, `SessionTimes::status`).
-    pub fn status(&self, now: i64, idle_timeout_secs: i64) -> SessionStatus {
-        SessionTimes {
-            revoked_at: self.revoked_at,
-            expires_at: self.expires_at,
-            last_seen_at: self.last_seen_at,
-        }
-        .status(now, idle_timeout_secs)
     }
 }
 
@@ -79,9 +45,9 @@ struct RawSession {
     revoked_at: Option<i64>,
 }
 
-impl From<RawSession> for SessionRow {
-    fn from(row: RawSession) -> SessionRow {
-        SessionRow {
+impl From<RawSession> for Session {
+    fn from(row: RawSession) -> Session {
+        Session {
             amr: decode_amr(&row.amr),
             id: SessionId::trusted(row.id),
             user_id: UserId::trusted(row.user_id),
@@ -121,7 +87,7 @@ pub struct NewSession<'a> {
     pub expires_at: i64,
 }
 
-/// The columns of [`SessionRow`], as a macro so that queries stay `&'static str` (sqlx 0.9
+/// The columns of [`Session`], as a macro so that queries stay `&'static str` (sqlx 0.9
 /// refuses dynamic SQL strings).
 macro_rules! session_columns {
     () => {
@@ -142,7 +108,7 @@ macro_rules! session_and_user_columns {
 pub(super) async fn select_session_with_user<'e, E>(
     executor: E,
     id: &str,
-) -> StoreResult<Option<(SessionRow, UserRow)>>
+) -> StoreResult<Option<(Session, User)>>
 where
     E: sqlx::Executor<'e, Database = Any>,
 {
@@ -181,7 +147,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn find_session(&self, id: &str) -> StoreResult<Option<SessionRow>> {
+    pub async fn find_session(&self, id: &str) -> StoreResult<Option<Session>> {
         let sql = concat!(
             "select ",
             session_columns!(),
@@ -191,7 +157,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(SessionRow::from))
+        Ok(row.map(Session::from))
     }
 
     /// Sessions that are neither revoked nor past their absolute or idle expiry, newest first.
@@ -200,7 +166,7 @@ impl Store {
         user_id: &str,
         now: i64,
         idle_timeout: i64,
-    ) -> StoreResult<Vec<SessionRow>> {
+    ) -> StoreResult<Vec<Session>> {
         let sql = concat!(
             "select ",
             session_columns!(),
@@ -213,7 +179,7 @@ impl Store {
             .bind(now - idle_timeout)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(SessionRow::from).collect())
+        Ok(rows.into_iter().map(Session::from).collect())
     }
 
     /// Ends the live sessions `which` names, for `reason`, in a transaction of its own;
@@ -261,7 +227,7 @@ impl Store {
     }
 
     /// A session together with its user, as the session gate caches it.
-    pub async fn session_with_user(&self, id: &str) -> StoreResult<Option<(SessionRow, UserRow)>> {
+    pub async fn session_with_user(&self, id: &str) -> StoreResult<Option<(Session, User)>> {
         select_session_with_user(&self.pool, id).await
     }
 

@@ -4,15 +4,8 @@
 use sqlx::{Any, FromRow, Transaction};
 
 use super::{SessionsToEnd, Store, StoreResult, is_unique_violation};
+use crate::domain::User;
 use crate::domain::UserId;
-
-#[derive(Debug, Clone)]
-pub struct UserRow {
-    pub id: UserId,
-    pub email: Option<String>,
-    pub is_guest: bool,
-    pub created_at: i64,
-}
 
 /// A `users` row as both engines return it (`is_guest` is 0/1).
 #[derive(FromRow)]
@@ -23,9 +16,9 @@ pub(super) struct RawUser {
     created_at: i64,
 }
 
-impl From<RawUser> for UserRow {
-    fn from(row: RawUser) -> UserRow {
-        UserRow {
+impl From<RawUser> for User {
+    fn from(row: RawUser) -> User {
+        User {
             id: UserId::trusted(row.id),
             email: row.email,
             is_guest: row.is_guest != 0,
@@ -119,13 +112,13 @@ impl Store {
         }
     }
 
-    pub async fn find_user(&self, id: &str) -> StoreResult<Option<UserRow>> {
+    pub async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
         let sql = "select id, email, is_guest, created_at from users where id = $1";
         let row: Option<RawUser> = sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(UserRow::from))
+        Ok(row.map(User::from))
     }
 
     /// The user id, password hash and disabled flag for an email, for login.

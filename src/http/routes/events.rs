@@ -16,6 +16,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::clock;
 use crate::domain::Scope;
+use crate::domain::{SessionEvent, SessionId};
 use crate::error::Error;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::ServiceClient;
@@ -23,7 +24,6 @@ use crate::http::state::AppState;
 use crate::http::views::no_store;
 use crate::services::Caller;
 use crate::services::{EventFeed, PAGE, PublishedEvent};
-use crate::store::SessionEventRow;
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
@@ -63,22 +63,22 @@ enum EventView<'a> {
     },
 }
 
-impl<'a> From<&'a SessionEventRow> for EventView<'a> {
-    fn from(event: &'a SessionEventRow) -> Self {
+impl<'a> From<&'a SessionEvent> for EventView<'a> {
+    fn from(event: &'a SessionEvent) -> Self {
         match &event.kid {
             Some(kid) => EventView::Key {
                 id: event.id,
-                kind: &event.kind,
+                kind: event.kind.as_str(),
                 at: clock::rfc3339(event.at),
                 kid,
             },
             None => EventView::Session {
                 id: event.id,
-                kind: &event.kind,
+                kind: event.kind.as_str(),
                 at: clock::rfc3339(event.at),
-                user_id: &event.user_id,
-                session_id: event.session_id.as_deref(),
-                reason: event.reason.as_deref(),
+                user_id: event.user_id.as_ref().map_or("", |id| id.as_str()),
+                session_id: event.session_id.as_ref().map(SessionId::as_str),
+                reason: event.reason.map(|r| r.as_str()),
             },
         }
     }
@@ -266,9 +266,9 @@ async fn send(out: &mpsc::Sender<Bytes>, chunk: Bytes) -> bool {
     )
 }
 
-fn event_frame(event: &SessionEventRow) -> Bytes {
+fn event_frame(event: &SessionEvent) -> Bytes {
     let data = serde_json::to_string(&EventView::from(event)).unwrap_or_default();
-    frame(event.id, &event.kind, &data)
+    frame(event.id, event.kind.as_str(), &data)
 }
 
 fn frame(id: i64, kind: &str, data: &str) -> Bytes {
