@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::domain::ClientInfo;
-use crate::store::{AuditRow, Store};
+use crate::store::{AuditEntry, Store};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
@@ -105,7 +105,7 @@ pub async fn record(
     subject: AuditSubject<'_>,
     detail: Value,
 ) {
-    let row = AuditRow {
+    let row = AuditEntry {
         id: uuid::Uuid::now_v7().to_string(),
         at,
         kind: event.as_str().to_string(),

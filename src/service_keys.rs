@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use crate::clock::Clock;
 use crate::config::ConfiguredKey;
 pub use crate::domain::Scope;
-use crate::store::{ServiceKeyRow, Store};
+use crate::store::{StoredServiceKey, Store};
 use crate::tokens::opaque;
 
 /// How often a key the instance does not know may trigger a re-read of the table.
@@ -198,7 +198,7 @@ fn known_from_config(key: &ConfiguredKey) -> anyhow::Result<Known> {
     })
 }
 
-fn known_from_row(row: ServiceKeyRow) -> Known {
+fn known_from_row(row: StoredServiceKey) -> Known {
     Known {
         name: row.name.into(),
         hash: row.key_hash.into(),
@@ -222,12 +222,12 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
 }
 
 /// A new key for `sessiond service-keys create`: the key to print once and the row to store.
-pub fn generate(name: &str, scopes: &[Scope], now: i64) -> (SecretString, ServiceKeyRow) {
+pub fn generate(name: &str, scopes: &[Scope], now: i64) -> (SecretString, StoredServiceKey) {
     let key = SecretString::from(format!(
         "{KEY_PREFIX}{}",
         opaque::generate().expose_secret()
     ));
-    let row = ServiceKeyRow {
+    let row = StoredServiceKey {
         id: uuid::Uuid::now_v7().to_string(),
         name: name.to_string(),
         key_hash: opaque::hash(key.expose_secret()),

@@ -10,7 +10,7 @@ use crate::audit::{AuditSubject, Event};
 use crate::domain::{ClientInfo, RevokeReason, UserId};
 use crate::domain::{Session, User};
 use crate::error::{Error, Result};
-use crate::store::AuditRow;
+use crate::store::AuditEntry;
 
 /// The calling service and its client, named in the audit event of every admin write.
 pub struct AdminCaller<'a> {
@@ -134,7 +134,7 @@ impl Services {
     }
 
     /// The newest `limit` audit events, of one user or of everyone.
-    pub async fn audit_events(&self, user_id: Option<&str>, limit: i64) -> Result<Vec<AuditRow>> {
+    pub async fn audit_events(&self, user_id: Option<&str>, limit: i64) -> Result<Vec<AuditEntry>> {
         Ok(self.store.audit_events(user_id, limit).await?)
     }
 }

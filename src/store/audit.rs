@@ -7,7 +7,7 @@ use sqlx::FromRow;
 use super::{Store, StoreResult};
 
 #[derive(Debug, Clone)]
-pub struct AuditRow {
+pub struct AuditEntry {
     pub id: String,
     pub at: i64,
     pub kind: String,
@@ -33,9 +33,9 @@ struct RawAudit {
     detail: String,
 }
 
-impl From<RawAudit> for AuditRow {
-    fn from(row: RawAudit) -> AuditRow {
-        AuditRow {
+impl From<RawAudit> for AuditEntry {
+    fn from(row: RawAudit) -> AuditEntry {
+        AuditEntry {
             detail: serde_json::from_str(&row.detail).unwrap_or(Value::Null),
             id: row.id,
             at: row.at,
@@ -49,7 +49,7 @@ impl From<RawAudit> for AuditRow {
 }
 
 impl Store {
-    pub async fn insert_audit_event(&self, event: &AuditRow) -> StoreResult<()> {
+    pub async fn insert_audit_event(&self, event: &AuditEntry) -> StoreResult<()> {
         sqlx::query(
             "insert into audit_events \
              (id, at, type, user_id, session_id, ip_address, user_agent, detail) \
@@ -73,7 +73,7 @@ impl Store {
         &self,
         user_id: Option<&str>,
         limit: i64,
-    ) -> StoreResult<Vec<AuditRow>> {
+    ) -> StoreResult<Vec<AuditEntry>> {
         let rows: Vec<RawAudit> = sqlx::query_as(
             "select id, at, type, user_id, session_id, ip_address, user_agent, detail \
              from audit_events where ($1 is null or user_id = $1) order by id desc limit $2",
@@ -82,7 +82,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(AuditRow::from).collect())
+        Ok(rows.into_iter().map(AuditEntry::from).collect())
     }
 }
 

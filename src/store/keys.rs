@@ -9,7 +9,7 @@ use super::{Store, StoreResult, is_unique_violation};
 
 /// Holds a private key: deliberately not `Debug`.
 #[derive(Clone, FromRow)]
-pub struct SigningKeyRow {
+pub struct StoredSigningKey {
     pub kid: String,
     pub alg: String,
     pub private_der: Vec<u8>,
@@ -36,7 +36,7 @@ impl Store {
     /// Keys that may still verify a live token: the active one and those retired after
     /// `retired_after` (the caller passes now minus the longest access-token lifetime), never a
     /// revoked one.
-    pub async fn verification_keys(&self, retired_after: i64) -> StoreResult<Vec<SigningKeyRow>> {
+    pub async fn verification_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>> {
         Ok(sqlx::query_as(
             "select kid, alg, private_der, public_jwk, active, created_at, retired_at, revoked_at \
              from signing_keys where revoked_at is null \
@@ -48,7 +48,7 @@ impl Store {
     }
 
     /// Every key ever made, revoked ones included (`sessiond keys list`).
-    pub async fn all_signing_keys(&self) -> StoreResult<Vec<SigningKeyRow>> {
+    pub async fn all_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
         Ok(sqlx::query_as(
             "select kid, alg, private_der, public_jwk, active, created_at, retired_at, revoked_at \
              from signing_keys order by created_at desc",
@@ -75,7 +75,7 @@ impl Store {
     pub async fn revoke_signing_key(
         &self,
         kid: &str,
-        replacement: &SigningKeyRow,
+        replacement: &StoredSigningKey,
         now: i64,
     ) -> StoreResult<KeyRevocation> {
         let mut tx = self.writer.begin().await?;
@@ -117,7 +117,7 @@ impl Store {
 
     /// Inserts a key as the active one unless another instance already has one active.
     /// Returns `Ok(false)` when that race was lost (the unique `active` column decided).
-    pub async fn insert_first_active_key(&self, key: &SigningKeyRow) -> StoreResult<bool> {
+    pub async fn insert_first_active_key(&self, key: &StoredSigningKey) -> StoreResult<bool> {
         match insert_active(key, key.created_at)
             .execute(&self.writer)
             .await
@@ -130,7 +130,7 @@ impl Store {
 
     /// Retires the active key and makes `key` the active one, atomically. The retired key stays
     /// published in the JWKS until every token it signed has expired.
-    pub async fn rotate_signing_key(&self, key: &SigningKeyRow, now: i64) -> StoreResult<()> {
+    pub async fn rotate_signing_key(&self, key: &StoredSigningKey, now: i64) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query("update signing_keys set active = null, retired_at = $1 where active = 1")
             .bind(now)
@@ -143,7 +143,7 @@ impl Store {
 }
 
 /// The insert that makes `key` the active key (the unique `active` column allows one).
-fn insert_active(key: &SigningKeyRow, created_at: i64) -> Query<'_, Any, AnyArguments> {
+fn insert_active(key: &StoredSigningKey, created_at: i64) -> Query<'_, Any, AnyArguments> {
     sqlx::query(
         "insert into signing_keys (kid, alg, private_der, public_jwk, active, created_at) \
          values ($1, $2, $3, $4, 1, $5)",

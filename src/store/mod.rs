@@ -35,12 +35,12 @@ use crate::config::DatabaseSettings;
 pub use announcements::{
     Announcement, Announcements, ENDED_SESSIONS_CHANNEL, EVENTS_CHANNEL, SIGNING_KEYS_CHANNEL,
 };
-pub use audit::AuditRow;
-pub use keys::{KeyRevocation, SigningKeyRow};
+pub use audit::AuditEntry;
+pub use keys::{KeyRevocation, StoredSigningKey};
 pub use opening::{OpenSession, Precondition, SessionCap};
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use seeding::SeededSession;
-pub use service_keys::ServiceKeyRow;
+pub use service_keys::StoredServiceKey;
 pub use sessions::{NewSession, SessionsToEnd};
 pub use throttle::{EVERY_CLIENT, Reservation, ThrottleState};
 pub use users::{Account, GuestUpgrade, LoginCandidate, NewUser, PresentedToken, UpgradeOutcome};

@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use super::{Store, StoreResult, is_unique_violation};
 
 #[derive(Clone, FromRow)]
-pub struct ServiceKeyRow {
+pub struct StoredServiceKey {
     pub id: String,
     pub name: String,
     pub key_hash: Vec<u8>,
@@ -17,7 +17,7 @@ pub struct ServiceKeyRow {
 
 impl Store {
     /// `Ok(false)` when the name is taken.
-    pub async fn insert_service_key(&self, key: &ServiceKeyRow) -> StoreResult<bool> {
+    pub async fn insert_service_key(&self, key: &StoredServiceKey) -> StoreResult<bool> {
         let result = sqlx::query(
             "insert into service_keys (id, name, key_hash, scopes, created_at) \
              values ($1, $2, $3, $4, $5)",
@@ -36,7 +36,7 @@ impl Store {
         }
     }
 
-    pub async fn service_keys(&self) -> StoreResult<Vec<ServiceKeyRow>> {
+    pub async fn service_keys(&self) -> StoreResult<Vec<StoredServiceKey>> {
         Ok(sqlx::query_as(
             "select id, name, key_hash, scopes, created_at, revoked_at from service_keys \
              order by name",

@@ -24,7 +24,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 
 use crate::clock::Clock;
-use crate::store::{SigningKeyRow, Store, StoreResult};
+use crate::store::{StoredSigningKey, Store, StoreResult};
 use crate::tokens::sealing::{KeyBinding, KeyEncryption, is_sealed};
 
 /// How often an unknown `kid` may trigger a re-read of the key table.
@@ -180,7 +180,7 @@ pub async fn new_signing_key(
     store: &Store,
     sealing: &KeyEncryption,
     now: i64,
-) -> anyhow::Result<SigningKeyRow> {
+) -> anyhow::Result<StoredSigningKey> {
     let existing = store
         .all_signing_keys()
         .await
@@ -189,14 +189,14 @@ pub async fn new_signing_key(
     generate_sealed_key(now, sealing)
 }
 
-pub fn generate_sealed_key(now: i64, sealing: &KeyEncryption) -> anyhow::Result<SigningKeyRow> {
+pub fn generate_sealed_key(now: i64, sealing: &KeyEncryption) -> anyhow::Result<StoredSigningKey> {
     let mut key = generate_key(now)?;
     key.private_der = sealing.seal(binding(&key), &key.private_der)?;
     Ok(key)
 }
 
 /// What a stored private key is sealed to: its row.
-pub fn binding(row: &SigningKeyRow) -> KeyBinding<'_> {
+pub fn binding(row: &StoredSigningKey) -> KeyBinding<'_> {
     KeyBinding {
         kid: &row.kid,
         alg: &row.alg,
@@ -205,7 +205,7 @@ pub fn binding(row: &SigningKeyRow) -> KeyBinding<'_> {
 }
 
 /// A new ES256 key as a row ready to insert (private part as plain PKCS#8).
-pub fn generate_key(now: i64) -> anyhow::Result<SigningKeyRow> {
+pub fn generate_key(now: i64) -> anyhow::Result<StoredSigningKey> {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
         .map_err(|_| anyhow::anyhow!("could not generate a P-256 key"))?;
@@ -227,7 +227,7 @@ pub fn generate_key(now: i64) -> anyhow::Result<SigningKeyRow> {
         "use": "sig",
         "alg": "ES256",
     });
-    Ok(SigningKeyRow {
+    Ok(StoredSigningKey {
         kid,
         alg: "ES256".into(),
         private_der: pkcs8.as_ref().to_vec(),
@@ -263,7 +263,7 @@ async fn read_keys(
     retired_after: i64,
     sealing: &KeyEncryption,
 ) -> anyhow::Result<KeySet> {
-    let rows: StoreResult<Vec<SigningKeyRow>> = store.verification_keys(retired_after).await;
+    let rows: StoreResult<Vec<StoredSigningKey>> = store.verification_keys(retired_after).await;
     let mut rows = rows.context("Failed to read signing keys")?;
     for row in rows.iter_mut() {
         seal_if_plain(store, sealing, row).await?;
@@ -305,7 +305,7 @@ async fn read_keys(
 async fn seal_if_plain(
     store: &Store,
     sealing: &KeyEncryption,
-    row: &mut SigningKeyRow,
+    row: &mut StoredSigningKey,
 ) -> anyhow::Result<()> {
     if !sealing.configured() || is_sealed(&row.private_der) {
         return Ok(());
