@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 use crate::clock::Clock;
 use crate::config::ConfiguredKey;
 pub use crate::domain::Scope;
-use crate::store::{StoredServiceKey, Store};
+use crate::store::{Store, StoredServiceKey};
 use crate::tokens::opaque;
 
 /// How often a key the instance does not know may trigger a re-read of the table.

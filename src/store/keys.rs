@@ -36,7 +36,10 @@ impl Store {
     /// Keys that may still verify a live token: the active one and those retired after
     /// `retired_after` (the caller passes now minus the longest access-token lifetime), never a
     /// revoked one.
-    pub async fn verification_keys(&self, retired_after: i64) -> StoreResult<Vec<StoredSigningKey>> {
+    pub async fn verification_keys(
+        &self,
+        retired_after: i64,
+    ) -> StoreResult<Vec<StoredSigningKey>> {
         Ok(sqlx::query_as(
             "select kid, alg, private_der, public_jwk, active, created_at, retired_at, revoked_at \
              from signing_keys where revoked_at is null \

@@ -24,7 +24,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 
 use crate::clock::Clock;
-use crate::store::{StoredSigningKey, Store, StoreResult};
+use crate::store::{Store, StoreResult, StoredSigningKey};
 use crate::tokens::sealing::{KeyBinding, KeyEncryption, is_sealed};
 
 /// How often an unknown `kid` may trigger a re-read of the key table.
