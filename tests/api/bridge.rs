@@ -299,7 +299,7 @@ async fn a_rotated_issuer_key_is_fetched_once_the_refetch_interval_has_passed() 
     let old = IssuerKey::es256("key-a");
     let new = IssuerKey::es256("key-b");
     let server = JwksServer::serving(&[&old]).await;
-    let app = spawn_bridge_app(&server.url, |s| s.bridge.jwks_min_refetch_secs = 1).await;
+    let app = spawn_bridge_app(&server.url, |s| s.bridge.jwks_min_refetch_secs = 5).await;
     exchanged(&app, FIREBASE, &old.sign(&firebase_claims(&new_sub()))).await;
     assert_eq!(server.requests(), 1);
 
@@ -308,7 +308,9 @@ async fn a_rotated_issuer_key_is_fetched_once_the_refetch_interval_has_passed() 
         jwks: jwks_of(&[&new]),
         cache_control: None,
     });
-    app.advance_clock(2);
+    // Past the refetch interval: the clock counts whole seconds, so an interval of 5 keeps
+    // "asking again at once" inside it whenever the real second turns.
+    app.advance_clock(6);
     let rotated = app
         .bridge(FIREBASE, &new.sign(&firebase_claims(&new_sub())))
         .await;
@@ -680,7 +682,7 @@ async fn a_failing_jwks_endpoint_is_503_until_it_recovers() {
     // Arrange
     let key = IssuerKey::es256("ec-1");
     let server = JwksServer::start(Behaviour::Fail).await;
-    let app = spawn_bridge_app(&server.url, |s| s.bridge.jwks_min_refetch_secs = 1).await;
+    let app = spawn_bridge_app(&server.url, |s| s.bridge.jwks_min_refetch_secs = 5).await;
     let token = key.sign(&firebase_claims(&new_sub()));
 
     // Act + Assert: no keys held, so verification fails closed.
@@ -695,7 +697,9 @@ async fn a_failing_jwks_endpoint_is_503_until_it_recovers() {
         jwks: jwks_of(&[&key]),
         cache_control: None,
     });
-    app.advance_clock(2);
+    // Past the refetch interval: the clock counts whole seconds, so an interval of 5 keeps
+    // "asking again at once" inside it whenever the real second turns.
+    app.advance_clock(6);
     exchanged(&app, FIREBASE, &token).await;
     assert_eq!(server.requests(), 2);
 }
@@ -757,14 +761,16 @@ async fn cached_keys_keep_working_through_an_issuer_outage() {
         cache_control: Some("public, max-age=1".into()),
     });
     let app = spawn_bridge_app(&issuers.server.url, |s| {
-        s.bridge.jwks_min_refetch_secs = 1;
+        s.bridge.jwks_min_refetch_secs = 5;
     })
     .await;
     let sub = new_sub();
     let first = exchanged(&app, FIREBASE, &issuers.ec.sign(&firebase_claims(&sub))).await;
     assert_eq!(issuers.server.requests(), 1);
     issuers.server.set(Behaviour::Fail);
-    app.advance_clock(2);
+    // Past the refetch interval: the clock counts whole seconds, so an interval of 5 keeps
+    // "asking again at once" inside it whenever the real second turns.
+    app.advance_clock(6);
 
     // Act: the cached keys are stale, the refetch fails, and the held key still verifies.
     let during = exchanged(&app, FIREBASE, &issuers.ec.sign(&firebase_claims(&sub))).await;
