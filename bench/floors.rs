@@ -20,10 +20,10 @@ use anyhow::{Context, bail};
 use secrecy::ExposeSecret;
 use sessiond::clock::Clock;
 use sessiond::config::Settings;
+use sessiond::credentials::tokens::access::Subject;
+use sessiond::credentials::tokens::sealing::KeyEncryption;
+use sessiond::credentials::tokens::{AccessTokens, KeyRing, opaque};
 use sessiond::store::{RefreshOutcome, RotationRequest, SeededSession, Store};
-use sessiond::tokens::access::Subject;
-use sessiond::tokens::sealing::KeyEncryption;
-use sessiond::tokens::{AccessTokens, KeyRing, opaque};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

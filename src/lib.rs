@@ -1,38 +1,31 @@
 #![forbid(unsafe_code)]
 
 //! Layers, each importing only from the ones below it:
-//! - entry points: `startup` (the server), `cli` (the operator's commands), `telemetry`;
+//! - entry points: `startup` (the server), `cli` (the operator's commands);
 //! - `http`: requests and responses, the contract's errors, the route table;
 //! - `services`: what each operation does, HTTP-free;
-//! - core: `tokens`, `passwords`, `gate`, `bus` (the LISTEN connection), `events`, `audit`,
-//!   `rate_limit`, `throttle`, `service_keys`, `bridge`, `metrics`, and `error` (why an
-//!   operation failed);
+//! - core, grouped by what it is about: `liveness` (the gate, the announcement bus, the event
+//!   feed), `credentials` (passwords, access tokens and keys, service keys, the bridge),
+//!   `limits` (throttle, rate limits), `observability` (audit, metrics, telemetry), and `error`
+//!   (why an operation failed);
 //! - `store`: all SQL and every transaction;
 //! - `domain`, `config`, `clock`: validated values, settings, time.
 //!
-//! `tests/layers.rs` checks the direction.
+//! `tests/layers.rs` holds the table of ranks and checks it.
 
-pub mod audit;
-pub mod bridge;
-pub mod bus;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod domain;
 pub mod error;
-pub mod events;
-pub mod gate;
 pub mod http;
-pub mod metrics;
-pub mod passwords;
-pub mod rate_limit;
-pub mod service_keys;
+pub mod limits;
+pub mod liveness;
+pub mod observability;
 pub mod services;
 pub mod startup;
 pub mod store;
-pub mod telemetry;
-pub mod throttle;
-pub mod tokens;
 
 /// jsonwebtoken compiles with no crypto backend chosen at run time and panics at the first
 /// signature unless exactly one is installed; install ours before anything signs.

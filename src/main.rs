@@ -3,8 +3,9 @@
 use clap::Parser;
 use sessiond::cli::{Cli, Command, ConfigCommand};
 use sessiond::config::Settings;
+use sessiond::install_crypto_provider;
+use sessiond::observability::telemetry;
 use sessiond::startup::Application;
-use sessiond::{install_crypto_provider, telemetry};
 
 #[actix_web::main]
 async fn main() {

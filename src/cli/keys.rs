@@ -5,9 +5,9 @@ use clap::Subcommand;
 use super::CliError;
 use crate::clock::{self, Clock};
 use crate::config::Settings;
+use crate::credentials::tokens;
+use crate::credentials::tokens::sealing::KeyEncryption;
 use crate::store::{KeyRevocation, Store};
-use crate::tokens;
-use crate::tokens::sealing::KeyEncryption;
 
 #[derive(Subcommand)]
 pub enum KeysCommand {

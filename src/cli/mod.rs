@@ -98,8 +98,8 @@ impl CliError {
     }
 }
 
-impl From<crate::passwords::HashError> for CliError {
-    fn from(error: crate::passwords::HashError) -> Self {
+impl From<crate::credentials::passwords::HashError> for CliError {
+    fn from(error: crate::credentials::passwords::HashError) -> Self {
         CliError::Failed(error.into())
     }
 }
@@ -168,17 +168,17 @@ fn cli_client() -> crate::domain::ClientInfo {
 async fn audit(
     store: &Store,
     now: i64,
-    event: crate::audit::Event,
+    event: crate::observability::audit::Event,
     user_id: &str,
     detail: serde_json::Value,
 ) {
     let client = cli_client();
-    let subject = crate::audit::AuditSubject {
+    let subject = crate::observability::audit::AuditSubject {
         user_id: Some(user_id),
         session_id: None,
         client: &client,
     };
-    crate::audit::record(store, now, event, subject, detail).await;
+    crate::observability::audit::record(store, now, event, subject, detail).await;
 }
 
 /// A value for tab-separated output: `-` when missing, control characters (a tab in a user

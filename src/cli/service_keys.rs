@@ -5,7 +5,7 @@ use secrecy::ExposeSecret;
 
 use super::CliError;
 use crate::clock::{self, Clock};
-use crate::service_keys::Scope;
+use crate::credentials::service_keys::Scope;
 use crate::store::Store;
 
 #[derive(Subcommand)]
@@ -46,7 +46,8 @@ pub async fn run(
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let (key, row) = crate::service_keys::generate(&name, &scopes, clock.now());
+            let (key, row) =
+                crate::credentials::service_keys::generate(&name, &scopes, clock.now());
             if !store.insert_service_key(&row).await? {
                 return Err(anyhow::anyhow!("a service key named {name} exists already").into());
             }

@@ -1,12 +1,12 @@
-//! `sessiond throttle …`: the per-account login throttle (`crate::throttle`).
+//! `sessiond throttle …`: the per-account login throttle (`crate::limits::throttle`).
 
 use clap::Subcommand;
 
 use super::CliError;
 use crate::config::Settings;
 use crate::domain::Email;
+use crate::limits::throttle::LoginThrottle;
 use crate::store::Store;
-use crate::throttle::LoginThrottle;
 
 #[derive(Subcommand)]
 pub enum ThrottleCommand {

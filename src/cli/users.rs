@@ -8,11 +8,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{CliError, audit};
-use crate::audit::Event;
 use crate::clock::{self, Clock};
 use crate::config::Settings;
+use crate::credentials::passwords::PasswordHasher;
 use crate::domain::{Email, Password, PasswordPolicy, RevokeReason};
-use crate::passwords::PasswordHasher;
+use crate::observability::audit::Event;
 use crate::store::{Account, NewUser, SessionsToEnd, Store};
 
 #[derive(Subcommand)]

@@ -8,14 +8,14 @@ use super::Services;
 use super::credentials::Admission;
 use super::login::throttle_account;
 use super::sessions::Issued;
-use crate::audit::{AuditSubject, Event};
+use crate::credentials::tokens::opaque;
 use crate::domain::User;
 use crate::domain::{
     ClientInfo, Email, Password, PasswordPolicy, RevokeReason, SessionId, SessionKind, UserId,
 };
 use crate::error::{Error, Result};
+use crate::observability::audit::{AuditSubject, Event};
 use crate::store::{GuestUpgrade, NewUser, Precondition, PresentedToken, UpgradeOutcome};
-use crate::tokens::opaque;
 
 /// What a guest upgrade needs besides the guest's live session.
 pub struct Upgrade<'a> {

@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 
 use super::Services;
 use super::ending::{EndAudit, Ending};
-use crate::audit::{AuditSubject, Event};
 use crate::domain::{ClientInfo, RevokeReason, UserId};
 use crate::domain::{Session, User};
 use crate::error::{Error, Result};
+use crate::observability::audit::{AuditSubject, Event};
 use crate::store::AuditEntry;
 
 /// The calling service and its client, named in the audit event of every admin write.

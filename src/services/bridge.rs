@@ -7,11 +7,11 @@ use serde_json::json;
 use super::Services;
 use super::accounts::subject;
 use super::sessions::Issued;
-use crate::audit::Event;
-use crate::bridge::VerifiedIdentity;
+use crate::credentials::bridge::VerifiedIdentity;
 use crate::domain::User;
 use crate::domain::{ClientInfo, Email, SessionKind, UserId};
 use crate::error::{Error, Result};
+use crate::observability::audit::Event;
 use crate::store::Precondition;
 
 impl Services {

@@ -12,11 +12,11 @@
 use serde_json::{Value, json};
 
 use super::Services;
-use crate::audit::{AuditSubject, Event};
+use crate::credentials::passwords::HashSlot;
 use crate::domain::ClientInfo;
 use crate::error::{Error, Result};
-use crate::passwords::HashSlot;
-use crate::throttle::{Admitted, Verdict};
+use crate::limits::throttle::{Admitted, Verdict};
+use crate::observability::audit::{AuditSubject, Event};
 
 /// A credential check the throttle let through.
 pub(super) struct Admission {

@@ -8,12 +8,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::Services;
-use crate::audit::{AuditSubject, Event};
+use crate::credentials::tokens::AccessClaims;
+use crate::credentials::tokens::opaque;
 use crate::domain::{ClientInfo, RevokeReason, SessionId, UserId};
 use crate::error::{Error, Result};
+use crate::observability::audit::{AuditSubject, Event};
 use crate::store::SessionsToEnd;
-use crate::tokens::AccessClaims;
-use crate::tokens::opaque;
 
 /// Which sessions to end.
 #[derive(Debug, Clone, Copy)]

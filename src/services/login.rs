@@ -8,9 +8,9 @@ use super::Services;
 use super::accounts::subject;
 use super::credentials::Admission;
 use super::sessions::Issued;
-use crate::audit::Event;
 use crate::domain::{ClientInfo, Email, SessionKind};
 use crate::error::{Error, Result};
+use crate::observability::audit::Event;
 use crate::store::Precondition;
 
 impl Services {

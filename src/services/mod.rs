@@ -19,26 +19,26 @@ pub mod sessions;
 pub mod tickets;
 
 // What the HTTP layer needs from the core, named here so that `http/` depends on services alone.
-pub use crate::events::{EventFeed, PAGE, PublishedEvent};
-pub use crate::service_keys::Caller;
+pub use crate::credentials::service_keys::Caller;
+pub use crate::liveness::events::{EventFeed, PAGE, PublishedEvent};
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::audit::{self, AuditSubject, Event};
-use crate::bridge::Bridge;
-use crate::bus::AnnouncementBus;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::gate::{RecentlyEnded, SessionGate};
-use crate::metrics::Metrics;
-use crate::passwords::PasswordHasher;
-use crate::rate_limit::RateLimits;
-use crate::service_keys::ServiceKeys;
+use crate::credentials::bridge::Bridge;
+use crate::credentials::passwords::PasswordHasher;
+use crate::credentials::service_keys::ServiceKeys;
+use crate::credentials::tokens::{AccessTokens, KeyRing};
+use crate::limits::rate_limit::RateLimits;
+use crate::limits::throttle::LoginThrottle;
+use crate::liveness::bus::AnnouncementBus;
+use crate::liveness::gate::{RecentlyEnded, SessionGate};
+use crate::observability::audit::{self, AuditSubject, Event};
+use crate::observability::metrics::Metrics;
 use crate::store::Store;
-use crate::throttle::LoginThrottle;
-use crate::tokens::{AccessTokens, KeyRing};
 
 pub struct Services {
     settings: Settings,
@@ -58,7 +58,7 @@ pub struct Services {
 
 impl Services {
     pub async fn build(settings: Settings, store: Store, clock: Clock) -> anyhow::Result<Services> {
-        let sealing = Arc::new(crate::tokens::sealing::KeyEncryption::new(
+        let sealing = Arc::new(crate::credentials::tokens::sealing::KeyEncryption::new(
             settings.keys.encryption_key.as_ref(),
             &settings.keys.old_encryption_keys,
         )?);
@@ -141,7 +141,10 @@ impl Services {
     }
 
     /// The service key `key` stands for, if it is one.
-    pub async fn service_caller(&self, key: &str) -> Option<crate::service_keys::Caller> {
+    pub async fn service_caller(
+        &self,
+        key: &str,
+    ) -> Option<crate::credentials::service_keys::Caller> {
         self.service_keys.authenticate(key).await
     }
 

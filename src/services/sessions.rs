@@ -8,17 +8,17 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::Services;
-use crate::audit::{AuditSubject, Event};
+use crate::credentials::tokens::AccessClaims;
+use crate::credentials::tokens::access::Subject as TokenSubject;
+use crate::credentials::tokens::opaque;
 use crate::domain::{ClientInfo, RevokeReason, SessionId, SessionKind, UserId};
 use crate::domain::{Session, User};
 use crate::error::{Error, Result};
-use crate::gate::Snapshot;
+use crate::liveness::gate::Snapshot;
+use crate::observability::audit::{AuditSubject, Event};
 use crate::store::{
     NewSession, OpenSession, Precondition, RefreshOutcome, RotationRequest, SessionCap,
 };
-use crate::tokens::AccessClaims;
-use crate::tokens::access::Subject as TokenSubject;
-use crate::tokens::opaque;
 
 /// A session's tokens, as every token response carries them.
 pub struct Issued {

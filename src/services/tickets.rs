@@ -7,10 +7,10 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::Services;
+use crate::credentials::tokens::opaque;
 use crate::domain::SessionId;
 use crate::error::Result;
-use crate::gate::Snapshot;
-use crate::tokens::opaque;
+use crate::liveness::gate::Snapshot;
 
 pub const TICKET_TTL_SECS: i64 = 30;
 

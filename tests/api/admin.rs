@@ -4,7 +4,7 @@
 use reqwest::header::USER_AGENT;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sessiond::service_keys::Scope;
+use sessiond::credentials::service_keys::Scope;
 
 use crate::helpers::{STRONG_PASSWORD, TestApp, assert_error};
 use crate::service::{

@@ -30,7 +30,7 @@ pub struct IssuerKey {
 impl IssuerKey {
     /// A fresh P-256 key for ES256.
     pub fn es256(kid: &str) -> IssuerKey {
-        let row = sessiond::tokens::keys::generate_key(0).expect("a P-256 key");
+        let row = sessiond::credentials::tokens::keys::generate_key(0).expect("a P-256 key");
         let mut jwk: Value = serde_json::from_str(&row.public_jwk).unwrap();
         jwk["kid"] = json!(kid);
         IssuerKey {

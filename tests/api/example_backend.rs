@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::Value;
 use sessiond::config::ConfiguredKey;
-use sessiond::service_keys::Scope;
+use sessiond::credentials::service_keys::Scope;
 
 use crate::helpers::spawn_app_with;
 

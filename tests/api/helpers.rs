@@ -11,11 +11,11 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sessiond::config::Settings;
+use sessiond::credentials::tokens::AccessTokens;
+use sessiond::credentials::tokens::access::Subject;
 use sessiond::services::Services;
 use sessiond::startup::Application;
 use sessiond::store::Store;
-use sessiond::tokens::AccessTokens;
-use sessiond::tokens::access::Subject;
 use sqlx::Connection;
 
 pub const STRONG_PASSWORD: &str = "correct horse battery staple";
@@ -233,7 +233,7 @@ fn init_once() {
             let mut log = Settings::defaults().log;
             log.format = "pretty".into();
             log.level = "debug".into();
-            sessiond::telemetry::init(&log);
+            sessiond::observability::telemetry::init(&log);
         }
     });
 }
@@ -644,7 +644,7 @@ pub fn sign_access_token(claims: &Value, kid: &str, private_der: &[u8]) -> Strin
 
 /// The access token's own `kid` and claims, signed with a new key the service never had.
 pub fn signed_by_a_foreign_key(access_token: &str) -> String {
-    let foreign = sessiond::tokens::keys::generate_key(0).unwrap();
+    let foreign = sessiond::credentials::tokens::keys::generate_key(0).unwrap();
     sign_access_token(
         &claims_of(access_token),
         &kid_of(access_token),
@@ -664,7 +664,7 @@ pub async fn raw_connection(url: &str) -> sqlx::AnyConnection {
 /// that was never issued.
 pub fn unknown_refresh_token() -> String {
     use secrecy::ExposeSecret;
-    sessiond::tokens::opaque::generate()
+    sessiond::credentials::tokens::opaque::generate()
         .expose_secret()
         .to_string()
 }

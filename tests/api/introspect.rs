@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
-use sessiond::service_keys::Scope;
+use sessiond::credentials::service_keys::Scope;
 
 use crate::helpers::{
     STRONG_PASSWORD, Session, TestApp, access_tokens_for, assert_error, claims_of, kid_of,
@@ -81,7 +81,7 @@ async fn a_guest_token_is_active_and_marked_as_guest() {
 async fn unknown_and_garbage_tokens_are_inactive() {
     // Arrange
     let app = spawn_service_app().await;
-    let random_opaque = sessiond::tokens::opaque::generate();
+    let random_opaque = sessiond::credentials::tokens::opaque::generate();
     let garbage = [
         "x",
         "a.b.c",

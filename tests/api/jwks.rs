@@ -70,7 +70,7 @@ async fn a_rotated_key_keeps_verifying_tokens_it_signed() {
     let app = spawn_app().await;
     let before = app.new_user().await;
     let now = crate::helpers::system_now();
-    let key = sessiond::tokens::keys::generate_key(now).unwrap();
+    let key = sessiond::credentials::tokens::keys::generate_key(now).unwrap();
     app.store.rotate_signing_key(&key, now).await.unwrap();
     app.services.tokens().keys().reload().await.unwrap();
 

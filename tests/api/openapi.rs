@@ -91,7 +91,7 @@ fn every_audit_event_type_is_in_the_spec() {
             .iter()
             .map(|v| v.as_str().unwrap().to_string())
             .collect();
-    let recorded: BTreeSet<String> = sessiond::audit::Event::ALL
+    let recorded: BTreeSet<String> = sessiond::observability::audit::Event::ALL
         .iter()
         .map(|e| e.as_str().to_string())
         .collect();

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use sessiond::config::ConfiguredKey;
 use sessiond::config::Settings;
-use sessiond::service_keys::Scope;
+use sessiond::credentials::service_keys::Scope;
 
 use crate::helpers::{TestApp, spawn_app_with};
 
@@ -50,7 +50,8 @@ pub async fn spawn_service_app() -> TestApp {
 /// Creates a key the way `sessiond service-keys create` does: straight into the table of the
 /// running app's database. Returns the key to present.
 pub async fn create_cli_key(app: &TestApp, name: &str, scopes: &[Scope]) -> String {
-    let (key, row) = sessiond::service_keys::generate(name, scopes, crate::helpers::system_now());
+    let (key, row) =
+        sessiond::credentials::service_keys::generate(name, scopes, crate::helpers::system_now());
     let inserted = app.store.insert_service_key(&row).await.unwrap();
     assert!(inserted, "the key name {name} is free");
     key.expose_secret().to_string()

@@ -135,7 +135,7 @@ async fn sessions_written_in_bulk_are_live_guest_sessions() {
     // Arrange: more sessions than one statement writes (the bench's seeding).
     let app = crate::service::spawn_service_app().await;
     let tokens: Vec<_> = (0..1200)
-        .map(|_| sessiond::tokens::opaque::generate())
+        .map(|_| sessiond::credentials::tokens::opaque::generate())
         .collect();
     let seeded: Vec<sessiond::store::SeededSession> = tokens
         .iter()
@@ -143,7 +143,7 @@ async fn sessions_written_in_bulk_are_live_guest_sessions() {
             user_id: uuid::Uuid::now_v7().to_string(),
             session_id: uuid::Uuid::now_v7().to_string(),
             refresh_token_id: uuid::Uuid::now_v7().to_string(),
-            refresh_token_hash: sessiond::tokens::opaque::hash(token.expose_secret()),
+            refresh_token_hash: sessiond::credentials::tokens::opaque::hash(token.expose_secret()),
         })
         .collect();
     let now = crate::helpers::system_now();

@@ -177,7 +177,7 @@ async fn unknown_and_garbage_tickets_are_inactive() {
     // Arrange
     let app = spawn_service_app().await;
     let session = app.new_user().await;
-    let unknown = sessiond::tokens::opaque::generate();
+    let unknown = sessiond::credentials::tokens::opaque::generate();
     let garbage = [
         unknown.expose_secret(),
         "x",
@@ -203,12 +203,12 @@ async fn an_expired_ticket_is_inactive() {
     // Arrange: a ticket that lived from 60 s ago until 30 s ago.
     let app = spawn_service_app().await;
     let session = app.new_user().await;
-    let raw = sessiond::tokens::opaque::generate();
+    let raw = sessiond::credentials::tokens::opaque::generate();
     let now = crate::helpers::system_now();
     app.store
         .insert_ws_ticket(
             &uuid::Uuid::now_v7().to_string(),
-            &sessiond::tokens::opaque::hash(raw.expose_secret()),
+            &sessiond::credentials::tokens::opaque::hash(raw.expose_secret()),
             &session.session_id,
             now - 60,
             now - 30,

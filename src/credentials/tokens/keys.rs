@@ -24,8 +24,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{Value, json};
 
 use crate::clock::Clock;
+use crate::credentials::tokens::sealing::{KeyBinding, KeyEncryption, is_sealed};
 use crate::store::{Store, StoreResult, StoredSigningKey};
-use crate::tokens::sealing::{KeyBinding, KeyEncryption, is_sealed};
 
 /// How often an unknown `kid` may trigger a re-read of the key table.
 const UNKNOWN_KID_RELOAD_SECS: i64 = 5;

@@ -10,8 +10,8 @@ use prometheus::{
     TextEncoder,
 };
 
-use crate::gate::SessionGate;
-use crate::passwords::PasswordHasher;
+use crate::credentials::passwords::PasswordHasher;
+use crate::liveness::gate::SessionGate;
 use crate::store::StoreResult;
 
 /// The live-session count is a database query; scrapes reuse it for this long.

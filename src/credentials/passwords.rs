@@ -178,7 +178,7 @@ impl PasswordHasher {
         let phc = self
             .dummy_hash
             .get_or_try_init(|| async move {
-                let unguessable = crate::tokens::opaque::generate();
+                let unguessable = crate::credentials::tokens::opaque::generate();
                 // Made once, by a request that holds a place already: it may go past the bound.
                 let (_, slot) = self.take_place();
                 let (reply, answer) = oneshot::channel();

@@ -11,7 +11,7 @@
 //! session ends —
 //! - on this instance, at once (`ended`);
 //! - on other instances through PostgreSQL `LISTEN/NOTIFY` (the announcement bus,
-//!   `crate::bus`), within milliseconds. While the listener is down, the cache is emptied and snapshots live only
+//!   `crate::liveness::bus`), within milliseconds. While the listener is down, the cache is emptied and snapshots live only
 //!   `UNSURE_TTL`, so revocations are still seen within a second;
 //! - on SQLite, a single instance owns the file, but the CLI may write to it from another
 //!   process, so snapshots live `UNSURE_TTL` there too.
@@ -152,7 +152,7 @@ impl SessionGate {
         self.listening.load(Ordering::SeqCst)
     }
 
-    /// The announcement bus ([`crate::bus`]) started or stopped hearing its own heartbeats.
+    /// The announcement bus ([`crate::liveness::bus`]) started or stopped hearing its own heartbeats.
     /// Either way, anything cached before may have missed an announcement.
     pub fn set_listening(&self, listening: bool) {
         self.forget_all();

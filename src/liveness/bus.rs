@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::gate::SessionGate;
+use crate::liveness::gate::SessionGate;
 use crate::store::{
     ENDED_SESSIONS_CHANNEL, EVENTS_CHANNEL, SIGNING_KEYS_CHANNEL, Store, StoreError, StoreResult,
 };

@@ -15,9 +15,9 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
 use crate::config::ConfiguredKey;
+use crate::credentials::tokens::opaque;
 pub use crate::domain::Scope;
 use crate::store::{Store, StoredServiceKey};
-use crate::tokens::opaque;
 
 /// How often a key the instance does not know may trigger a re-read of the table.
 const MISS_RELOAD_SECS: i64 = 1;

@@ -28,7 +28,7 @@ use tokio::sync::{Notify, broadcast};
 use crate::clock::Clock;
 use crate::domain::{SessionEvent, SessionEventKind};
 use crate::error::Error;
-use crate::gate::RecentlyEnded;
+use crate::liveness::gate::RecentlyEnded;
 use crate::store::{Store, StoreResult};
 
 /// The event type that ends a session (written by the triggers).
