@@ -4,9 +4,10 @@
 //! state change must come from an allowed `Origin` with a JSON content type (which a plain
 //! HTML form cannot send): otherwise `403 forbidden`.
 
-use crate::config::{CookieSettings, Settings};
+use crate::config::CookieSettings;
 use crate::error::Error;
 use crate::http::error::ApiError;
+use crate::http::state::HttpSettings;
 use actix_web::HttpRequest;
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
@@ -61,7 +62,7 @@ impl RefreshCookie for CookieSettings {
 
 /// The CSRF defence for a request authenticated by the cookie: an `Origin` that is ours or on
 /// the CORS allowlist, and `Content-Type: application/json`.
-pub fn check_cookie_request(req: &HttpRequest, settings: &Settings) -> Result<(), ApiError> {
+pub fn check_cookie_request(req: &HttpRequest, settings: &HttpSettings) -> Result<(), ApiError> {
     let forbidden = |why| Err(ApiError::from(Error::Forbidden(why)));
     let origin = req
         .headers()
@@ -93,7 +94,7 @@ mod tests {
     use super::*;
 
     fn settings() -> CookieSettings {
-        Settings::defaults().cookies
+        crate::config::Settings::defaults().cookies
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl FromRequest for SetsRefreshCookie {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = app_state(req);
-        let settings = state.services.settings();
+        let settings = &state.settings;
         let checked = if settings.cookies.enabled {
             crate::http::cookies::check_cookie_request(req, settings)
         } else {
@@ -274,8 +274,7 @@ impl FromRequest for Client {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         // Read once per request, by the root span (`request_span`), when it ran.
         let known = req.extensions().get::<ClientInfo>().cloned();
-        let client =
-            known.unwrap_or_else(|| client_info(req, &app_state(req).services.settings().server));
+        let client = known.unwrap_or_else(|| client_info(req, &app_state(req).settings.server));
         std::future::ready(Ok(Client(client)))
     }
 }

@@ -26,8 +26,7 @@ pub async fn record(
         // `as_str` is the status's static text: no allocation per request.
         let status = response.status();
         state
-            .services
-            .metrics()
+            .metrics
             .observe(&route, method, status.as_str(), started.elapsed());
     }
     Ok(response)
@@ -54,7 +53,7 @@ pub async fn export(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
 ) -> Result<actix_web::HttpResponse, ApiError> {
-    let token = state.services.settings().metrics.bearer_token.as_ref();
+    let token = state.settings.metrics.bearer_token.as_ref();
     if let Some(expected) = token.filter(|t| !secrecy::ExposeSecret::expose_secret(*t).is_empty()) {
         use secrecy::ExposeSecret;
         use subtle::ConstantTimeEq;

@@ -58,7 +58,7 @@ impl RootSpanBuilder for RequestSpan {
         // Read once per request: the `Client` extractor takes it from the extensions.
         let client = request
             .app_data::<web::Data<AppState>>()
-            .map(|state| client_info(request.request(), &state.services.settings().server));
+            .map(|state| client_info(request.request(), &state.settings.server));
         let client_ip = client
             .as_ref()
             .and_then(|c| c.ip_address.clone())

@@ -7,10 +7,10 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::clock;
-use crate::config::Settings;
 use crate::domain::{Session, User};
 use crate::domain::{SessionId, UserId};
 use crate::http::cookies::RefreshCookie;
+use crate::http::state::HttpSettings;
 use crate::services::sessions::Issued;
 
 #[derive(Serialize)]
@@ -53,13 +53,17 @@ pub fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
 }
 
 /// The token response: in cookie mode the refresh token goes in the cookie, not the body.
-pub fn token_response(settings: &Settings, status: StatusCode, issued: &Issued) -> HttpResponse {
+pub fn token_response(
+    settings: &HttpSettings,
+    status: StatusCode,
+    issued: &Issued,
+) -> HttpResponse {
     let mut response = no_store(status);
     response.insert_header((header::PRAGMA, "no-cache"));
     let cookies = &settings.cookies;
     let refresh_token = issued.refresh_token.expose_secret();
     if cookies.enabled {
-        let max_age = settings.sessions.permanent_ttl_secs;
+        let max_age = settings.refresh_cookie_max_age_secs;
         response.cookie(cookies.refresh_cookie(refresh_token, max_age));
     }
     response.json(TokenResponse {

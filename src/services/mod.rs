@@ -21,6 +21,7 @@ pub mod tickets;
 // What the HTTP layer needs from the core, named here so that `http/` depends on services alone.
 pub use crate::credentials::service_keys::Caller;
 pub use crate::liveness::events::{EventFeed, PAGE, PublishedEvent};
+pub use crate::observability::metrics::Metrics;
 
 use std::sync::Arc;
 
@@ -37,7 +38,6 @@ use crate::limits::throttle::LoginThrottle;
 use crate::liveness::bus::AnnouncementBus;
 use crate::liveness::gate::{RecentlyEnded, SessionGate};
 use crate::observability::audit::{self, AuditSubject, Event};
-use crate::observability::metrics::Metrics;
 use crate::store::Store;
 
 pub struct Services {
@@ -49,7 +49,7 @@ pub struct Services {
     gate: Arc<SessionGate>,
     events: Arc<EventFeed>,
     service_keys: ServiceKeys,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     bridge: Bridge,
     rate_limits: RateLimits,
     throttle: LoginThrottle,
@@ -107,7 +107,7 @@ impl Services {
             gate,
             events,
             service_keys,
-            metrics: Metrics::new(),
+            metrics: Arc::new(Metrics::new()),
             bridge,
             rate_limits,
             throttle,
@@ -126,7 +126,7 @@ impl Services {
         &self.clock
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 

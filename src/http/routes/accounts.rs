@@ -25,7 +25,7 @@ pub async fn signup(
     let services = &state.services;
     let issued = services.signup(&body.email, body.password, &client).await?;
     Ok(token_response(
-        services.settings(),
+        &state.settings,
         StatusCode::CREATED,
         &issued,
     ))
@@ -39,7 +39,7 @@ pub async fn login(
 ) -> ApiResult<HttpResponse> {
     let services = &state.services;
     let issued = services.login(&body.email, &body.password, &client).await?;
-    Ok(token_response(services.settings(), StatusCode::OK, &issued))
+    Ok(token_response(&state.settings, StatusCode::OK, &issued))
 }
 
 pub async fn guest(
@@ -51,7 +51,7 @@ pub async fn guest(
     let services = &state.services;
     let issued = services.guest(&client).await?;
     Ok(token_response(
-        services.settings(),
+        &state.settings,
         StatusCode::CREATED,
         &issued,
     ))

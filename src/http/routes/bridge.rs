@@ -26,5 +26,5 @@ pub async fn bridge(
     let issued = services
         .bridge(&body.provider, &body.token, &client)
         .await?;
-    Ok(token_response(services.settings(), StatusCode::OK, &issued))
+    Ok(token_response(&state.settings, StatusCode::OK, &issued))
 }

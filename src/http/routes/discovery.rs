@@ -17,12 +17,7 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
-    let base = state
-        .services
-        .settings()
-        .server
-        .public_url
-        .trim_end_matches('/');
+    let base = state.settings.server.public_url.trim_end_matches('/');
     HttpResponse::Ok().json(json!({
         "issuer": state.services.tokens().issuer(),
         "jwks_uri": format!("{base}/.well-known/jwks.json"),

@@ -141,14 +141,14 @@ async fn poll(state: &AppState, query: &EventsQuery) -> ApiResult<HttpResponse> 
             .ok_or_else(|| ApiError::InvalidRequest(format!("limit must be 1 to {MAX_LIMIT}")))?,
         None => DEFAULT_LIMIT,
     };
-    let after = match state.services.events().resume_point(after).await? {
+    let after = match state.events.resume_point(after).await? {
         Ok(after) => after,
         Err(start_over) => {
             let body = json!({ "events": [], "next": start_over, "reset": true });
             return Ok(no_store(StatusCode::OK).json(body));
         }
     };
-    let events = state.services.events().events_after(after, limit).await?;
+    let events = state.events.events_after(after, limit).await?;
     let next = events.last().map_or(after, |e| e.id);
     let views: Vec<EventView> = events.iter().map(EventView::from).collect();
     Ok(no_store(StatusCode::OK).json(json!({ "events": views, "next": next })))
@@ -159,8 +159,8 @@ async fn stream(
     caller: Caller,
     resume: Option<i64>,
 ) -> ApiResult<HttpResponse> {
-    let feed = state.services.events().clone();
-    let cap = state.services.settings().events.max_streams_per_key;
+    let feed = state.events.clone();
+    let cap = state.settings.max_event_streams_per_key;
     let lease = feed
         .lease_stream(&caller.name, cap)
         .ok_or(Error::RateLimited(STREAM_CAP_RETRY_SECS))?;
@@ -175,8 +175,8 @@ async fn stream(
         },
     };
     let (out, chunks) = mpsc::channel::<Bytes>(CONSUMER_BUFFER);
-    let keepalive = Duration::from_secs(state.services.settings().events.keepalive_secs.max(1));
-    state.services.metrics().event_consumers.inc();
+    let keepalive = Duration::from_secs(state.settings.event_keepalive_secs.max(1));
+    state.metrics.event_consumers.inc();
     let metrics_state = state.clone();
     tokio::spawn(async move {
         // Opens the stream at once, so the consumer knows it is subscribed.
@@ -194,7 +194,7 @@ async fn stream(
             }
         }
         drop(lease);
-        metrics_state.services.metrics().event_consumers.dec();
+        metrics_state.metrics.event_consumers.dec();
     });
     let body = futures_util::stream::unfold(chunks, |mut chunks| async move {
         chunks

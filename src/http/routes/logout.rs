@@ -30,7 +30,7 @@ pub async fn logout(
     let (sid, sub) = caller(&state, &req, scope).await?;
     state.services.logout(&sid, &sub, scope, &client).await?;
     let mut response = HttpResponse::NoContent();
-    let cookies = &state.services.settings().cookies;
+    let cookies = &state.settings.cookies;
     if cookies.enabled {
         response.cookie(cookies.clearing_cookie());
     }
@@ -50,7 +50,7 @@ async fn caller(
     scope: LogoutScope,
 ) -> Result<(SessionId, UserId), ApiError> {
     let services = &state.services;
-    let settings = services.settings();
+    let settings = &state.settings;
     if req.headers().contains_key(header::AUTHORIZATION) || !settings.cookies.enabled {
         let claims = services.verify_token(bearer_token(req)?).await?;
         if scope != LogoutScope::Local {

@@ -23,7 +23,7 @@ pub async fn refresh(
     _browser: SetsRefreshCookie,
     OptionalJson(body): OptionalJson<RefreshBody>,
 ) -> ApiResult<HttpResponse> {
-    let settings = state.services.settings();
+    let settings = &state.settings;
     // In cookie mode, `SetsRefreshCookie` has already applied the cookie-mode checks.
     let presented = body
         .and_then(|b| b.refresh_token)

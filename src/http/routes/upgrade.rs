@@ -32,7 +32,7 @@ pub async fn upgrade(
     Json(body): Json<UpgradeBody>,
 ) -> ApiResult<HttpResponse> {
     let services = &state.services;
-    let settings = services.settings();
+    let settings = &state.settings;
     let upgrade = Upgrade {
         email: &body.email,
         password: body.password,
