@@ -109,18 +109,39 @@ async fn pg_admin(sql: String) {
         .unwrap();
 }
 
+/// How many connections the database `name` has.
+async fn pg_backends(name: &str) -> i64 {
+    use sqlx::Connection;
+    let admin = crate::helpers::pg_admin_url();
+    let mut conn = sqlx::postgres::PgConnection::connect(&admin).await.unwrap();
+    sqlx::query_scalar("select count(*) from pg_stat_activity where datname = $1")
+        .bind(name)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
 impl Refusal {
     async fn start(app: &crate::helpers::TestApp) -> Refusal {
         match crate::helpers::backend() {
             crate::helpers::Backend::Postgres => {
                 let url = url::Url::parse(&app.db.url).unwrap();
                 let name = url.path().trim_start_matches('/').to_string();
-                pg_admin(format!(
-                    "alter database \"{name}\" allow_connections false; \
-                     select pg_terminate_backend(pid) from pg_stat_activity \
-                     where datname = '{name}' and pid <> pg_backend_pid();"
-                ))
-                .await;
+                pg_admin(format!("alter database \"{name}\" allow_connections false")).await;
+                // A connection being opened while the first sweep ran can slip in before the
+                // refusal took effect: sweep until none is left, or the instance still reaches
+                // its database (and rightly keeps vouching).
+                for _ in 0..50 {
+                    pg_admin(format!(
+                        "select pg_terminate_backend(pid) from pg_stat_activity \
+                         where datname = '{name}' and pid <> pg_backend_pid()"
+                    ))
+                    .await;
+                    if pg_backends(&name).await == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
                 Refusal::Postgres(name)
             }
             crate::helpers::Backend::Sqlite => {
