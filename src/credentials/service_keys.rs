@@ -80,7 +80,9 @@ impl ServiceKeys {
             store,
             configured,
             stored: RwLock::new(Arc::new(Vec::new())),
-            last_reload: Mutex::new(clock.now()),
+            // The first miss may re-read at once: a key made just now (by the CLI, or another
+            // instance) is accepted on its first use, not after the next periodic re-read.
+            last_reload: Mutex::new(i64::MIN / 2),
             clock,
             changes: tokio::sync::watch::Sender::new(0),
         };
