@@ -21,8 +21,7 @@ use secrecy::ExposeSecret;
 use sessiond::clock::Clock;
 use sessiond::config::Settings;
 use sessiond::credentials::tokens::access::Subject;
-use sessiond::credentials::tokens::sealing::KeyEncryption;
-use sessiond::credentials::tokens::{AccessTokens, KeyRing, opaque};
+use sessiond::credentials::tokens::{AccessTokens, opaque};
 use sessiond::store::{RefreshOutcome, RotationRequest, SeededSession, Store};
 
 #[tokio::main]
@@ -70,20 +69,8 @@ async fn seed(count: usize, tokens_file: &str) -> anyhow::Result<()> {
     let settings = Settings::load_unchecked()?;
     let store = open_store(&settings).await?;
     let clock = Clock::system();
-    let sealing = Arc::new(KeyEncryption::new(
-        settings.keys.encryption_key.as_ref(),
-        &settings.keys.old_encryption_keys,
-    )?);
-    let ttl = settings.tokens.access_ttl_secs;
-    let keys = Arc::new(KeyRing::load(store.clone(), clock.clone(), ttl, sealing).await?);
-    let tokens = AccessTokens::new(
-        keys,
-        clock.clone(),
-        settings.tokens.issuer.clone(),
-        settings.tokens.audience.clone(),
-        ttl,
-        16,
-    );
+    // Issuing only: no verified tokens to remember.
+    let tokens = AccessTokens::load(store.clone(), clock.clone(), &settings, 16).await?;
     let now = clock.now();
     let expires_at = now + settings.sessions.guest_ttl_secs;
     let mut out = std::io::BufWriter::new(

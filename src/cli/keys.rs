@@ -58,21 +58,13 @@ pub enum KeysCommand {
     Seal,
 }
 
-/// The key-encryption keys of this configuration.
-fn key_encryption(settings: &Settings) -> anyhow::Result<KeyEncryption> {
-    KeyEncryption::new(
-        settings.keys.encryption_key.as_ref(),
-        &settings.keys.old_encryption_keys,
-    )
-}
-
 pub async fn run(
     command: KeysCommand,
     settings: &Settings,
     store: &Store,
     clock: &Clock,
 ) -> Result<(), CliError> {
-    let sealing = key_encryption(settings)?;
+    let sealing = KeyEncryption::from_settings(&settings.keys)?;
     match command {
         KeysCommand::List => {
             for key in store.all_signing_keys().await? {

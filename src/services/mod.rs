@@ -32,7 +32,7 @@ use crate::config::Settings;
 use crate::credentials::bridge::Bridge;
 use crate::credentials::passwords::PasswordHasher;
 use crate::credentials::service_keys::ServiceKeys;
-use crate::credentials::tokens::{AccessTokens, KeyRing};
+use crate::credentials::tokens::AccessTokens;
 use crate::limits::rate_limit::RateLimits;
 use crate::limits::throttle::LoginThrottle;
 use crate::liveness::bus::AnnouncementBus;
@@ -58,20 +58,9 @@ pub struct Services {
 
 impl Services {
     pub async fn build(settings: Settings, store: Store, clock: Clock) -> anyhow::Result<Services> {
-        let sealing = Arc::new(crate::credentials::tokens::sealing::KeyEncryption::new(
-            settings.keys.encryption_key.as_ref(),
-            &settings.keys.old_encryption_keys,
-        )?);
-        let ttl = settings.tokens.access_ttl_secs;
-        let keys = Arc::new(KeyRing::load(store.clone(), clock.clone(), ttl, sealing).await?);
-        let tokens = AccessTokens::new(
-            keys,
-            clock.clone(),
-            settings.tokens.issuer.clone(),
-            settings.tokens.audience.clone(),
-            settings.tokens.access_ttl_secs,
-            settings.tokens.verified_cache_entries,
-        );
+        let cache_entries = settings.tokens.verified_cache_entries;
+        let tokens =
+            AccessTokens::load(store.clone(), clock.clone(), &settings, cache_entries).await?;
         let hasher = PasswordHasher::new(&settings.passwords)?;
         let recently_ended = Arc::new(RecentlyEnded::new(
             clock.clone(),

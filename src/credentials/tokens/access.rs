@@ -10,9 +10,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::KeyRing;
+use super::sealing::KeyEncryption;
 use crate::clock::Clock;
+use crate::config::Settings;
 use crate::domain::{SessionId, UserId};
 use crate::error::Error;
+use crate::store::Store;
 
 pub const TOKEN_TYPE: &str = "at+jwt";
 
@@ -80,6 +83,28 @@ impl AccessTokens {
             verified: Cache::new(cache_entries.max(16)),
             verified_epoch: AtomicU64::new(0),
         }
+    }
+
+    /// The access tokens `settings` configure: their key ring loaded from `store` (the first
+    /// key created if there is none, private parts sealed under the configured key-encryption
+    /// key), remembering up to `cache_entries` verified tokens.
+    pub async fn load(
+        store: Store,
+        clock: Clock,
+        settings: &Settings,
+        cache_entries: usize,
+    ) -> anyhow::Result<AccessTokens> {
+        let sealing = Arc::new(KeyEncryption::from_settings(&settings.keys)?);
+        let ttl = settings.tokens.access_ttl_secs;
+        let keys = Arc::new(KeyRing::load(store, clock.clone(), ttl, sealing).await?);
+        Ok(AccessTokens::new(
+            keys,
+            clock,
+            settings.tokens.issuer.clone(),
+            settings.tokens.audience.clone(),
+            ttl,
+            cache_entries,
+        ))
     }
 
     pub fn keys(&self) -> &Arc<KeyRing> {

@@ -23,6 +23,8 @@ use base64::engine::general_purpose::STANDARD;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+use crate::config::KeySettings;
+
 const MAGIC: &[u8; 4] = b"SKS2";
 /// Sealed by earlier versions: the associated data is the `kid` alone.
 const MAGIC_V1: &[u8; 4] = b"SKS1";
@@ -66,6 +68,12 @@ pub struct KeyEncryption {
 }
 
 impl KeyEncryption {
+    /// The key-encryption keys a configuration names (`keys.encryption_key` and
+    /// `keys.old_encryption_keys`).
+    pub fn from_settings(keys: &KeySettings) -> anyhow::Result<Self> {
+        KeyEncryption::new(keys.encryption_key.as_ref(), &keys.old_encryption_keys)
+    }
+
     pub fn new(current: Option<&SecretString>, old: &[SecretString]) -> anyhow::Result<Self> {
         let current = current
             .filter(|k| !k.expose_secret().is_empty())
