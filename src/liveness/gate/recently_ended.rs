@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::clock::{CLOCK_LEEWAY_SECS, Clock};
@@ -48,8 +48,6 @@ pub struct RecentlyEnded {
     /// When the set was last known complete: the start of the last read that reached the end of
     /// the log, in milliseconds after `epoch`; 0 before the first.
     current_at_ms: AtomicU64,
-    /// Cleared when the tail is told to stop vouching (tests; a shutdown).
-    vouching: AtomicBool,
     epoch: Instant,
     /// Validations that found the set not current and went to the database.
     unsure_answers: AtomicU64,
@@ -62,7 +60,6 @@ impl RecentlyEnded {
             horizon_secs: access_ttl_secs + CLOCK_LEEWAY_SECS,
             ended: RwLock::new(HashMap::new()),
             current_at_ms: AtomicU64::new(0),
-            vouching: AtomicBool::new(true),
             epoch: Instant::now(),
             unsure_answers: AtomicU64::new(0),
         }
@@ -97,9 +94,7 @@ impl RecentlyEnded {
 
     fn is_current_at(&self, now: Instant) -> bool {
         let at = self.current_at_ms.load(Ordering::Acquire);
-        at != 0
-            && self.vouching.load(Ordering::Relaxed)
-            && self.millis_at(now).saturating_sub(at) < CURRENT_FOR.as_millis() as u64
+        at != 0 && self.millis_at(now).saturating_sub(at) < CURRENT_FOR.as_millis() as u64
     }
 
     /// Session `id` ended at `at` (Unix seconds, the clock of whoever ended it). Remembered for
@@ -121,11 +116,6 @@ impl RecentlyEnded {
     pub fn caught_up(&self, read_began: Instant) {
         let at = self.millis_at(read_began).max(1);
         self.current_at_ms.fetch_max(at, Ordering::AcqRel);
-    }
-
-    /// Stops vouching for "not ended" until told otherwise: every answer goes to the database.
-    pub fn stop_vouching(&self) {
-        self.vouching.store(false, Ordering::SeqCst);
     }
 
     /// Forgets sessions whose tokens have all expired.
@@ -206,8 +196,6 @@ mod tests {
         assert_eq!(ended.knows_at("s1", too_late), Knowledge::Unsure);
         ended.caught_up(too_late);
         assert_eq!(ended.knows_at("s1", too_late), Knowledge::NotEnded);
-        ended.stop_vouching();
-        assert_eq!(ended.knows_at("s1", too_late), Knowledge::Unsure);
     }
 
     #[test]
