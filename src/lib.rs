@@ -1,7 +1,9 @@
 #![forbid(unsafe_code)]
 
 //! Layers, each importing only from the ones below it:
-//! - entry points: `startup` (the server), `cli` (the operator's commands);
+//! - entry points: `startup` (the server, and `startup::compose`, the one place that builds the
+//!   core and wires each service from the parts it uses), `cli` (the operator's commands, run
+//!   on the services `compose` builds);
 //! - `http`: requests and responses, the contract's errors, the route table;
 //! - `services`: what each operation does, HTTP-free;
 //! - core, grouped by what it is about: `liveness` (the gate, the announcement bus, the event

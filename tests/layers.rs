@@ -36,7 +36,8 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     ),
     ("services", &[&["services"]]),
     ("http", &[&["http"]]),
-    ("entry points", &[&["startup", "cli"]]),
+    // The CLI composes the services as the server does: through the composition root.
+    ("entry points", &[&["startup"], &["cli"]]),
 ];
 
 /// Folders that only group modules of the core by what they are about: their `mod.rs`

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::startup::compose::Core;
 use crate::store::Store;
 
 pub use config::{ConfigCommand, check_config};
@@ -64,7 +65,7 @@ pub enum Command {
     /// Users: create, show, disable, enable, delete, revoke their sessions.
     #[command(subcommand)]
     Users(UsersCommand),
-    /// Sessions: list a user's live sessions.
+    /// Sessions: list a user's live sessions, end one.
     #[command(subcommand)]
     Sessions(SessionsCommand),
     /// Keys for trusted backends (introspection, ticket redemption, admin API, events).
@@ -101,6 +102,17 @@ impl CliError {
 impl From<crate::credentials::passwords::HashError> for CliError {
     fn from(error: crate::credentials::passwords::HashError) -> Self {
         CliError::Failed(error.into())
+    }
+}
+
+impl From<crate::error::Error> for CliError {
+    fn from(error: crate::error::Error) -> Self {
+        use crate::error::Error;
+        match error {
+            Error::InvalidEmail(why) => CliError::Usage(why.to_string()),
+            Error::WeakPassword(why) => CliError::Usage(why),
+            other => CliError::Failed(other.into()),
+        }
     }
 }
 
@@ -157,28 +169,21 @@ async fn connect(settings: &Settings) -> anyhow::Result<Store> {
 }
 
 /// The client an operator's audit events are recorded with.
-fn cli_client() -> crate::domain::ClientInfo {
+pub(crate) fn cli_client() -> crate::domain::ClientInfo {
     crate::domain::ClientInfo {
         user_agent: Some("sessiond-cli".into()),
         ip_address: None,
     }
 }
 
-/// Records an audit event about `user_id` made from the command line at `now`.
-async fn audit(
+/// The services, composed as the server composes them, for a command that changes state.
+pub(crate) async fn services(
+    settings: &Settings,
     store: &Store,
-    now: i64,
-    event: crate::observability::audit::Event,
-    user_id: &str,
-    detail: serde_json::Value,
-) {
-    let client = cli_client();
-    let subject = crate::observability::audit::AuditSubject {
-        user_id: Some(user_id),
-        session_id: None,
-        client: &client,
-    };
-    crate::observability::audit::record(store, now, event, subject, detail).await;
+    clock: &Clock,
+) -> anyhow::Result<crate::services::Services> {
+    let core = Core::build(settings.clone(), store.clone(), clock.clone()).await?;
+    Ok(core.services())
 }
 
 /// A value for tab-separated output: `-` when missing, control characters (a tab in a user

@@ -1,11 +1,14 @@
-//! `sessiond sessions …`: a user's live sessions.
+//! `sessiond sessions …`: a user's live sessions, and ending one.
 
 use clap::Subcommand;
 use uuid::Uuid;
 
-use super::{CliError, cell};
+use super::{CliError, cell, cli_client, services};
 use crate::clock::{self, Clock};
 use crate::config::Settings;
+use crate::domain::SessionId;
+use crate::error::Error;
+use crate::services::admin::AdminCaller;
 use crate::store::Store;
 
 #[derive(Subcommand)]
@@ -24,6 +27,18 @@ pub enum SessionsCommand {
         #[arg(long = "user", value_name = "ID")]
         user_id: Uuid,
     },
+    /// End one session (its user may sign in again).
+    #[command(
+        long_about = "End one live session, whoever's it is, as the owner's own revocation \
+                      would (reason admin on the event feed): running instances refuse its \
+                      tokens within a second. The other sessions of its user go on.",
+        after_long_help = "Example:\n  \
+            sessiond sessions revoke 0190c5d6-a1b2-7c3e-9f0a-4b5c6d7e8f91"
+    )]
+    Revoke {
+        /// The session's id (a UUID).
+        session_id: Uuid,
+    },
 }
 
 pub async fn run(
@@ -33,6 +48,22 @@ pub async fn run(
     clock: &Clock,
 ) -> Result<(), CliError> {
     match command {
+        SessionsCommand::Revoke { session_id } => {
+            let session_id = SessionId::trusted(session_id.to_string());
+            let admin = services(settings, store, clock).await?.admin;
+            let client = cli_client();
+            let by = AdminCaller {
+                service: "cli",
+                client: &client,
+            };
+            match admin.revoke_session(&session_id, &by).await {
+                Ok(()) => println!("revoked {session_id}"),
+                Err(Error::NotFound(_)) => {
+                    return Err(anyhow::anyhow!("no live session {session_id}").into());
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
         SessionsCommand::List { user_id } => {
             let user_id = user_id.to_string();
             if store.find_account(&user_id).await?.is_none() {

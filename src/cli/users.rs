@@ -4,16 +4,15 @@ use std::io::{BufRead, IsTerminal};
 
 use clap::Subcommand;
 use secrecy::SecretString;
-use serde_json::json;
 use uuid::Uuid;
 
-use super::{CliError, audit};
+use super::{CliError, cli_client, services};
 use crate::clock::{self, Clock};
 use crate::config::Settings;
-use crate::credentials::passwords::PasswordHasher;
-use crate::domain::{Email, Password, PasswordPolicy, RevokeReason};
-use crate::observability::audit::Event;
-use crate::store::{Account, NewUser, SessionsToEnd, Store};
+use crate::domain::{Email, UserId};
+use crate::error::Error;
+use crate::services::admin::AdminCaller;
+use crate::store::{Account, Store};
 
 #[derive(Subcommand)]
 pub enum UsersCommand {
@@ -113,57 +112,68 @@ pub async fn run(
     store: &Store,
     clock: &Clock,
 ) -> Result<(), CliError> {
-    let now = clock.now();
+    if let UsersCommand::Show { user } = command {
+        return show(settings, store, user, clock.now()).await;
+    }
+    // What changes state goes through the same service as the admin API, as the caller "cli":
+    // it audits, ends sessions and announces exactly as a request would.
+    let admin = services(settings, store, clock).await?.admin;
+    let client = cli_client();
+    let by = &AdminCaller {
+        service: "cli",
+        client: &client,
+    };
     match command {
-        UsersCommand::Create { email } => create(settings, store, email, now).await?,
-        UsersCommand::Show { user } => show(settings, store, user, now).await?,
+        UsersCommand::Show { .. } => unreachable!("answered above"),
+        UsersCommand::Create { email } => {
+            let password = read_password(&email)?;
+            let user =
+                admin
+                    .create_user(&email, password, by)
+                    .await
+                    .map_err(|error| match error {
+                        Error::WeakPassword(why) => {
+                            CliError::Usage(format!("the password was refused: {why}"))
+                        }
+                        Error::EmailTaken => CliError::Failed(anyhow::anyhow!(
+                            "an account with the email {} exists already",
+                            email.as_str()
+                        )),
+                        other => other.into(),
+                    })?;
+            println!("{}", user.id);
+            eprintln!("created user {} ({})", email.as_str(), user.id);
+        }
         UsersCommand::Disable { user_id } => {
-            let user_id = user_id.to_string();
-            let ended = store
-                .disable_user(&user_id, now)
-                .await?
-                .ok_or_else(|| unknown(&user_id))?;
-            let detail = json!({ "via": "cli", "revoked": ended.len() });
-            audit(store, now, Event::AdminDisabledUser, &user_id, detail).await;
+            let user_id = UserId::trusted(user_id.to_string());
+            let ended = admin
+                .disable_user(&user_id, by)
+                .await
+                .map_err(unknown(&user_id))?;
             println!("disabled {user_id}; {} sessions ended", ended.len());
         }
         UsersCommand::Enable { user_id } => {
-            let user_id = user_id.to_string();
-            if !store.enable_user(&user_id, now).await? {
-                return Err(unknown(&user_id));
-            }
-            audit(
-                store,
-                now,
-                Event::AdminEnabledUser,
-                &user_id,
-                json!({ "via": "cli" }),
-            )
-            .await;
+            let user_id = UserId::trusted(user_id.to_string());
+            admin
+                .enable_user(&user_id, by)
+                .await
+                .map_err(unknown(&user_id))?;
             println!("enabled {user_id}");
         }
         UsersCommand::Delete { user_id } => {
-            let user_id = user_id.to_string();
-            let ended = store
-                .delete_user(&user_id)
-                .await?
-                .ok_or_else(|| unknown(&user_id))?;
-            let detail = json!({ "via": "cli", "sessions": ended.len() });
-            audit(store, now, Event::AdminDeletedUser, &user_id, detail).await;
+            let user_id = UserId::trusted(user_id.to_string());
+            let ended = admin
+                .delete_user(&user_id, by)
+                .await
+                .map_err(unknown(&user_id))?;
             println!("deleted {user_id} and its {} sessions", ended.len());
         }
         UsersCommand::RevokeSessions { user_id } => {
-            let user_id = user_id.to_string();
-            if store.find_account(&user_id).await?.is_none() {
-                return Err(unknown(&user_id));
-            }
-            let all = SessionsToEnd::OfUser {
-                user_id: &user_id,
-                keep: None,
-            };
-            let ended = store.end_sessions(all, RevokeReason::Admin, now).await?;
-            let detail = json!({ "via": "cli", "revoked": ended.len() });
-            audit(store, now, Event::AdminRevokedSessions, &user_id, detail).await;
+            let user_id = UserId::trusted(user_id.to_string());
+            let ended = admin
+                .revoke_user_sessions(&user_id, by)
+                .await
+                .map_err(unknown(&user_id))?;
             // Running instances drop these at once (PostgreSQL: announced by a trigger when
             // this commits) or within a second (SQLite).
             println!("revoked {} sessions", ended.len());
@@ -172,51 +182,16 @@ pub async fn run(
     Ok(())
 }
 
-fn unknown(user: &str) -> CliError {
-    CliError::Failed(anyhow::anyhow!("no user {user}"))
+/// A service error for a command about `user`: "no user …" when it does not exist.
+fn unknown(user: &str) -> impl FnOnce(Error) -> CliError + '_ {
+    move |error| match error {
+        Error::NotFound(_) => no_user(user),
+        other => other.into(),
+    }
 }
 
-async fn create(
-    settings: &Settings,
-    store: &Store,
-    email: Email,
-    now: i64,
-) -> Result<(), CliError> {
-    let raw = read_password(&email)?;
-    let policy = PasswordPolicy {
-        min_strength: settings.passwords.min_strength,
-    };
-    let password = Password::parse(raw, policy, &[email.as_str()])
-        .map_err(|e| CliError::Usage(format!("the password was refused: {e}")))?;
-    let hash = PasswordHasher::new(&settings.passwords)?
-        .hash(password.secret())
-        .await?;
-    let id = Uuid::now_v7().to_string();
-    let user = NewUser {
-        id: &id,
-        email: Some(email.as_str()),
-        password_hash: Some(&hash),
-        is_guest: false,
-        now,
-    };
-    if !store.create_user(&user).await? {
-        let taken = anyhow::anyhow!(
-            "an account with the email {} exists already",
-            email.as_str()
-        );
-        return Err(taken.into());
-    }
-    audit(
-        store,
-        now,
-        Event::AdminCreatedUser,
-        &id,
-        json!({ "via": "cli" }),
-    )
-    .await;
-    println!("{id}");
-    eprintln!("created user {} ({id})", email.as_str());
-    Ok(())
+fn no_user(user: &str) -> CliError {
+    CliError::Failed(anyhow::anyhow!("no user {user}"))
 }
 
 /// The first line of standard input, without its line ending. On a terminal the typing is
@@ -260,8 +235,8 @@ async fn show(settings: &Settings, store: &Store, user: UserRef, now: i64) -> Re
         UserRef::Email(email) => store.find_account_by_email(email.as_str()).await?,
     };
     let account = account.ok_or_else(|| match &user {
-        UserRef::Id(id) => unknown(&id.to_string()),
-        UserRef::Email(email) => unknown(email.as_str()),
+        UserRef::Id(id) => no_user(&id.to_string()),
+        UserRef::Email(email) => no_user(email.as_str()),
     })?;
     let idle = settings.sessions.idle_timeout_secs;
     let live = store.list_live_sessions(&account.id, now, idle).await?;

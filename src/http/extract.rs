@@ -18,7 +18,7 @@ use crate::http::client_ip::{ProxyTrust, client_ip};
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
 use crate::services::Caller;
-pub use crate::services::sessions::Authenticated;
+pub use crate::services::validation::Authenticated;
 
 pub const MAX_BODY: usize = 16 * 1024;
 const MAX_USER_AGENT: usize = 512;
@@ -178,7 +178,7 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = app_state(req);
         let token = bearer_token(req).map(str::to_string);
-        Box::pin(async move { Ok(state.services.authenticate(&token?).await?) })
+        Box::pin(async move { Ok(state.services.validation.authenticate(&token?).await?) })
     }
 }
 
@@ -218,6 +218,7 @@ impl FromRequest for ServiceClient {
             let key = key.map_err(|_| invalid())?;
             let caller = state
                 .services
+                .validation
                 .service_caller(&key)
                 .await
                 .ok_or_else(invalid)?;

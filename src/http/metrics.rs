@@ -66,7 +66,7 @@ pub async fn export(
             return Err(crate::error::Error::InvalidClient.into());
         }
     }
-    let body = state.services.render_metrics().await;
+    let body = state.services.health.render_metrics().await;
     Ok(actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(body))

@@ -39,7 +39,7 @@ impl HttpSettings {
 }
 
 pub struct AppState {
-    pub services: Arc<Services>,
+    pub services: Services,
     pub settings: HttpSettings,
     /// The session event feed `GET /v1/events` streams from.
     pub events: Arc<EventFeed>,
@@ -50,11 +50,16 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(services: Arc<Services>) -> AppState {
+    pub fn new(
+        services: Services,
+        settings: &Settings,
+        events: Arc<EventFeed>,
+        metrics: Arc<Metrics>,
+    ) -> AppState {
         AppState {
-            settings: HttpSettings::from_settings(services.settings()),
-            events: services.events().clone(),
-            metrics: services.metrics().clone(),
+            settings: HttpSettings::from_settings(settings),
+            events,
+            metrics,
             services,
             shutting_down: AtomicBool::new(false),
         }

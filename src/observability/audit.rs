@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::clock::Clock;
 use crate::domain::ClientInfo;
 use crate::store::{AuditEntry, Store};
 
@@ -96,6 +97,24 @@ pub struct AuditSubject<'a> {
     pub user_id: Option<&'a str>,
     pub session_id: Option<&'a str>,
     pub client: &'a ClientInfo,
+}
+
+/// The audit trail as the services write it: each event at the injected clock's time.
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Store,
+    clock: Clock,
+}
+
+impl AuditLog {
+    pub fn new(store: Store, clock: Clock) -> AuditLog {
+        AuditLog { store, clock }
+    }
+
+    /// Records an event (never fails the operation it describes).
+    pub async fn record(&self, event: Event, subject: AuditSubject<'_>, detail: Value) {
+        record(&self.store, self.clock.now(), event, subject, detail).await;
+    }
 }
 
 pub async fn record(

@@ -1,21 +1,55 @@
 //! Accounts: signup and guest (with login, the ways to open a session locally), a guest's
 //! upgrade to a permanent account, and password change.
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::Services;
-use super::credentials::Admission;
+use super::credentials::{Admission, CredentialChecks};
+use super::ending::Ending;
 use super::login::throttle_account;
-use super::sessions::Issued;
+use super::sessions::{Issued, Sessions};
+use crate::clock::Clock;
 use crate::credentials::tokens::opaque;
 use crate::domain::User;
 use crate::domain::{
     ClientInfo, Email, Password, PasswordPolicy, RevokeReason, SessionId, SessionKind, UserId,
 };
 use crate::error::{Error, Result};
-use crate::observability::audit::{AuditSubject, Event};
-use crate::store::{GuestUpgrade, NewUser, Precondition, PresentedToken, UpgradeOutcome};
+use crate::limits::rate_limit::RateLimits;
+use crate::liveness::gate::SessionGate;
+use crate::observability::audit::{AuditLog, AuditSubject, Event};
+use crate::observability::metrics::Metrics;
+use crate::store::{GuestUpgrade, NewUser, Precondition, PresentedToken, Store, UpgradeOutcome};
+
+/// The ways a user comes to be and signs in locally, and what they change about themselves.
+pub struct Accounts {
+    pub(super) store: Store,
+    pub(super) clock: Clock,
+    pub(super) checks: Arc<CredentialChecks>,
+    pub(super) sessions: Arc<Sessions>,
+    pub(super) ending: Arc<Ending>,
+    pub(super) gate: Arc<SessionGate>,
+    pub(super) rate_limits: Arc<RateLimits>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) audit: AuditLog,
+    pub(super) policy: PasswordPolicy,
+}
+
+/// What [`Accounts`] is built from.
+pub struct AccountsParts {
+    pub store: Store,
+    pub clock: Clock,
+    pub checks: Arc<CredentialChecks>,
+    pub sessions: Arc<Sessions>,
+    pub ending: Arc<Ending>,
+    pub gate: Arc<SessionGate>,
+    pub rate_limits: Arc<RateLimits>,
+    pub metrics: Arc<Metrics>,
+    pub audit: AuditLog,
+    pub policy: PasswordPolicy,
+}
 
 /// What a guest upgrade needs besides the guest's live session.
 pub struct Upgrade<'a> {
@@ -25,11 +59,32 @@ pub struct Upgrade<'a> {
     pub refresh_token: Option<SecretString>,
 }
 
-impl Services {
-    /// Spends one of the client's rate-limited credential attempts (signup, login, password
-    /// change, bridge, upgrade), or says how long to wait.
-    pub fn credential_attempt(&self, client: &ClientInfo) -> Result<()> {
-        self.rate_limits.credentials(client)
+impl Accounts {
+    pub fn new(parts: AccountsParts) -> Accounts {
+        let AccountsParts {
+            store,
+            clock,
+            checks,
+            sessions,
+            ending,
+            gate,
+            rate_limits,
+            metrics,
+            audit,
+            policy,
+        } = parts;
+        Accounts {
+            store,
+            clock,
+            checks,
+            sessions,
+            ending,
+            gate,
+            rate_limits,
+            metrics,
+            audit,
+            policy,
+        }
     }
 
     /// Validates a new email and password (the password may not lean on the email) and
@@ -40,15 +95,9 @@ impl Services {
         password: SecretString,
     ) -> Result<(Email, String)> {
         let email = Email::parse(email)?;
-        let password = Password::parse(password, self.password_policy(), &[email.as_str()])?;
-        let hash = self.hasher.hash(password.secret()).await?;
+        let password = Password::parse(password, self.policy, &[email.as_str()])?;
+        let hash = self.checks.hasher().hash(password.secret()).await?;
         Ok((email, hash))
-    }
-
-    fn password_policy(&self) -> PasswordPolicy {
-        PasswordPolicy {
-            min_strength: self.settings.passwords.min_strength,
-        }
     }
 
     #[tracing::instrument(name = "signup", skip_all)]
@@ -58,7 +107,7 @@ impl Services {
         password: SecretString,
         client: &ClientInfo,
     ) -> Result<Issued> {
-        self.credential_attempt(client)?;
+        self.checks.attempt(client)?;
         let (email, hash) = self.new_credentials(email, password).await?;
         let user = new_user(Some(email.as_str().to_string()), false, self.clock.now());
         self.create_user_with_session(
@@ -97,13 +146,14 @@ impl Services {
             now: user.created_at,
         };
         let issued = self
+            .sessions
             .open_session(Precondition::NewUser(&new_user), user, kind, client)
             .await?
             .ok_or(Error::EmailTaken)?;
         let session_id = issued.session_id.as_str();
         tracing::info!(user_id = %user.id, %session_id, kind = kind.as_str(), "new user");
         let subject = subject(Some(&user.id), Some(session_id), client);
-        self.audit(event, subject, json!({})).await;
+        self.audit.record(event, subject, json!({})).await;
         Ok(issued)
     }
 
@@ -118,7 +168,7 @@ impl Services {
         upgrade: Upgrade<'_>,
         client: &ClientInfo,
     ) -> Result<Issued> {
-        self.credential_attempt(client)?;
+        self.checks.attempt(client)?;
         if !guest.is_guest {
             return Err(Error::Forbidden("only a guest session can be upgraded"));
         }
@@ -139,7 +189,7 @@ impl Services {
             .map(|t| opaque::seal_successor(t, &refresh_token));
         let kind = SessionKind::Password;
         let amr = kind.amr();
-        let permanent_ttl = self.settings.sessions.permanent_ttl_secs;
+        let permanent_ttl = self.sessions.lifetimes().permanent_ttl_secs;
         let outcome = self
             .store
             .upgrade_guest(&GuestUpgrade {
@@ -177,10 +227,11 @@ impl Services {
         };
         tracing::info!(user_id = %user.id, %session_id, "guest upgraded");
         let subject = subject(Some(&user.id), Some(session_id), client);
-        self.audit(Event::Upgrade, subject, json!({})).await;
-        let idle = self.settings.sessions.idle_timeout_secs;
+        self.audit.record(Event::Upgrade, subject, json!({})).await;
+        let idle = self.sessions.lifetimes().idle_timeout_secs;
         let ends_at = (session_created_at + permanent_ttl).min(self.clock.now() + idle);
-        self.issue(user, session_id.clone(), amr, refresh_token, ends_at)
+        self.sessions
+            .issue(user, session_id.clone(), amr, refresh_token, ends_at)
     }
 
     /// Changes the password of `user_id` (who must confirm the current one), then ends every
@@ -195,18 +246,22 @@ impl Services {
         new: SecretString,
         client: &ClientInfo,
     ) -> Result<()> {
-        self.credential_attempt(client)?;
+        self.checks.attempt(client)?;
         // The same budget as a login to this account: a stolen access token cannot guess the
         // password faster than the login form can.
         let account = match email {
             Some(email) => throttle_account(email, Email::parse(email).ok().as_ref()),
             None => user_id.to_string(),
         };
-        let Admission { slot, ticket } = self.admit_check(&account, client).await?;
+        let Admission { slot, ticket } = self.checks.admit_check(&account, client).await?;
         let stored = self.store.password_hash(user_id).await?;
         // A guest has no password to confirm: the dummy hash keeps the timing uniform.
         let verified_hash = stored.clone();
-        let verified = self.hasher.verify_in(slot, current, stored).await?;
+        let verified = self
+            .checks
+            .hasher()
+            .verify_in(slot, current, stored)
+            .await?;
         let verified_hash = match verified_hash {
             Some(hash) if verified => hash,
             _ => {
@@ -214,6 +269,7 @@ impl Services {
                 let subject = subject(Some(user_id), Some(session_id), client);
                 let detail = json!({ "credential": "password", "purpose": "password_change" });
                 return Err(self
+                    .checks
                     .check_failed(
                         ticket,
                         Event::CredentialCheckFailed,
@@ -224,10 +280,10 @@ impl Services {
                     .await);
             }
         };
-        self.check_passed(ticket).await?;
+        self.checks.check_passed(ticket).await?;
         let context: Vec<&str> = email.into_iter().collect();
-        let new_password = Password::parse(new, self.password_policy(), &context)?;
-        let hash = self.hasher.hash(new_password.secret()).await?;
+        let new_password = Password::parse(new, self.policy, &context)?;
+        let hash = self.checks.hasher().hash(new_password.secret()).await?;
         let now = self.clock.now();
         let ended = self
             .store
@@ -239,7 +295,8 @@ impl Services {
         let detail = json!({ "revoked": ended });
         let subject = subject(Some(user_id), Some(session_id), client);
         let record = Some((Event::PasswordChanged, subject, detail));
-        self.finish_ending(&ended, RevokeReason::PasswordChanged, record)
+        self.ending
+            .finish_ending(&ended, RevokeReason::PasswordChanged, record)
             .await;
         Ok(())
     }

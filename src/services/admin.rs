@@ -1,16 +1,48 @@
-//! What a backend holding an `admin` service key may do to a user: list and end their
-//! sessions, disable, enable or delete them, clear their login throttle, and read the audit
-//! trail. Every write is recorded with the calling service's name.
+//! What a backend holding an `admin` service key (or the operator, from the CLI as the caller
+//! "cli") may do to a user: create one, list and end their sessions, disable, enable or delete
+//! them, clear their login throttle, and read the audit trail. Every write is recorded with the
+//! calling service's name, and ends sessions the one way (`ending`), so the CLI announces and
+//! audits exactly as the API does.
 
+use std::sync::Arc;
+
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::Services;
-use super::ending::{EndAudit, Ending};
-use crate::domain::{ClientInfo, RevokeReason, UserId};
+use super::ending::{EndAudit, Ending, ToEnd};
+use super::sessions::Sessions;
+use crate::clock::Clock;
+use crate::credentials::passwords::PasswordHasher;
+use crate::domain::{ClientInfo, Email, Password, PasswordPolicy, RevokeReason, SessionId, UserId};
 use crate::domain::{Session, User};
 use crate::error::{Error, Result};
-use crate::observability::audit::{AuditSubject, Event};
-use crate::store::AuditEntry;
+use crate::limits::throttle::LoginThrottle;
+use crate::observability::audit::{AuditLog, AuditSubject, Event};
+use crate::store::{AuditEntry, NewUser, Store};
+
+/// A user's life as an operator manages it.
+pub struct Admin {
+    store: Store,
+    clock: Clock,
+    throttle: Arc<LoginThrottle>,
+    sessions: Arc<Sessions>,
+    ending: Arc<Ending>,
+    hasher: PasswordHasher,
+    policy: PasswordPolicy,
+    audit: AuditLog,
+}
+
+/// What [`Admin`] is built from.
+pub struct AdminParts {
+    pub store: Store,
+    pub clock: Clock,
+    pub throttle: Arc<LoginThrottle>,
+    pub sessions: Arc<Sessions>,
+    pub ending: Arc<Ending>,
+    pub hasher: PasswordHasher,
+    pub policy: PasswordPolicy,
+    pub audit: AuditLog,
+}
 
 /// The calling service and its client, named in the audit event of every admin write.
 pub struct AdminCaller<'a> {
@@ -33,7 +65,61 @@ impl AdminCaller<'_> {
     }
 }
 
-impl Services {
+impl Admin {
+    pub fn new(parts: AdminParts) -> Admin {
+        let AdminParts {
+            store,
+            clock,
+            throttle,
+            sessions,
+            ending,
+            hasher,
+            policy,
+            audit,
+        } = parts;
+        Admin {
+            store,
+            clock,
+            throttle,
+            sessions,
+            ending,
+            hasher,
+            policy,
+            audit,
+        }
+    }
+
+    /// A user with a password and no session (they sign in with it). The password passes the
+    /// same rules as signup; a taken email is `email_taken`.
+    pub async fn create_user(
+        &self,
+        email: &Email,
+        password: SecretString,
+        by: &AdminCaller<'_>,
+    ) -> Result<User> {
+        let password = Password::parse(password, self.policy, &[email.as_str()])?;
+        let hash = self.hasher.hash(password.secret()).await?;
+        let user = User {
+            id: UserId::generate(),
+            email: Some(email.as_str().to_string()),
+            is_guest: false,
+            created_at: self.clock.now(),
+        };
+        let new_user = NewUser {
+            id: &user.id,
+            email: user.email.as_deref(),
+            password_hash: Some(&hash),
+            is_guest: false,
+            now: user.created_at,
+        };
+        if !self.store.create_user(&new_user).await? {
+            return Err(Error::EmailTaken);
+        }
+        self.admin_done(by, Event::AdminCreatedUser, &user.id, json!({}))
+            .await;
+        Ok(user)
+    }
+
     async fn existing_user(&self, user_id: &UserId) -> Result<User> {
         self.store
             .find_user(user_id)
@@ -49,27 +135,63 @@ impl Services {
         user_id: &UserId,
         detail: Value,
     ) {
-        self.audit(event, by.subject(user_id), by.detail(detail))
+        self.audit
+            .record(event, by.subject(user_id), by.detail(detail))
             .await;
     }
 
     pub async fn user_sessions(&self, user_id: &UserId) -> Result<Vec<Session>> {
         self.existing_user(user_id).await?;
-        self.list_sessions(user_id).await
+        self.sessions.list_sessions(user_id).await
     }
 
-    pub async fn revoke_user_sessions(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
+    /// Ends every session of the user (they may sign in again); returns the ids that ended.
+    pub async fn revoke_user_sessions(
+        &self,
+        user_id: &UserId,
+        by: &AdminCaller<'_>,
+    ) -> Result<Vec<String>> {
         self.existing_user(user_id).await?;
         let audit = EndAudit {
             event: Event::AdminRevokedSessions,
             subject: by.subject(user_id),
             detail: |ended: &[String]| Some(by.detail(json!({ "revoked": ended.len() }))),
         };
-        let which = Ending::OfUser {
+        let which = ToEnd::OfUser {
             user_id,
             keep: None,
         };
-        self.end_sessions(which, RevokeReason::Admin, audit).await?;
+        self.ending
+            .end_sessions(which, RevokeReason::Admin, audit)
+            .await
+    }
+
+    /// Ends one session, whoever's it is (`not_found` unless it was live).
+    pub async fn revoke_session(&self, session_id: &SessionId, by: &AdminCaller<'_>) -> Result<()> {
+        let session = self.store.find_session(session_id).await?;
+        let Some(user_id) = session.map(|session| session.user_id) else {
+            return Err(Error::NotFound("no such session"));
+        };
+        let audit = EndAudit {
+            event: Event::AdminRevokedSessions,
+            subject: AuditSubject {
+                user_id: Some(&user_id),
+                session_id: Some(session_id),
+                client: by.client,
+            },
+            detail: |ended: &[String]| Some(by.detail(json!({ "revoked": ended.len() }))),
+        };
+        let which = ToEnd::One {
+            session_id,
+            owner: None,
+        };
+        let ended = self
+            .ending
+            .end_sessions(which, RevokeReason::Admin, audit)
+            .await?;
+        if ended.is_empty() {
+            return Err(Error::NotFound("no such session"));
+        }
         Ok(())
     }
 
@@ -87,7 +209,8 @@ impl Services {
         Ok(())
     }
 
-    pub async fn delete_user(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
+    /// Deletes the user with their sessions; returns the ids of the sessions that were live.
+    pub async fn delete_user(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<Vec<String>> {
         let ended = self.store.delete_user(user_id).await?;
         let event = Event::AdminDeletedUser;
         let reason = RevokeReason::UserDeleted;
@@ -97,7 +220,11 @@ impl Services {
 
     /// The user can no longer log in, refresh or bridge, and every session of theirs ends now,
     /// on every instance.
-    pub async fn disable_user(&self, user_id: &UserId, by: &AdminCaller<'_>) -> Result<()> {
+    pub async fn disable_user(
+        &self,
+        user_id: &UserId,
+        by: &AdminCaller<'_>,
+    ) -> Result<Vec<String>> {
         let ended = self.store.disable_user(user_id, self.clock.now()).await?;
         let event = Event::AdminDisabledUser;
         let reason = RevokeReason::UserDisabled;
@@ -115,12 +242,12 @@ impl Services {
         ended: Option<Vec<String>>,
         (event, reason): (Event, RevokeReason),
         count_key: &str,
-    ) -> Result<()> {
+    ) -> Result<Vec<String>> {
         let ended = ended.ok_or(Error::NotFound("no such user"))?;
         let detail = by.detail(json!({ count_key: ended.len() }));
         let record = Some((event, by.subject(user_id), detail));
-        self.finish_ending(&ended, reason, record).await;
-        Ok(())
+        self.ending.finish_ending(&ended, reason, record).await;
+        Ok(ended)
     }
 
     /// The user may log in again.

@@ -1,20 +1,51 @@
 //! The session bridge: a verified third-party token is exchanged for a local session of the
 //! user linked to its issuer and subject (created on first use).
 
+use std::sync::Arc;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-use super::Services;
 use super::accounts::subject;
-use super::sessions::Issued;
-use crate::credentials::bridge::VerifiedIdentity;
+use super::credentials::CredentialChecks;
+use super::sessions::{Issued, Sessions};
+use crate::clock::Clock;
+use crate::credentials::bridge::{Bridge, VerifiedIdentity};
 use crate::domain::User;
 use crate::domain::{ClientInfo, Email, SessionKind, UserId};
 use crate::error::{Error, Result};
-use crate::observability::audit::Event;
-use crate::store::Precondition;
+use crate::observability::audit::{AuditLog, Event};
+use crate::store::{Precondition, Store};
 
-impl Services {
+/// Signs in with a third party's token.
+pub struct BridgeSignIn {
+    bridge: Arc<Bridge>,
+    checks: Arc<CredentialChecks>,
+    sessions: Arc<Sessions>,
+    store: Store,
+    clock: Clock,
+    audit: AuditLog,
+}
+
+impl BridgeSignIn {
+    pub fn new(
+        bridge: Arc<Bridge>,
+        checks: Arc<CredentialChecks>,
+        sessions: Arc<Sessions>,
+        store: Store,
+        clock: Clock,
+        audit: AuditLog,
+    ) -> BridgeSignIn {
+        BridgeSignIn {
+            bridge,
+            checks,
+            sessions,
+            store,
+            clock,
+            audit,
+        }
+    }
+
     #[tracing::instrument(name = "bridge", skip_all, fields(provider = %provider))]
     pub async fn bridge(
         &self,
@@ -22,24 +53,27 @@ impl Services {
         token: &SecretString,
         client: &ClientInfo,
     ) -> Result<Issued> {
-        self.credential_attempt(client)?;
+        self.checks.attempt(client)?;
         let identity = self.bridge.verify(provider, token.expose_secret()).await?;
         let user = self.local_user(&identity).await?;
         let kind = SessionKind::Bridge(&identity.provider);
         let opened = self
+            .sessions
             .open_session(Precondition::EnabledUser, &user, kind, client)
             .await?;
         let Some(issued) = opened else {
             tracing::info!(user_id = %user.id, "bridge refused: the user is disabled");
             let detail = json!({ "provider": identity.provider, "disabled": true });
             let subject = subject(Some(&user.id), None, client);
-            self.audit(Event::BridgeRefused, subject, detail).await;
+            self.audit
+                .record(Event::BridgeRefused, subject, detail)
+                .await;
             return Err(Error::Forbidden("this account is disabled"));
         };
         tracing::info!(user_id = %user.id, session_id = %issued.session_id, "bridged session");
         let detail = json!({ "provider": identity.provider, "issuer": identity.issuer });
         let subject = subject(Some(&user.id), Some(&issued.session_id), client);
-        self.audit(Event::Bridge, subject, detail).await;
+        self.audit.record(Event::Bridge, subject, detail).await;
         Ok(issued)
     }
 

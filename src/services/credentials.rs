@@ -11,12 +11,26 @@
 
 use serde_json::{Value, json};
 
-use super::Services;
-use crate::credentials::passwords::HashSlot;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::credentials::passwords::{HashSlot, PasswordHasher};
 use crate::domain::ClientInfo;
 use crate::error::{Error, Result};
-use crate::limits::throttle::{Admitted, Verdict};
-use crate::observability::audit::{AuditSubject, Event};
+use crate::limits::rate_limit::RateLimits;
+use crate::limits::throttle::{Admitted, LoginThrottle, Verdict};
+use crate::observability::audit::{AuditLog, AuditSubject, Event};
+use crate::observability::metrics::Metrics;
+
+/// The one step every credential check goes through (see the module docs).
+pub struct CredentialChecks {
+    hasher: PasswordHasher,
+    throttle: Arc<LoginThrottle>,
+    rate_limits: Arc<RateLimits>,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    audit: AuditLog,
+}
 
 /// A credential check the throttle let through.
 pub(super) struct Admission {
@@ -32,7 +46,36 @@ pub(super) struct CheckTicket {
     admitted: Admitted,
 }
 
-impl Services {
+impl CredentialChecks {
+    pub fn new(
+        hasher: PasswordHasher,
+        throttle: Arc<LoginThrottle>,
+        rate_limits: Arc<RateLimits>,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+        audit: AuditLog,
+    ) -> CredentialChecks {
+        CredentialChecks {
+            hasher,
+            throttle,
+            rate_limits,
+            clock,
+            metrics,
+            audit,
+        }
+    }
+
+    /// The argon2 queue the checks run in (new passwords are hashed in it too).
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// Spends one of the client's rate-limited credential attempts (signup, login, password
+    /// change, bridge, upgrade), or says how long to wait.
+    pub fn attempt(&self, client: &ClientInfo) -> Result<()> {
+        self.rate_limits.credentials(client)
+    }
+
     /// Admits one check of a credential of `account` (the normalized email, or the input as
     /// typed) from `client`, or refuses it: `503` when the hashing queue is full, `429` while
     /// the account is blocked from this address. Waits when the account is under attack.
@@ -79,7 +122,7 @@ impl Services {
         answer: Error,
     ) -> Error {
         let (user_id, client) = (subject.user_id, subject.client);
-        self.audit(event, subject, detail).await;
+        self.audit.record(event, subject, detail).await;
         let now = self.clock.now();
         let failure = match self
             .throttle
@@ -100,7 +143,9 @@ impl Services {
                 session_id: None,
                 client,
             };
-            self.audit(Event::LoginThrottled, subject, detail).await;
+            self.audit
+                .record(Event::LoginThrottled, subject, detail)
+                .await;
         }
         answer
     }

@@ -1,23 +1,36 @@
-//! Ending sessions, the one way it is done: [`Services::end_sessions`] revokes with a
+//! Ending sessions, the one way it is done: [`Ending::end_sessions`] revokes with a
 //! [`RevokeReason`], forgets the sessions in this instance's gate (other instances hear it from
 //! the database, see `gate`), and records the audit event. Operations that revoke inside a
-//! larger transaction (password change, disable, delete, reuse detection) finish through the
-//! same [`Services::sessions_ended`].
+//! larger transaction (password change, disable, delete, reuse detection, eviction) finish
+//! through the same [`Ending::finish_ending`].
+
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
-use super::Services;
-use crate::credentials::tokens::AccessClaims;
+use crate::clock::Clock;
 use crate::credentials::tokens::opaque;
+use crate::credentials::tokens::{AccessClaims, AccessTokens};
 use crate::domain::{ClientInfo, RevokeReason, SessionId, UserId};
 use crate::error::{Error, Result};
-use crate::observability::audit::{AuditSubject, Event};
-use crate::store::SessionsToEnd;
+use crate::liveness::gate::SessionGate;
+use crate::observability::audit::{AuditLog, AuditSubject, Event};
+use crate::store::{SessionsToEnd, Store};
+
+/// Logout, revocation, and the last step of every other way a session ends.
+pub struct Ending {
+    store: Store,
+    clock: Clock,
+    gate: Arc<SessionGate>,
+    /// An access token presented for revocation names its session.
+    tokens: Arc<AccessTokens>,
+    audit: AuditLog,
+}
 
 /// Which sessions to end.
 #[derive(Debug, Clone, Copy)]
-pub enum Ending<'a> {
+pub enum ToEnd<'a> {
     /// One session; with `owner`, only if it belongs to that user.
     One {
         session_id: &'a SessionId,
@@ -38,23 +51,39 @@ pub struct EndAudit<'a, F: FnOnce(&[String]) -> Option<Value>> {
     pub detail: F,
 }
 
-impl Services {
+impl Ending {
+    pub fn new(
+        store: Store,
+        clock: Clock,
+        gate: Arc<SessionGate>,
+        tokens: Arc<AccessTokens>,
+        audit: AuditLog,
+    ) -> Ending {
+        Ending {
+            store,
+            clock,
+            gate,
+            tokens,
+            audit,
+        }
+    }
+
     /// Ends sessions for `reason`: revokes them, forgets them here (other instances hear it
     /// from the database) and records the audit event. Returns the ids that ended; a session
     /// already ended (or not the owner's) is not among them.
     pub async fn end_sessions<F: FnOnce(&[String]) -> Option<Value>>(
         &self,
-        which: Ending<'_>,
+        which: ToEnd<'_>,
         reason: RevokeReason,
         audit: EndAudit<'_, F>,
     ) -> Result<Vec<String>> {
         let now = self.clock.now();
         let which = match which {
-            Ending::One { session_id, owner } => SessionsToEnd::One {
+            ToEnd::One { session_id, owner } => SessionsToEnd::One {
                 id: session_id.as_str(),
                 owner: owner.map(UserId::as_str),
             },
-            Ending::OfUser { user_id, keep } => SessionsToEnd::OfUser {
+            ToEnd::OfUser { user_id, keep } => SessionsToEnd::OfUser {
                 user_id: user_id.as_str(),
                 keep: keep.map(SessionId::as_str),
             },
@@ -66,11 +95,11 @@ impl Services {
         Ok(ended)
     }
 
-    /// The one step after sessions ended in the store (by [`Services::end_sessions`] or inside
+    /// The one step after sessions ended in the store (by [`Ending::end_sessions`] or inside
     /// a larger transaction: password change, disable, delete, reuse detection, eviction):
     /// forget them in this instance's gate at once (other instances hear it from the database)
     /// and record the audit event, when there is one worth recording.
-    pub(super) async fn finish_ending(
+    pub async fn finish_ending(
         &self,
         ended: &[String],
         reason: RevokeReason,
@@ -85,7 +114,7 @@ impl Services {
             );
         }
         if let Some((event, subject, detail)) = record {
-            self.audit(event, subject, detail).await;
+            self.audit.record(event, subject, detail).await;
         }
     }
 
@@ -96,7 +125,7 @@ impl Services {
         caller: &AccessClaims,
         client: &ClientInfo,
     ) -> Result<()> {
-        let which = Ending::One {
+        let which = ToEnd::One {
             session_id,
             owner: Some(&caller.sub),
         };
@@ -137,7 +166,7 @@ impl Services {
         let Some((session_id, user_id)) = owner else {
             return Ok(());
         };
-        let which = Ending::One {
+        let which = ToEnd::One {
             session_id: &session_id,
             owner: None,
         };
@@ -168,15 +197,15 @@ impl Services {
         client: &ClientInfo,
     ) -> Result<Vec<String>> {
         let which = match scope {
-            LogoutScope::Local => Ending::One {
+            LogoutScope::Local => ToEnd::One {
                 session_id,
                 owner: None,
             },
-            LogoutScope::Others => Ending::OfUser {
+            LogoutScope::Others => ToEnd::OfUser {
                 user_id,
                 keep: Some(session_id),
             },
-            LogoutScope::Global => Ending::OfUser {
+            LogoutScope::Global => ToEnd::OfUser {
                 user_id,
                 keep: None,
             },

@@ -4,8 +4,7 @@
 use secrecy::SecretString;
 use serde_json::json;
 
-use super::Services;
-use super::accounts::subject;
+use super::accounts::{Accounts, subject};
 use super::credentials::Admission;
 use super::sessions::Issued;
 use crate::domain::{ClientInfo, Email, SessionKind};
@@ -13,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::observability::audit::Event;
 use crate::store::Precondition;
 
-impl Services {
+impl Accounts {
     #[tracing::instrument(name = "login", skip_all)]
     pub async fn login(
         &self,
@@ -21,11 +20,11 @@ impl Services {
         password: &SecretString,
         client: &ClientInfo,
     ) -> Result<Issued> {
-        self.credential_attempt(client)?;
+        self.checks.attempt(client)?;
         // An unparseable email is looked up as no user at all, so it costs the same dummy hash.
         let email = Email::parse(typed_email).ok();
         let account = throttle_account(typed_email, email.as_ref());
-        let Admission { slot, ticket } = self.admit_check(&account, client).await?;
+        let Admission { slot, ticket } = self.checks.admit_check(&account, client).await?;
         let stored = match &email {
             Some(email) => self.store.find_credentials(email.as_str()).await?,
             None => None,
@@ -37,7 +36,7 @@ impl Services {
         let verified_hash = hash.clone();
         // A disabled account still pays for the hash, and fails exactly like a wrong password:
         // the answer must not confirm that the password was right.
-        let verified = self.hasher.verify_in(slot, password, hash).await? && !disabled;
+        let verified = self.checks.hasher().verify_in(slot, password, hash).await? && !disabled;
         let (user_id, verified_hash) = match (user_id, verified_hash) {
             (Some(id), Some(verified_hash)) if verified => (id, verified_hash),
             (known, _) => {
@@ -49,6 +48,7 @@ impl Services {
                 }
                 let subject = subject(known.as_deref(), None, client);
                 return Err(self
+                    .checks
                     .check_failed(
                         ticket,
                         Event::LoginFailed,
@@ -59,7 +59,7 @@ impl Services {
                     .await);
             }
         };
-        self.check_passed(ticket).await?;
+        self.checks.check_passed(ticket).await?;
         let user = self
             .store
             .find_user(&user_id)
@@ -69,6 +69,7 @@ impl Services {
             verified_hash: &verified_hash,
         };
         let Some(issued) = self
+            .sessions
             .open_session(precondition, &user, SessionKind::Password, client)
             .await?
         else {
@@ -79,7 +80,9 @@ impl Services {
         tracing::info!(user_id = %user.id, session_id = %issued.session_id, "logged in");
         self.metrics.logins.with_label_values(&["ok"]).inc();
         let subject = subject(Some(&user.id), Some(&issued.session_id), client);
-        self.audit(Event::LoginSucceeded, subject, json!({})).await;
+        self.audit
+            .record(Event::LoginSucceeded, subject, json!({}))
+            .await;
         Ok(issued)
     }
 }

@@ -7,7 +7,14 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use super::Services;
+use super::health::Health;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::credentials::service_keys::ServiceKeys;
+use crate::credentials::tokens::KeyRing;
+use crate::limits::rate_limit::RateLimits;
+use crate::liveness::gate::SessionGate;
+use crate::store::Store;
 
 /// Ended sessions are kept this long for the owner's and admins' audit trail, then deleted.
 const RETENTION_SECS: i64 = 7 * 24 * 3600;
@@ -21,8 +28,82 @@ const SERVICE_KEYS_EVERY: Duration = Duration::from_millis(500);
 /// looks at the key table's fingerprint this often: a revoked key stops verifying within it.
 const KEYS_POLL_EVERY: Duration = Duration::from_millis(500);
 
+/// How long what the upkeep deletes is kept, and how often keys are re-read regardless.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub idle_timeout_secs: i64,
+    pub abandoned_guest_secs: i64,
+    pub audit_secs: i64,
+    pub events_secs: i64,
+    pub throttle_window_secs: i64,
+    pub key_reload_secs: u64,
+}
+
+impl Retention {
+    pub fn from_settings(settings: &Settings) -> Retention {
+        Retention {
+            idle_timeout_secs: settings.sessions.idle_timeout_secs,
+            abandoned_guest_secs: settings.sessions.abandoned_guest_secs,
+            audit_secs: settings.audit.retention_secs,
+            events_secs: settings.events.retention_secs,
+            throttle_window_secs: settings.throttle.window_secs,
+            key_reload_secs: settings.tokens.key_reload_secs,
+        }
+    }
+}
+
+/// The background upkeep of one instance.
+pub struct Upkeep {
+    store: Store,
+    clock: Clock,
+    retention: Retention,
+    keys: Arc<KeyRing>,
+    service_keys: Arc<ServiceKeys>,
+    rate_limits: Arc<RateLimits>,
+    /// Whether key changes are announced (else their fingerprint is polled).
+    gate: Arc<SessionGate>,
+    health: Arc<Health>,
+}
+
+/// What [`Upkeep`] is built from.
+pub struct UpkeepParts {
+    pub store: Store,
+    pub clock: Clock,
+    pub retention: Retention,
+    pub keys: Arc<KeyRing>,
+    pub service_keys: Arc<ServiceKeys>,
+    pub rate_limits: Arc<RateLimits>,
+    pub gate: Arc<SessionGate>,
+    pub health: Arc<Health>,
+}
+
+impl Upkeep {
+    pub fn new(parts: UpkeepParts) -> Upkeep {
+        let UpkeepParts {
+            store,
+            clock,
+            retention,
+            keys,
+            service_keys,
+            rate_limits,
+            gate,
+            health,
+        } = parts;
+        Upkeep {
+            store,
+            clock,
+            retention,
+            keys,
+            service_keys,
+            rate_limits,
+            gate,
+            health,
+        }
+    }
+}
+
 /// Starts the upkeep tasks; the caller aborts them at shutdown.
-pub fn spawn(state: Arc<Services>) -> Vec<JoinHandle<()>> {
+pub fn spawn(state: Arc<Upkeep>) -> Vec<JoinHandle<()>> {
     let keys_state = state.clone();
     let keys = tokio::spawn(follow_signing_keys(keys_state));
     let keys_state = state.clone();
@@ -48,7 +129,7 @@ pub fn spawn(state: Arc<Services>) -> Vec<JoinHandle<()>> {
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             timer.tick().await;
-            ready_state.check_readiness().await;
+            ready_state.health.check_readiness().await;
         }
     });
     let purge = tokio::spawn(async move {
@@ -70,11 +151,10 @@ pub fn spawn(state: Arc<Services>) -> Vec<JoinHandle<()>> {
 /// Re-reads the signing keys: when told they changed (PostgreSQL announces every change), when
 /// their fingerprint moved (polled while nobody can tell us), and every `key_reload_secs`
 /// regardless (retired keys age out of the ring).
-async fn follow_signing_keys(state: Arc<Services>) {
-    let keys = state.tokens.keys().clone();
+async fn follow_signing_keys(state: Arc<Upkeep>) {
+    let keys = state.keys.clone();
     let changed = keys.changes();
-    let every_secs =
-        i64::try_from(state.settings.tokens.key_reload_secs.max(1)).unwrap_or(i64::MAX);
+    let every_secs = i64::try_from(state.retention.key_reload_secs.max(1)).unwrap_or(i64::MAX);
     let mut last_full = state.clock.now();
     let mut poll = tokio::time::interval(KEYS_POLL_EVERY);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -99,7 +179,7 @@ async fn follow_signing_keys(state: Arc<Services>) {
 }
 
 /// Expired WebSocket tickets are useless; delete them in batches too.
-async fn purge_expired_tickets(state: &Services) -> u64 {
+async fn purge_expired_tickets(state: &Upkeep) -> u64 {
     let now = state.clock.now();
     in_batches("expired tickets", || {
         state.store.purge_ws_tickets(now, PURGE_BATCH)
@@ -133,10 +213,10 @@ where
 
 /// Guest users that have no live session and were created over `abandoned_guest_secs` ago,
 /// with their rows. At most `GUESTS_PER_RUN` per run, so a backlog is worked off gradually.
-pub async fn purge_abandoned_guests(state: &Services) -> u64 {
-    let sessions = &state.settings.sessions;
+pub async fn purge_abandoned_guests(state: &Upkeep) -> u64 {
+    let retention = state.retention;
     let now = state.clock.now();
-    let created_before = now - sessions.abandoned_guest_secs;
+    let created_before = now - retention.abandoned_guest_secs;
     let mut budget = GUESTS_PER_RUN;
     let deleted = in_batches("abandoned guests", || {
         let batch = budget.min(PURGE_BATCH);
@@ -147,7 +227,7 @@ pub async fn purge_abandoned_guests(state: &Services) -> u64 {
                 return Ok(0);
             }
             store
-                .purge_abandoned_guests(now, created_before, sessions.idle_timeout_secs, batch)
+                .purge_abandoned_guests(now, created_before, retention.idle_timeout_secs, batch)
                 .await
         }
     })
@@ -159,8 +239,8 @@ pub async fn purge_abandoned_guests(state: &Services) -> u64 {
 }
 
 /// Audit events older than `audit.retention_secs`.
-pub async fn purge_old_audit_events(state: &Services) -> u64 {
-    let cutoff = state.clock.now() - state.settings.audit.retention_secs;
+pub async fn purge_old_audit_events(state: &Upkeep) -> u64 {
+    let cutoff = state.clock.now() - state.retention.audit_secs;
     in_batches("audit events", || {
         state.store.purge_audit_events(cutoff, PURGE_BATCH)
     })
@@ -168,9 +248,9 @@ pub async fn purge_old_audit_events(state: &Services) -> u64 {
 }
 
 /// Login throttle counters and rate windows that no longer limit anything.
-async fn purge_spent_limits(state: &Services) -> u64 {
+async fn purge_spent_limits(state: &Upkeep) -> u64 {
     let now = state.clock.now();
-    let window_start = now - state.settings.throttle.window_secs;
+    let window_start = now - state.retention.throttle_window_secs;
     in_batches("limit counters", || {
         state.store.purge_limits(now, window_start, PURGE_BATCH)
     })
@@ -178,8 +258,8 @@ async fn purge_spent_limits(state: &Services) -> u64 {
 }
 
 /// Session events older than their retention, in batches.
-pub async fn purge_old_events(state: &Services) -> u64 {
-    let cutoff = state.clock.now() - state.settings.events.retention_secs;
+pub async fn purge_old_events(state: &Upkeep) -> u64 {
+    let cutoff = state.clock.now() - state.retention.events_secs;
     in_batches("session events", || {
         state.store.purge_events(cutoff, PURGE_BATCH)
     })
@@ -187,7 +267,7 @@ pub async fn purge_old_events(state: &Services) -> u64 {
 }
 
 /// Deletes batch after batch until none is left, yielding between batches.
-pub async fn purge_ended_sessions(state: &Services) -> u64 {
+pub async fn purge_ended_sessions(state: &Upkeep) -> u64 {
     let cutoff = state.clock.now() - RETENTION_SECS;
     let total = in_batches("ended sessions", || {
         state.store.purge_ended_sessions(cutoff, PURGE_BATCH)

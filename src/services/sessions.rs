@@ -1,23 +1,26 @@
-//! Sessions: opening one (with its first refresh token), refreshing it (rotation with reuse
-//! detection and a grace window), and checking that a token's session is live. Ending them is
-//! `ending`.
+//! Sessions: opening one (with its first refresh token, the step every way of signing in
+//! ends with) and refreshing it (rotation with reuse detection and a grace window). Checking
+//! that a token's session is live is `validation`; ending sessions is `ending`.
 
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use tokio::sync::Notify;
 
-use super::Services;
-use crate::credentials::tokens::AccessClaims;
+use super::ending::Ending;
+use crate::clock::Clock;
+use crate::config::SessionSettings;
 use crate::credentials::tokens::access::Subject as TokenSubject;
-use crate::credentials::tokens::opaque;
+use crate::credentials::tokens::{AccessTokens, opaque};
 use crate::domain::{ClientInfo, RevokeReason, SessionId, SessionKind, UserId};
 use crate::domain::{Session, User};
 use crate::error::{Error, Result};
-use crate::liveness::gate::Snapshot;
+use crate::liveness::gate::SessionGate;
 use crate::observability::audit::{AuditSubject, Event};
+use crate::observability::metrics::Metrics;
 use crate::store::{
-    NewSession, OpenSession, Precondition, RefreshOutcome, RotationRequest, SessionCap,
+    NewSession, OpenSession, Precondition, RefreshOutcome, RotationRequest, SessionCap, Store,
 };
 
 /// A session's tokens, as every token response carries them.
@@ -30,21 +33,68 @@ pub struct Issued {
     pub refresh_token: SecretString,
 }
 
-/// A valid access token whose session has not ended.
-pub struct Authenticated {
-    pub claims: Arc<AccessClaims>,
+/// Opens, refreshes and lists sessions.
+pub struct Sessions {
+    store: Store,
+    clock: Clock,
+    tokens: Arc<AccessTokens>,
+    gate: Arc<SessionGate>,
+    /// Wakes the event feed's tail when a session was written.
+    feed_waker: Arc<Notify>,
+    ending: Arc<Ending>,
+    metrics: Arc<Metrics>,
+    lifetimes: SessionSettings,
 }
 
-impl Services {
+/// What [`Sessions`] is built from.
+pub struct SessionsParts {
+    pub store: Store,
+    pub clock: Clock,
+    pub tokens: Arc<AccessTokens>,
+    pub gate: Arc<SessionGate>,
+    pub feed_waker: Arc<Notify>,
+    pub ending: Arc<Ending>,
+    pub metrics: Arc<Metrics>,
+    pub lifetimes: SessionSettings,
+}
+
+impl Sessions {
+    pub fn new(parts: SessionsParts) -> Sessions {
+        let SessionsParts {
+            store,
+            clock,
+            tokens,
+            gate,
+            feed_waker,
+            ending,
+            metrics,
+            lifetimes,
+        } = parts;
+        Sessions {
+            store,
+            clock,
+            tokens,
+            gate,
+            feed_waker,
+            ending,
+            metrics,
+            lifetimes,
+        }
+    }
+
+    pub fn lifetimes(&self) -> &SessionSettings {
+        &self.lifetimes
+    }
+
     /// A session written with its first refresh token, if `precondition` held (`None` if not).
-    pub(super) async fn open_session(
+    pub async fn open_session(
         &self,
         precondition: Precondition<'_>,
         user: &User,
         kind: SessionKind<'_>,
         client: &ClientInfo,
     ) -> Result<Option<Issued>> {
-        let lifetimes = &self.settings.sessions;
+        let lifetimes = &self.lifetimes;
         let ttl = match kind {
             SessionKind::Guest => lifetimes.guest_ttl_secs,
             SessionKind::Password | SessionKind::Bridge(_) => lifetimes.permanent_ttl_secs,
@@ -80,7 +130,7 @@ impl Services {
             return Ok(None);
         };
         // Its session.created event is committed: the feed need not wait for its next poll.
-        self.events.waker().notify_one();
+        self.feed_waker.notify_one();
         if !evicted.is_empty() {
             tracing::info!(user_id = %user.id, evicted = evicted.len(), "session cap: evicted");
             let subject = AuditSubject {
@@ -90,7 +140,8 @@ impl Services {
             };
             let detail = json!({ "evicted": evicted, "max_per_user": lifetimes.max_per_user });
             let record = Some((Event::SessionsEvicted, subject, detail));
-            self.finish_ending(&evicted, RevokeReason::Evicted, record)
+            self.ending
+                .finish_ending(&evicted, RevokeReason::Evicted, record)
                 .await;
         }
         let ends_at = open
@@ -103,7 +154,7 @@ impl Services {
 
     /// Mints an access token for the session and bundles it with its refresh token. The token
     /// expires no later than `session_ends_at` (the session's absolute or idle expiry).
-    pub(super) fn issue(
+    pub fn issue(
         &self,
         user: User,
         session_id: SessionId,
@@ -133,50 +184,9 @@ impl Services {
         })
     }
 
-    /// The claims of a valid access token whose session has not ended (`invalid_token`
-    /// otherwise). No database read in the steady state (see `gate::RecentlyEnded`).
-    pub async fn authenticate(&self, token: &str) -> Result<Authenticated> {
-        let claims = self.tokens.verify(token).await?;
-        self.token_session_live(&claims).await?;
-        Ok(Authenticated { claims })
-    }
-
-    /// For verified claims: `Ok` if their session has not ended (`invalid_token` if it has).
-    pub async fn token_session_live(&self, claims: &AccessClaims) -> Result<()> {
-        self.gate
-            .token_session_live(&claims.sid, &claims.sub, self.clock.now())
-            .await
-    }
-
-    /// The claims of an access token whose signature and expiry hold, live session or not.
-    pub async fn verify_token(&self, token: &str) -> Result<Arc<AccessClaims>> {
-        self.tokens.verify(token).await
-    }
-
-    /// Session `sid` of user `sub` if it is live right now (`invalid_token` otherwise).
-    pub async fn live_session(&self, sid: &SessionId, sub: &UserId) -> Result<Arc<Snapshot>> {
-        self.gate.live(sid, sub, self.clock.now()).await
-    }
-
-    /// The (session id, user id) of a refresh token that is its session's current one, while
-    /// that session is live: what a session cookie may act for.
-    pub async fn session_of_cookie(
-        &self,
-        refresh_token: &SecretString,
-    ) -> Result<(SessionId, UserId)> {
-        let hash = opaque::hash(refresh_token.expose_secret());
-        let (sid, sub) = self
-            .store
-            .session_of_unspent_refresh_token(&hash)
-            .await?
-            .ok_or(Error::InvalidToken("the session cookie is not valid"))?;
-        self.live_session(&sid, &sub).await?;
-        Ok((sid, sub))
-    }
-
     /// A user's live sessions, newest first.
     pub async fn list_sessions(&self, user_id: &UserId) -> Result<Vec<Session>> {
-        let idle = self.settings.sessions.idle_timeout_secs;
+        let idle = self.lifetimes.idle_timeout_secs;
         Ok(self
             .store
             .list_live_sessions(user_id, self.clock.now(), idle)
@@ -191,7 +201,7 @@ impl Services {
         }
         let successor = opaque::generate();
         let successor_id = uuid::Uuid::now_v7().to_string();
-        let sessions = &self.settings.sessions;
+        let sessions = &self.lifetimes;
         let request = RotationRequest {
             presented_hash: &opaque::hash(presented.expose_secret()),
             successor_id: &successor_id,
@@ -232,7 +242,8 @@ impl Services {
                 };
                 let ended = [session_id.to_string()];
                 let record = Some((Event::RefreshReuseDetected, subject, json!({})));
-                self.finish_ending(&ended, RevokeReason::RefreshTokenReused, record)
+                self.ending
+                    .finish_ending(&ended, RevokeReason::RefreshTokenReused, record)
                     .await;
                 Err(Error::RefreshTokenReused)
             }

@@ -6,15 +6,27 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::Services;
+use crate::clock::Clock;
 use crate::credentials::tokens::opaque;
 use crate::domain::SessionId;
 use crate::error::Result;
-use crate::liveness::gate::Snapshot;
+use crate::liveness::gate::{SessionGate, Snapshot};
+use crate::store::Store;
 
 pub const TICKET_TTL_SECS: i64 = 30;
 
-impl Services {
+/// Issues and redeems WebSocket tickets.
+pub struct Tickets {
+    store: Store,
+    clock: Clock,
+    gate: Arc<SessionGate>,
+}
+
+impl Tickets {
+    pub fn new(store: Store, clock: Clock, gate: Arc<SessionGate>) -> Tickets {
+        Tickets { store, clock, gate }
+    }
+
     /// A new ticket for session `session_id`.
     pub async fn issue_ticket(&self, session_id: &SessionId) -> Result<SecretString> {
         let ticket = opaque::generate();

@@ -1,10 +1,12 @@
 //! The operator's command line, run as the built binary against the test database: users
-//! (create, show, disable, enable, delete), sessions list, keys retire, and how each answers
-//! bad arguments.
+//! (create, show, disable, enable, delete), sessions (list, revoke), keys retire, and how each
+//! answers bad arguments. The commands that change state run through the same services as the
+//! admin API, as the caller "cli": audited and ended the same way.
 
 use std::process::Stdio;
 
 use reqwest::StatusCode;
+use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use crate::binary::sessiond;
@@ -77,7 +79,7 @@ async fn jwks_kids(app: &TestApp) -> Vec<String> {
 #[tokio::test]
 async fn every_command_has_help_with_an_example() {
     let db = TestDb::new().await;
-    let commands: [&[&str]; 14] = [
+    let commands: [&[&str]; 15] = [
         &["serve"],
         &["migrate"],
         &["keys", "list"],
@@ -90,6 +92,7 @@ async fn every_command_has_help_with_an_example() {
         &["users", "delete"],
         &["users", "revoke-sessions"],
         &["sessions", "list"],
+        &["sessions", "revoke"],
         &["service-keys", "create"],
         &["service-keys", "revoke"],
     ];
@@ -505,4 +508,61 @@ async fn retiring_a_rotated_out_key_keeps_the_active_key() {
     let refreshed = app.refresh(&session.refresh_token).await;
     let refreshed = Session::from_body(refreshed.json().await.unwrap());
     assert_eq!(kid_of(&refreshed.access_token), active);
+}
+
+#[tokio::test]
+async fn sessions_revoke_ends_one_session_and_is_audited_as_the_cli() {
+    let app = spawn_app().await;
+    let ended = app.new_user_with_email("ann@example.com").await;
+    let kept = app.login("ann@example.com", STRONG_PASSWORD).await;
+    let kept = Session::from_body(kept.json().await.unwrap());
+
+    let run = cli(&app.db, &["sessions", "revoke", &ended.session_id], None).await;
+
+    assert_eq!(run.code, 0, "{run:?}");
+    refused_within_a_second(&app, &ended.access_token).await;
+    assert_eq!(app.me(&kept.access_token).await.status(), StatusCode::OK);
+    let trail = app
+        .store
+        .audit_events(Some(&ended.user_id), 10)
+        .await
+        .unwrap();
+    let revoked = trail
+        .iter()
+        .find(|e| e.kind == "admin_revoked_sessions")
+        .expect("the revocation is audited");
+    assert_eq!(revoked.detail["service"], "cli");
+    assert_eq!(
+        revoked.session_id.as_deref(),
+        Some(ended.session_id.as_str())
+    );
+    assert_eq!(revoked.user_agent.as_deref(), Some("sessiond-cli"));
+    // Disable, enable and delete are audited the same way, naming the CLI as the caller.
+    for command in ["disable", "enable", "delete"] {
+        let run = cli(&app.db, &["users", command, &ended.user_id], None).await;
+        assert_eq!(run.code, 0, "{command}: {run:?}");
+    }
+    let kinds: Vec<(String, Value)> = app
+        .store
+        .audit_events(Some(&ended.user_id), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.detail["service"] == "cli")
+        .map(|e| (e.kind, e.detail))
+        .collect();
+    let names: Vec<&str> = kinds.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "admin_deleted_user",
+            "admin_enabled_user",
+            "admin_disabled_user",
+            "admin_revoked_sessions"
+        ]
+    );
+
+    let again = cli(&app.db, &["sessions", "revoke", &ended.session_id], None).await;
+    assert_eq!(again.code, 1, "{again:?}");
+    assert!(again.stderr.contains("no live session"), "{again:?}");
 }

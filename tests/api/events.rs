@@ -356,7 +356,7 @@ async fn an_id_older_than_the_retention_gets_a_reset() {
     // A fresh database numbers its events from 1: created (1) and ended (2).
     let first = 1;
     // The background purge, which runs the same code, may get there first.
-    sessiond::services::maintenance::purge_old_events(&app.services).await;
+    sessiond::services::maintenance::purge_old_events(&app.services.upkeep).await;
     let purged = app.store.events_purged_through().await.unwrap();
     assert!(purged >= 2, "{purged}");
 

@@ -15,6 +15,7 @@ use sessiond::credentials::tokens::AccessTokens;
 use sessiond::credentials::tokens::access::Subject;
 use sessiond::services::Services;
 use sessiond::startup::Application;
+use sessiond::startup::compose::Core;
 use sessiond::store::Store;
 use sqlx::Connection;
 
@@ -190,8 +191,10 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
-    /// The app's operations and core parts, for tests that look inside.
-    pub services: std::sync::Arc<Services>,
+    /// The app's services, for tests that call an operation directly.
+    pub services: Services,
+    /// The core parts the app was built from, for tests that look inside.
+    pub core: std::sync::Arc<Core>,
     /// The app's database, opened separately, for tests that read or write it directly.
     pub store: Store,
     handle: ServerHandle,
@@ -259,7 +262,8 @@ pub async fn spawn_on(
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let services = app.state().services.clone();
-    let store = Store::connect(&services.settings().database)
+    let core = app.core();
+    let store = Store::connect(&core.settings.database)
         .await
         .expect("the test reaches the app's database");
     tokio::spawn(app.run_until_stopped());
@@ -270,6 +274,7 @@ pub async fn spawn_on(
             .build()
             .unwrap(),
         services,
+        core,
         store,
         handle,
         db,
@@ -302,7 +307,7 @@ impl TestApp {
     /// Moves the app's clock forward: what a test of lifetimes and windows does instead of
     /// sleeping through them.
     pub fn advance_clock(&self, secs: i64) {
-        self.services.clock().advance(secs);
+        self.core.clock.advance(secs);
     }
 }
 
@@ -572,7 +577,7 @@ pub async fn until_listening(app: &TestApp) {
         return;
     }
     let heard = within(Duration::from_secs(5), move || async move {
-        app.services.gate().is_listening()
+        app.core.gate.is_listening()
     })
     .await;
     assert!(heard, "the announcement listener never heard its heartbeat");
@@ -625,7 +630,7 @@ pub fn subject(session: &Session) -> Subject<'_> {
 /// An access-token issuer with the app's own signing keys but `issuer` and `audience` instead.
 pub fn access_tokens_for(app: &TestApp, issuer: &str, audience: &str) -> AccessTokens {
     AccessTokens::new(
-        app.services.tokens().keys().clone(),
+        app.core.tokens.keys().clone(),
         sessiond::clock::Clock::system(),
         issuer.into(),
         audience.into(),

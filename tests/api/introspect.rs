@@ -106,11 +106,7 @@ async fn an_expired_token_is_inactive() {
     let app = spawn_service_app().await;
     let session = app.new_user().await;
     let long_ago = crate::helpers::system_now() - 1000;
-    let (expired, _) = app
-        .services
-        .tokens()
-        .issue(subject(&session), long_ago)
-        .unwrap();
+    let (expired, _) = app.core.tokens.issue(subject(&session), long_ago).unwrap();
 
     // Act
     let response = introspect(&app, KEY, &expired).await;
@@ -119,8 +115,8 @@ async fn an_expired_token_is_inactive() {
     assert_inactive(response).await;
     // Control: a current token for the same session is active.
     let (fresh, _) = app
-        .services
-        .tokens()
+        .core
+        .tokens
         .issue(subject(&session), crate::helpers::system_now())
         .unwrap();
     assert_active(introspect(&app, KEY, &fresh).await).await;
@@ -372,30 +368,18 @@ async fn a_revoked_cli_key_is_not_loaded_again() {
     let app = spawn_service_app().await;
     let session = app.new_user().await;
     let key = create_cli_key(&app, "cli", &[Scope::Introspect]).await;
-    app.services.service_keys().reload().await.unwrap();
-    assert!(
-        app.services
-            .service_keys()
-            .authenticate(&key)
-            .await
-            .is_some()
-    );
+    app.core.service_keys.reload().await.unwrap();
+    assert!(app.core.service_keys.authenticate(&key).await.is_some());
     assert_active(introspect(&app, Some(&key), &session.access_token).await).await;
 
     // Act
     let now = crate::helpers::system_now();
     let revoked = app.store.revoke_service_key("cli", now).await.unwrap();
-    app.services.service_keys().reload().await.unwrap();
+    app.core.service_keys.reload().await.unwrap();
 
     // Assert
     assert!(revoked);
-    assert!(
-        app.services
-            .service_keys()
-            .authenticate(&key)
-            .await
-            .is_none()
-    );
+    assert!(app.core.service_keys.authenticate(&key).await.is_none());
     let response = introspect(&app, Some(&key), &session.access_token).await;
     assert_error(response, StatusCode::UNAUTHORIZED, "invalid_client").await;
     // Revoking again changes nothing; the configured keys still work.

@@ -72,7 +72,7 @@ async fn a_rotated_key_keeps_verifying_tokens_it_signed() {
     let now = crate::helpers::system_now();
     let key = sessiond::credentials::tokens::keys::generate_key(now).unwrap();
     app.store.rotate_signing_key(&key, now).await.unwrap();
-    app.services.tokens().keys().reload().await.unwrap();
+    app.core.tokens.keys().reload().await.unwrap();
 
     let after = app.new_user().await;
     assert_eq!(kid_of(&after.access_token), key.kid);

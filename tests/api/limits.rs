@@ -102,8 +102,8 @@ async fn abandoned_guests_and_old_audit_events_are_purged() {
     app.logout(&member.access_token, None).await;
 
     // Act (the background purge, which runs the same code, may get there first).
-    sessiond::services::maintenance::purge_abandoned_guests(&app.services).await;
-    sessiond::services::maintenance::purge_old_audit_events(&app.services).await;
+    sessiond::services::maintenance::purge_abandoned_guests(&app.services.upkeep).await;
+    sessiond::services::maintenance::purge_old_audit_events(&app.services.upkeep).await;
 
     // Assert: only the guest without a live session went; a permanent user never does.
     let store = &app.store;
@@ -170,8 +170,8 @@ async fn queued_hashes_of_clients_that_left_are_skipped() {
     // Give the worker time to reach (and skip) the abandoned jobs.
     let mut skipped = 0;
     for _ in 0..50 {
-        skipped = app.services.hasher().abandoned();
-        if skipped > 0 && app.services.hasher().queue_depth() == 0 {
+        skipped = app.core.hasher.abandoned();
+        if skipped > 0 && app.core.hasher.queue_depth() == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -44,7 +44,7 @@ async fn long_ended_sessions_are_purged_and_live_ones_kept() {
             == 1
     );
 
-    let deleted = sessiond::services::maintenance::purge_ended_sessions(&app.services).await;
+    let deleted = sessiond::services::maintenance::purge_ended_sessions(&app.services.upkeep).await;
 
     assert_eq!(deleted, 1);
     assert!(

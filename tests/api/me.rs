@@ -121,8 +121,8 @@ async fn an_expired_token_is_refused() {
     let session = app.new_user().await;
     let issued_long_ago = crate::helpers::system_now() - 901;
     let (expired, _) = app
-        .services
-        .tokens()
+        .core
+        .tokens
         .issue(subject(&session), issued_long_ago)
         .unwrap();
     let response = app.me(&expired).await;
@@ -135,8 +135,8 @@ async fn an_expired_token_is_refused() {
     );
     // The same session with a current token is fine: only the expiry differed.
     let (fresh, _) = app
-        .services
-        .tokens()
+        .core
+        .tokens
         .issue(subject(&session), crate::helpers::system_now())
         .unwrap();
     assert_eq!(app.me(&fresh).await.status(), StatusCode::OK);

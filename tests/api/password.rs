@@ -282,7 +282,7 @@ async fn no_login_that_verified_the_old_password_survives_the_change() {
             assert_eq!(*status, StatusCode::UNAUTHORIZED);
         }
     }
-    let idle = app.services.settings().sessions.idle_timeout_secs;
+    let idle = app.core.settings.sessions.idle_timeout_secs;
     let live = app
         .store
         .list_live_sessions(&owner.user_id, crate::helpers::system_now(), idle)

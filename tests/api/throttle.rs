@@ -298,11 +298,7 @@ async fn a_full_hashing_queue_turns_logins_away_before_any_database_work() {
     // login would trip over (a missing table is a 500, never a 503).
     let app = spawn_app_with(|s| s.passwords.max_queued_hashes = 1).await;
     app.new_user_with_email("queue@example.com").await;
-    let held = app
-        .services
-        .hasher()
-        .reserve()
-        .expect("the one place is free");
+    let held = app.core.hasher.reserve().expect("the one place is free");
     let mut conn = crate::helpers::raw_connection(&app.db.url).await;
     sqlx::query("alter table login_throttle rename to login_throttle_away")
         .execute(&mut conn)

@@ -23,7 +23,10 @@ pub async fn signup(
     Json(body): Json<Credentials>,
 ) -> ApiResult<HttpResponse> {
     let services = &state.services;
-    let issued = services.signup(&body.email, body.password, &client).await?;
+    let issued = services
+        .accounts
+        .signup(&body.email, body.password, &client)
+        .await?;
     Ok(token_response(
         &state.settings,
         StatusCode::CREATED,
@@ -38,7 +41,10 @@ pub async fn login(
     Json(body): Json<Credentials>,
 ) -> ApiResult<HttpResponse> {
     let services = &state.services;
-    let issued = services.login(&body.email, &body.password, &client).await?;
+    let issued = services
+        .accounts
+        .login(&body.email, &body.password, &client)
+        .await?;
     Ok(token_response(&state.settings, StatusCode::OK, &issued))
 }
 
@@ -49,7 +55,7 @@ pub async fn guest(
     OptionalJson(_body): OptionalJson<serde_json::Map<String, serde_json::Value>>,
 ) -> ApiResult<HttpResponse> {
     let services = &state.services;
-    let issued = services.guest(&client).await?;
+    let issued = services.accounts.guest(&client).await?;
     Ok(token_response(
         &state.settings,
         StatusCode::CREATED,

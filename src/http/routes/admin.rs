@@ -23,7 +23,7 @@ pub async fn sessions(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     client.require(Scope::Admin)?;
-    let sessions = state.services.user_sessions(&user_id(&path)?).await?;
+    let sessions = state.services.admin.user_sessions(&user_id(&path)?).await?;
     let sessions = SessionView::list(&sessions, "");
     Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
 }
@@ -48,7 +48,7 @@ macro_rules! admin_write {
                 service: &service.0.name,
                 client: &client,
             };
-            state.services.$operation(&user_id(&path)?, &by).await?;
+            state.services.admin.$operation(&user_id(&path)?, &by).await?;
             Ok(HttpResponse::NoContent().finish())
         }
     };
@@ -96,6 +96,7 @@ pub async fn audit_events(
     }
     let rows = state
         .services
+        .admin
         .audit_events(query.user_id.as_deref(), limit)
         .await?;
     let events: Vec<Value> = rows

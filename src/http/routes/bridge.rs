@@ -24,6 +24,7 @@ pub async fn bridge(
 ) -> ApiResult<HttpResponse> {
     let services = &state.services;
     let issued = services
+        .bridge
         .bridge(&body.provider, &body.token, &client)
         .await?;
     Ok(token_response(&state.settings, StatusCode::OK, &issued))

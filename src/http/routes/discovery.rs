@@ -13,13 +13,13 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         // Short enough that a rotated key is picked up quickly by verifiers that cache.
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(state.services.tokens().keys().jwks().as_ref())
+        .json(state.services.validation.jwks().as_ref())
 }
 
 pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
     let base = state.settings.server.public_url.trim_end_matches('/');
     HttpResponse::Ok().json(json!({
-        "issuer": state.services.tokens().issuer(),
+        "issuer": state.services.validation.issuer(),
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
         "token_endpoint": format!("{base}/v1/token/refresh"),
         "introspection_endpoint": format!("{base}/v1/introspect"),

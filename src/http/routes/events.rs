@@ -187,7 +187,10 @@ async fn stream(
         }
         if open {
             // The key's revocation (on any instance) ends the stream within the keys' re-read.
-            let revoked = metrics_state.services.service_keys().revoked(&caller);
+            let revoked = metrics_state
+                .services
+                .validation
+                .service_key_revoked(&caller);
             tokio::select! {
                 _ = follow(feed, live, start, &out, keepalive) => {}
                 _ = revoked => tracing::info!(key = %caller.name, "service key revoked: stream ended"),

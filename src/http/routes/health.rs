@@ -19,7 +19,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .insert_header(("Retry-After", "5"))
             .json(json!({ "status": "unavailable", "reason": "shutting down" }));
     }
-    if state.services.ready() {
+    if state.services.health.ready() {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
     } else {
         HttpResponse::ServiceUnavailable()

@@ -31,10 +31,14 @@ pub async fn introspect(
         .token
         .ok_or_else(|| ApiError::InvalidRequest("the token parameter is required".into()))?;
     let services = &state.services;
-    let Ok(claims) = services.verify_token(token.expose_secret()).await else {
+    let Ok(claims) = services
+        .validation
+        .verify_token(token.expose_secret())
+        .await
+    else {
         return Ok(inactive());
     };
-    match services.token_session_live(&claims).await {
+    match services.validation.token_session_live(&claims).await {
         Ok(_) => Ok(no_store(StatusCode::OK).json(json!({
             "active": true,
             "sub": claims.sub,

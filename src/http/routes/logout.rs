@@ -28,7 +28,11 @@ pub async fn logout(
 ) -> ApiResult<HttpResponse> {
     let scope = body.map(|b| b.scope).unwrap_or_default();
     let (sid, sub) = caller(&state, &req, scope).await?;
-    state.services.logout(&sid, &sub, scope, &client).await?;
+    state
+        .services
+        .ending
+        .logout(&sid, &sub, scope, &client)
+        .await?;
     let mut response = HttpResponse::NoContent();
     let cookies = &state.settings.cookies;
     if cookies.enabled {
@@ -52,9 +56,9 @@ async fn caller(
     let services = &state.services;
     let settings = &state.settings;
     if req.headers().contains_key(header::AUTHORIZATION) || !settings.cookies.enabled {
-        let claims = services.verify_token(bearer_token(req)?).await?;
+        let claims = services.validation.verify_token(bearer_token(req)?).await?;
         if scope != LogoutScope::Local {
-            services.token_session_live(&claims).await?;
+            services.validation.token_session_live(&claims).await?;
         }
         return Ok((claims.sid.clone(), claims.sub.clone()));
     }
@@ -62,5 +66,5 @@ async fn caller(
         "an access token or the session cookie is required",
     ))?;
     check_cookie_request(req, settings)?;
-    Ok(services.session_of_cookie(&cookie).await?)
+    Ok(services.validation.session_of_cookie(&cookie).await?)
 }

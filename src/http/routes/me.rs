@@ -14,6 +14,7 @@ pub async fn me(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<Ht
     let claims = &auth.claims;
     let snapshot = state
         .services
+        .validation
         .live_session(&claims.sid, &claims.sub)
         .await?;
     Ok(HttpResponse::Ok().json(json!({

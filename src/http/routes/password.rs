@@ -23,6 +23,7 @@ pub async fn change(
     let claims = &auth.claims;
     state
         .services
+        .accounts
         .change_password(
             &claims.sub,
             &claims.sid,

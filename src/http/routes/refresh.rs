@@ -33,6 +33,6 @@ pub async fn refresh(
         } else {
             "no refresh_token in the body and no refresh cookie: is cookie mode on?"
         }))?;
-    let issued = state.services.refresh(&presented, &client).await?;
+    let issued = state.services.sessions.refresh(&presented, &client).await?;
     Ok(token_response(settings, StatusCode::OK, &issued))
 }

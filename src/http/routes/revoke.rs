@@ -27,6 +27,6 @@ pub async fn revoke(
     let token = body
         .token
         .ok_or_else(|| ApiError::InvalidRequest("the token parameter is required".into()))?;
-    state.services.revoke_token(&token, &client).await?;
+    state.services.ending.revoke_token(&token, &client).await?;
     Ok(no_store(StatusCode::OK).finish())
 }

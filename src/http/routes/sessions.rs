@@ -11,7 +11,11 @@ use crate::http::state::AppState;
 use crate::http::views::SessionView;
 
 pub async fn list(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<HttpResponse> {
-    let sessions = state.services.list_sessions(&auth.claims.sub).await?;
+    let sessions = state
+        .services
+        .sessions
+        .list_sessions(&auth.claims.sub)
+        .await?;
     let sessions = SessionView::list(&sessions, &auth.claims.sid);
     Ok(HttpResponse::Ok().json(json!({ "sessions": sessions })))
 }
@@ -26,6 +30,7 @@ pub async fn revoke(
     let id = SessionId::parse(&path).ok_or(Error::NotFound("no such session"))?;
     state
         .services
+        .ending
         .revoke_own_session(&id, &auth.claims, &client)
         .await?;
     Ok(HttpResponse::NoContent().finish())

@@ -39,9 +39,13 @@ pub async fn upgrade(
         refresh_token: body.refresh_token.or_else(|| settings.cookies.read(&req)),
     };
     let claims = &auth.claims;
-    let snapshot = services.live_session(&claims.sid, &claims.sub).await?;
+    let snapshot = services
+        .validation
+        .live_session(&claims.sid, &claims.sub)
+        .await?;
     let (session, guest) = (&snapshot.session, &snapshot.user);
     let issued = services
+        .accounts
         .upgrade(guest, &session.id, session.created_at, upgrade, &client)
         .await?;
     Ok(token_response(settings, StatusCode::OK, &issued))

@@ -16,7 +16,11 @@ use crate::http::views::no_store;
 use crate::services::tickets::TICKET_TTL_SECS;
 
 pub async fn issue(state: web::Data<AppState>, auth: Authenticated) -> ApiResult<HttpResponse> {
-    let ticket = state.services.issue_ticket(&auth.claims.sid).await?;
+    let ticket = state
+        .services
+        .tickets
+        .issue_ticket(&auth.claims.sid)
+        .await?;
     Ok(no_store(StatusCode::CREATED)
         .json(json!({ "ticket": ticket.expose_secret(), "expires_in": TICKET_TTL_SECS })))
 }
@@ -35,7 +39,7 @@ pub async fn redeem(
     let ticket = body
         .ticket
         .ok_or_else(|| ApiError::InvalidRequest("the ticket parameter is required".into()))?;
-    let Some(snapshot) = state.services.redeem_ticket(&ticket).await? else {
+    let Some(snapshot) = state.services.tickets.redeem_ticket(&ticket).await? else {
         return Ok(inactive());
     };
     let user = &snapshot.user;

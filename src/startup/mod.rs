@@ -1,6 +1,7 @@
 //! `Application::build` wires settings, store, keys and routes into a bound server. Building
 //! connects to the database and runs migrations first: a service that cannot reach its store
-//! refuses to start instead of limping along without it.
+//! refuses to start instead of limping along without it. What it serves is built in one place,
+//! [`compose`].
 //!
 //! Shutdown (`Application::run_until_signalled`, what `sessiond serve` runs) is made for rolling
 //! deploys: on SIGTERM or SIGINT `/readyz` turns 503 at once while everything is still served,
@@ -22,6 +23,8 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 use tracing_actix_web::TracingLogger;
 
+pub mod compose;
+
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::Error;
@@ -29,13 +32,15 @@ use crate::http::error::ApiError;
 use crate::http::request_span::{RequestSpan, echo_request_id};
 use crate::http::state::AppState;
 use crate::http::{cors, routes};
-use crate::services::{Services, maintenance};
+use crate::services::maintenance;
 use crate::store::Store;
+use compose::Core;
 
 pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    core: Arc<Core>,
     /// Background tasks (upkeep, announcement listener, event tail), stopped with the server.
     tasks: Vec<JoinHandle<()>>,
 }
@@ -55,16 +60,25 @@ impl Application {
             .with_context(|| format!("cannot listen on port {}", settings.server.port))?;
         let port = listener.local_addr()?.port();
         let workers = settings.server.workers;
-        let services = Arc::new(Services::build(settings, store, Clock::system()).await?);
-        let mut tasks = maintenance::spawn(services.clone());
-        tasks.push(tokio::spawn(services.announcement_bus().run()));
-        tasks.push(tokio::spawn(services.events().clone().run()));
-        let state = web::Data::new(AppState::new(services));
+        let core = Arc::new(Core::build(settings, store, Clock::system()).await?);
+        let services = core.services();
+        // Ready from the first request: the database answered just now.
+        services.health.check_readiness().await;
+        let mut tasks = maintenance::spawn(services.upkeep.clone());
+        tasks.push(tokio::spawn(core.announcement_bus().run()));
+        tasks.push(tokio::spawn(core.events.clone().run()));
+        let state = web::Data::new(AppState::new(
+            services,
+            &core.settings,
+            core.events.clone(),
+            core.metrics.clone(),
+        ));
         let server = serve(listener, state.clone(), workers)?;
         Ok(Application {
             port,
             server,
             state,
+            core,
             tasks,
         })
     }
@@ -81,11 +95,16 @@ impl Application {
         self.state.clone()
     }
 
+    /// The core parts this instance was built from.
+    pub fn core(&self) -> Arc<Core> {
+        self.core.clone()
+    }
+
     /// Serves until stopped through [`Application::handle`], then stops the background tasks
     /// and closes the pool.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        finish(self.state, self.tasks).await;
+        finish(&self.core, self.tasks).await;
         result
     }
 
@@ -99,21 +118,21 @@ impl Application {
         ));
         let result = self.server.await;
         stopping.abort();
-        finish(self.state, self.tasks).await;
+        finish(&self.core, self.tasks).await;
         tracing::info!("stopped");
         Ok(result?)
     }
 }
 
 /// After the server has stopped: no background task outlives it, then the pool closes.
-async fn finish(state: web::Data<AppState>, tasks: Vec<JoinHandle<()>>) {
+async fn finish(core: &Core, tasks: Vec<JoinHandle<()>>) {
     for task in &tasks {
         task.abort();
     }
     for task in tasks {
         let _ = task.await;
     }
-    state.services.close().await;
+    core.store.close().await;
 }
 
 /// Waits for the first signal, drains, then stops the server gracefully.
@@ -124,7 +143,7 @@ async fn shut_down_on_signal(
 ) {
     let signal = signals.next().await;
     state.begin_shutdown();
-    let settings = &state.services.settings().server;
+    let settings = &state.settings.server;
     let drain = Duration::from_secs(settings.shutdown_drain_secs);
     tracing::info!(
         signal,
@@ -139,7 +158,7 @@ async fn shut_down_on_signal(
         timeout_secs = settings.shutdown_timeout_secs,
         "no longer accepting connections; finishing the requests in flight"
     );
-    state.services.events().close();
+    state.events.close();
     server.stop(true).await;
 }
 
@@ -187,8 +206,8 @@ fn serve(
     state: web::Data<AppState>,
     workers: usize,
 ) -> anyhow::Result<Server> {
-    let cors = state.services.settings().cors.clone();
-    let shutdown_timeout = state.services.settings().server.shutdown_timeout_secs;
+    let cors = state.settings.cors.clone();
+    let shutdown_timeout = state.settings.server.shutdown_timeout_secs;
     let mut server =
         HttpServer::new(move || {
             App::new()
