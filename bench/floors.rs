@@ -100,6 +100,8 @@ async fn seed(count: usize, tokens_file: &str) -> anyhow::Result<()> {
                     is_guest: true,
                     amr: vec!["guest".into()],
                     email: None,
+                    email_verified: false,
+                    auth_time: now,
                     session_ends_at: expires_at,
                 },
                 now,

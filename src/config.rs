@@ -10,10 +10,12 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+mod accounts;
 mod bridge;
 mod browser;
 mod limits;
 
+pub use accounts::{AccountSettings, MailSettings};
 pub use bridge::{BridgeSettings, ProviderSettings};
 pub use browser::{CookieSettings, CorsSettings};
 pub use limits::RateLimitSettings;
@@ -41,6 +43,8 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub cors: CorsSettings,
     pub cookies: CookieSettings,
+    pub mail: MailSettings,
+    pub accounts: AccountSettings,
     /// Keys for trusted backends, in addition to those made with `sessiond service-keys`.
     #[serde(default)]
     pub service_keys: Vec<ConfiguredKey>,
@@ -256,6 +260,63 @@ impl Settings {
 }
 
 impl Settings {
+    /// What is wrong with the mail settings: a URL that cannot work anywhere, and in production
+    /// the development conveniences (`log:`, links to a non-https page).
+    fn mail_problems(&self, production: bool) -> Vec<String> {
+        let mut problems = Vec::new();
+        let url = self.mail.url.expose_secret();
+        if url == "log:" {
+            if production {
+                problems.push(
+                    "mail.url is log:, which writes mailed links and codes to the log: production \
+                     needs smtp:// or smtps:// (SESSIOND__MAIL__URL)"
+                        .into(),
+                );
+            }
+        } else {
+            match url::Url::parse(url) {
+                Ok(parsed) if matches!(parsed.scheme(), "smtp" | "smtps") => {
+                    if parsed.host_str().is_none_or(str::is_empty) {
+                        problems.push("mail.url names no host".into());
+                    }
+                }
+                _ => problems.push(
+                    "mail.url must be smtp://host[:port], smtps://host[:port] or log:".into(),
+                ),
+            }
+        }
+        let link = url::Url::parse(&self.accounts.link_url).ok();
+        match &link {
+            None => problems.push(format!(
+                "accounts.link_url is {:?}: it must be the absolute URL of the page that handles \
+                 mailed links",
+                self.accounts.link_url
+            )),
+            Some(link) if production && (link.scheme() != "https" || is_loopback(link)) => {
+                problems.push(format!(
+                    "accounts.link_url is {:?}: production needs the public https:// page that \
+                     handles mailed links (SESSIOND__ACCOUNTS__LINK_URL)",
+                    self.accounts.link_url
+                ));
+            }
+            Some(_) => {}
+        }
+        if production && self.mail.from.contains("localhost") {
+            problems.push(format!(
+                "mail.from is {:?}: production needs a sender address of your domain \
+                 (SESSIOND__MAIL__FROM)",
+                self.mail.from
+            ));
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            problems.push(format!(
+                "mail.from is {:?}: not a mailbox (`Name <address>` or `address`)",
+                self.mail.from
+            ));
+        }
+        problems
+    }
+
     /// Why this configuration must not run: always for what is unsafe anywhere, and in
     /// production also for development conveniences. Each reason names its setting.
     pub fn problems(&self, production: bool) -> Vec<String> {
@@ -294,6 +355,7 @@ impl Settings {
                 self.events.poll_interval_ms
             ));
         }
+        problems.extend(self.mail_problems(production));
         if !production {
             return problems;
         }

@@ -27,6 +27,14 @@ pub enum Error {
     InvalidBridgeToken,
     #[error("no bridge provider with that name is configured")]
     UnknownProvider,
+    /// A mailed token or code that is unknown, spent, expired or wrong (never which).
+    #[error("the token or code is invalid, spent or expired")]
+    InvalidGrant,
+    /// The endpoint needs an authentication within `max_age` seconds (RFC 9470).
+    #[error("this needs a recent authentication: re-authenticate and retry")]
+    InsufficientAuthentication { max_age: i64 },
+    #[error("the email address of this account is not verified yet")]
+    EmailNotVerified,
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]

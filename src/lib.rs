@@ -24,6 +24,7 @@ pub mod error;
 pub mod http;
 pub mod limits;
 pub mod liveness;
+pub mod mail;
 pub mod observability;
 pub mod services;
 pub mod startup;

@@ -968,6 +968,9 @@ fn render_blueprint_wires_its_database_and_sets_only_real_settings() {
         "SESSIOND__SERVER__PUBLIC_URL",
         "SESSIOND__SERVER__TRUST_PROXY",
         "SESSIOND__METRICS__BEARER_TOKEN",
+        "SESSIOND__MAIL__URL",
+        "SESSIOND__MAIL__FROM",
+        "SESSIOND__ACCOUNTS__LINK_URL",
     ] {
         assert!(
             seen.contains(required),
@@ -1174,6 +1177,16 @@ fn the_readmes_docker_run_waits_for_the_drain_and_guards_metrics() {
 // ---------------------------------------------------------------------------------------------
 // The image's configuration, started
 
+/// A stand-in for a value the Blueprint asks the operator for when it is created.
+fn asked_for(key: &str) -> Option<&'static str> {
+    match key {
+        "SESSIOND__MAIL__URL" => Some("smtps://mailer:secret@smtp.deploy-test.example"),
+        "SESSIOND__MAIL__FROM" => Some("Example <no-reply@deploy-test.example>"),
+        "SESSIOND__ACCOUNTS__LINK_URL" => Some("https://app.deploy-test.example/auth"),
+        _ => None,
+    }
+}
+
 /// The binary with only the image's environment (paths mapped into this checkout), the Render
 /// blueprint's values, and a database of its own: it must start and answer the health check
 /// with 200, with the public URL the blueprint asks for as its issuer.
@@ -1215,6 +1228,10 @@ async fn the_production_configuration_starts_and_passes_the_health_check() {
             env.insert(key, value.to_string());
         } else if key == "SESSIOND__SERVER__PUBLIC_URL" {
             env.insert(key, public_url.clone());
+        } else if let Some(value) = asked_for(&key) {
+            // What the operator types when the Blueprint asks (the mail server is not reached
+            // to pass the health check: mail waits in the outbox).
+            env.insert(key, value.to_string());
         } else if var["generateValue"].as_bool() == Some(true) {
             // What Render generates: a base64-encoded 256-bit value.
             use base64::Engine;

@@ -16,8 +16,14 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
     (
         "core",
         &[
-            &["error", "limits::throttle", "observability::audit"],
             &[
+                "error",
+                "limits::throttle",
+                "observability::audit",
+                "mail::templates",
+            ],
+            &[
+                "mail::transport",
                 "credentials::bridge",
                 "credentials::tokens",
                 "limits::rate_limit",
@@ -42,7 +48,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
 
 /// Folders that only group modules of the core by what they are about: their `mod.rs`
 /// declares modules and imports nothing.
-const GROUPS: &[&str] = &["credentials", "limits", "liveness", "observability"];
+const GROUPS: &[&str] = &["credentials", "limits", "liveness", "mail", "observability"];
 
 /// What `http/` may name: it reaches the store and the core only through `services`.
 const HTTP_MAY_NAME: &[&str] = &["services", "domain", "clock", "config", "error", "http"];

@@ -14,6 +14,8 @@ pub enum RevokeReason {
     RefreshTokenReused,
     /// The user changed their password (their other sessions end).
     PasswordChanged,
+    /// The password was reset through a mailed link (every session ends).
+    PasswordReset,
     /// The admin API or the CLI.
     Admin,
     /// The user was deleted (written by the database itself, see the migrations).
@@ -27,12 +29,13 @@ pub enum RevokeReason {
 
 impl RevokeReason {
     /// Every reason, in the order the contract lists them.
-    pub const ALL: [RevokeReason; 9] = [
+    pub const ALL: [RevokeReason; 10] = [
         RevokeReason::Logout,
         RevokeReason::Revoked,
         RevokeReason::TokenRevoked,
         RevokeReason::RefreshTokenReused,
         RevokeReason::PasswordChanged,
+        RevokeReason::PasswordReset,
         RevokeReason::Admin,
         RevokeReason::UserDeleted,
         RevokeReason::UserDisabled,
@@ -52,6 +55,7 @@ impl RevokeReason {
             RevokeReason::TokenRevoked => "token_revoked",
             RevokeReason::RefreshTokenReused => "refresh_token_reused",
             RevokeReason::PasswordChanged => "password_changed",
+            RevokeReason::PasswordReset => "password_reset",
             RevokeReason::Admin => "admin",
             RevokeReason::UserDeleted => "user_deleted",
             RevokeReason::UserDisabled => "user_disabled",

@@ -10,6 +10,8 @@ pub enum SessionKind<'a> {
     Guest,
     /// Through the session bridge, from the named provider.
     Bridge(&'a str),
+    /// A mailed sign-in link or code (or a password reset: the mail proved the address).
+    Email,
 }
 
 impl SessionKind<'_> {
@@ -18,6 +20,7 @@ impl SessionKind<'_> {
             SessionKind::Password => "password",
             SessionKind::Guest => "guest",
             SessionKind::Bridge(_) => "bridge",
+            SessionKind::Email => "email",
         }
     }
 
@@ -27,6 +30,7 @@ impl SessionKind<'_> {
             SessionKind::Password => "pwd".to_string(),
             SessionKind::Guest => "guest".to_string(),
             SessionKind::Bridge(provider) => format!("bridge:{provider}"),
+            SessionKind::Email => "email".to_string(),
         }]
     }
 }
@@ -80,6 +84,8 @@ pub struct Session {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The last authentication in this session (sign-in or re-authentication): `auth_time`.
+    pub auth_time: i64,
 }
 
 impl Session {

@@ -59,6 +59,9 @@ fn service_code(err: &Error) -> &'static str {
         Error::InvalidClient => "invalid_client",
         Error::InvalidBridgeToken => "invalid_bridge_token",
         Error::UnknownProvider => "unknown_provider",
+        Error::InvalidGrant => "invalid_grant",
+        Error::InsufficientAuthentication { .. } => "insufficient_user_authentication",
+        Error::EmailNotVerified => "email_not_verified",
         Error::Forbidden(_) => "forbidden",
         Error::NotFound(_) => "not_found",
         Error::EmailTaken => "email_taken",
@@ -79,8 +82,10 @@ fn service_status(err: &Error) -> StatusCode {
         | Error::SessionRevoked
         | Error::SessionExpired
         | Error::InvalidClient
-        | Error::InvalidBridgeToken => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        | Error::InvalidBridgeToken
+        | Error::InsufficientAuthentication { .. } => StatusCode::UNAUTHORIZED,
+        Error::InvalidGrant => StatusCode::BAD_REQUEST,
+        Error::Forbidden(_) | Error::EmailNotVerified => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::EmailTaken => StatusCode::CONFLICT,
         Error::InvalidEmail(_) | Error::WeakPassword(_) | Error::UnknownProvider => {
@@ -125,8 +130,18 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        if let ApiError::Service(Error::InvalidToken(_)) = self {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));
+        match self {
+            ApiError::Service(Error::InvalidToken(_)) => {
+                response
+                    .insert_header((header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\""));
+            }
+            // RFC 9470: the client re-authenticates (POST /v1/reauth) and retries.
+            ApiError::Service(Error::InsufficientAuthentication { max_age }) => {
+                let challenge =
+                    format!("Bearer error=\"insufficient_user_authentication\", max_age={max_age}");
+                response.insert_header((header::WWW_AUTHENTICATE, challenge));
+            }
+            _ => {}
         }
         response.json(ErrorBody {
             error: self.code(),

@@ -18,6 +18,7 @@ pub struct UserView {
     pub id: UserId,
     pub email: Option<String>,
     pub is_guest: bool,
+    pub email_verified: bool,
     pub created_at: String,
 }
 
@@ -27,6 +28,7 @@ impl From<&User> for UserView {
             id: user.id.clone(),
             email: user.email.clone(),
             is_guest: user.is_guest,
+            email_verified: user.email_verified,
             created_at: clock::rfc3339(user.created_at),
         }
     }

@@ -29,6 +29,8 @@ pub struct RateLimits {
 }
 
 const GUEST_WINDOW_SECS: i64 = 60;
+/// Mail budgets are per hour; their windows are purged an hour after they start, when they end.
+const MAIL_WINDOW_SECS: i64 = 3600;
 
 impl RateLimits {
     pub fn new(settings: &RateLimitSettings, store: Store) -> RateLimits {
@@ -66,6 +68,32 @@ impl RateLimits {
             return Err(over());
         }
         Ok(())
+    }
+
+    /// Counts one mail to `recipient` requested by `client` in the shared hourly windows; `false`
+    /// when either is over its budget (0 = no limit). The caller answers the same either way.
+    pub async fn mail_send(
+        &self,
+        recipient: &str,
+        client: &ClientInfo,
+        per_recipient: i64,
+        per_client: i64,
+        now: i64,
+    ) -> Result<bool, Error> {
+        let window_start = now - now.rem_euclid(MAIL_WINDOW_SECS);
+        if per_client > 0 {
+            let key = format!("mail-from:{}", client.limit_key_text());
+            if self.store.hit_rate_window(&key, window_start).await? > per_client {
+                return Ok(false);
+            }
+        }
+        if per_recipient > 0 {
+            let key = format!("mail-to:{recipient}");
+            if self.store.hit_rate_window(&key, window_start).await? > per_recipient {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Spends one credential attempt for this client, or says how long to wait.

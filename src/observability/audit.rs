@@ -37,11 +37,27 @@ pub enum Event {
     CredentialCheckFailed,
     /// Opening a session took the user past `sessions.max_per_user`: these sessions ended.
     SessionsEvicted,
+    EmailVerificationSent,
+    EmailVerified,
+    PasswordResetRequested,
+    PasswordReset,
+    EmailSignInRequested,
+    EmailSignIn,
+    EmailChangeRequested,
+    EmailChanged,
+    /// The user deleted their own account (`DELETE /v1/me`).
+    UserDeleted,
+    /// The session authenticated again (`POST /v1/reauth`).
+    Reauthenticated,
+    /// A mail request over its per-recipient or per-client limit: nothing was queued.
+    MailLimited,
+    /// A mail that kept failing: kept in the outbox, no longer retried.
+    MailDeadLettered,
 }
 
 impl Event {
     /// Every event type, as `openapi.yaml` must list them.
-    pub const ALL: [Event; 21] = [
+    pub const ALL: [Event; 33] = [
         Event::Signup,
         Event::LoginSucceeded,
         Event::LoginFailed,
@@ -63,6 +79,18 @@ impl Event {
         Event::AdminCreatedUser,
         Event::CredentialCheckFailed,
         Event::SessionsEvicted,
+        Event::EmailVerificationSent,
+        Event::EmailVerified,
+        Event::PasswordResetRequested,
+        Event::PasswordReset,
+        Event::EmailSignInRequested,
+        Event::EmailSignIn,
+        Event::EmailChangeRequested,
+        Event::EmailChanged,
+        Event::UserDeleted,
+        Event::Reauthenticated,
+        Event::MailLimited,
+        Event::MailDeadLettered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +116,18 @@ impl Event {
             Event::AdminCreatedUser => "admin_created_user",
             Event::CredentialCheckFailed => "credential_check_failed",
             Event::SessionsEvicted => "sessions_evicted",
+            Event::EmailVerificationSent => "email_verification_sent",
+            Event::EmailVerified => "email_verified",
+            Event::PasswordResetRequested => "password_reset_requested",
+            Event::PasswordReset => "password_reset",
+            Event::EmailSignInRequested => "email_sign_in_requested",
+            Event::EmailSignIn => "email_sign_in",
+            Event::EmailChangeRequested => "email_change_requested",
+            Event::EmailChanged => "email_changed",
+            Event::UserDeleted => "user_deleted",
+            Event::Reauthenticated => "reauthenticated",
+            Event::MailLimited => "mail_limited",
+            Event::MailDeadLettered => "mail_dead_lettered",
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct Metrics {
     argon2_abandoned: IntCounter,
     pub login_throttled: IntCounter,
     pub readiness_checks: IntCounter,
+    /// Mail through the outbox by outcome: queued, sent, retried, dead, limited.
+    pub mail: IntCounterVec,
     recently_ended: IntGauge,
     event_feed_head: IntGauge,
     validation_fallbacks: IntCounter,
@@ -115,8 +117,21 @@ impl Metrics {
              ticket redemption on a cache miss, and validations that fell back (none otherwise)",
         )
         .expect("metric");
+        let mail = IntCounterVec::new(
+            Opts::new(
+                "mail_total",
+                "Mail through the outbox: queued, sent, retried (a try failed), dead (gave up), \
+                 limited (a send refused by the per-recipient or per-client limit)",
+            ),
+            &["outcome"],
+        )
+        .expect("metric");
+        for outcome in ["queued", "sent", "retried", "dead", "limited"] {
+            mail.with_label_values(&[outcome]);
+        }
         for metric in [
-            Box::new(argon2_abandoned.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(mail.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(argon2_abandoned.clone()),
             Box::new(session_reads.clone()),
             Box::new(recently_ended.clone()),
             Box::new(event_feed_head.clone()),
@@ -147,6 +162,7 @@ impl Metrics {
             argon2_abandoned,
             login_throttled,
             readiness_checks,
+            mail,
             recently_ended,
             event_feed_head,
             validation_fallbacks,

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::credentials::{Admission, CredentialChecks};
 use super::ending::Ending;
 use super::login::throttle_account;
-use super::sessions::{Issued, Sessions};
+use super::sessions::{Issued, Sessions, TokenTimes};
 use crate::clock::Clock;
 use crate::credentials::tokens::opaque;
 use crate::domain::User;
@@ -35,6 +35,8 @@ pub struct Accounts {
     pub(super) metrics: Arc<Metrics>,
     pub(super) audit: AuditLog,
     pub(super) policy: PasswordPolicy,
+    /// `accounts.require_verified_email`.
+    pub(super) require_verified_email: bool,
 }
 
 /// What [`Accounts`] is built from.
@@ -49,6 +51,7 @@ pub struct AccountsParts {
     pub metrics: Arc<Metrics>,
     pub audit: AuditLog,
     pub policy: PasswordPolicy,
+    pub require_verified_email: bool,
 }
 
 /// What a guest upgrade needs besides the guest's live session.
@@ -72,6 +75,7 @@ impl Accounts {
             metrics,
             audit,
             policy,
+            require_verified_email,
         } = parts;
         Accounts {
             store,
@@ -84,6 +88,7 @@ impl Accounts {
             metrics,
             audit,
             policy,
+            require_verified_email,
         }
     }
 
@@ -143,6 +148,7 @@ impl Accounts {
             email: user.email.as_deref(),
             password_hash,
             is_guest: user.is_guest,
+            email_verified: false,
             now: user.created_at,
         };
         let issued = self
@@ -230,8 +236,13 @@ impl Accounts {
         self.audit.record(Event::Upgrade, subject, json!({})).await;
         let idle = self.sessions.lifetimes().idle_timeout_secs;
         let ends_at = (session_created_at + permanent_ttl).min(self.clock.now() + idle);
+        // Signing up in place is an authentication, with the password just set.
+        let times = TokenTimes {
+            auth_time: self.clock.now(),
+            session_ends_at: ends_at,
+        };
         self.sessions
-            .issue(user, session_id.clone(), amr, refresh_token, ends_at)
+            .issue(user, session_id.clone(), amr, refresh_token, times)
     }
 
     /// Changes the password of `user_id` (who must confirm the current one), then ends every
@@ -320,6 +331,7 @@ fn new_user(email: Option<String>, is_guest: bool, now: i64) -> User {
         id: UserId::generate(),
         email,
         is_guest,
+        email_verified: false,
         created_at: now,
     }
 }

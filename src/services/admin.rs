@@ -103,6 +103,7 @@ impl Admin {
             id: UserId::generate(),
             email: Some(email.as_str().to_string()),
             is_guest: false,
+            email_verified: false,
             created_at: self.clock.now(),
         };
         let new_user = NewUser {
@@ -110,6 +111,7 @@ impl Admin {
             email: user.email.as_deref(),
             password_hash: Some(&hash),
             is_guest: false,
+            email_verified: false,
             now: user.created_at,
         };
         if !self.store.create_user(&new_user).await? {

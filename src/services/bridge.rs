@@ -77,6 +77,21 @@ impl BridgeSignIn {
         Ok(issued)
     }
 
+    /// A linked user's `email_verified` follows the issuer's claim about the same address.
+    async fn follow_email_claim(&self, user: User, identity: &VerifiedIdentity) -> Result<User> {
+        let same_address = user.email.is_some() && user.email == identity.email;
+        if !same_address || user.email_verified == identity.email_verified {
+            return Ok(user);
+        }
+        self.store
+            .set_email_verified(&user.id, identity.email_verified, self.clock.now())
+            .await?;
+        Ok(User {
+            email_verified: identity.email_verified,
+            ..user
+        })
+    }
+
     /// The user linked to (issuer, sub), created on first use.
     async fn local_user(&self, identity: &VerifiedIdentity) -> Result<User> {
         let store = &self.store;
@@ -86,7 +101,7 @@ impl BridgeSignIn {
                 .find_bridged_user(&identity.issuer, &identity.subject)
                 .await?
             {
-                return Ok(user);
+                return self.follow_email_claim(user, identity).await;
             }
             let now = self.clock.now();
             let user = User {
@@ -97,6 +112,7 @@ impl BridgeSignIn {
                     .and_then(|e| Email::parse(e).ok())
                     .map(|e| e.as_str().to_string()),
                 is_guest: false,
+                email_verified: identity.email_verified,
                 created_at: now,
             };
             let (issuer, subject) = (&identity.issuer, &identity.subject);

@@ -150,6 +150,12 @@ impl CredentialChecks {
         answer
     }
 
+    /// Forgets the failed checks of `account` from every address (its owner proved control of
+    /// it another way, or an operator asked).
+    pub async fn clear_throttle(&self, account: &str) -> Result<u64> {
+        Ok(self.throttle.clear(account).await?)
+    }
+
     /// An admitted check passed: the address's failures are forgotten.
     pub(super) async fn check_passed(&self, ticket: CheckTicket) -> Result<()> {
         Ok(self

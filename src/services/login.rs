@@ -65,6 +65,10 @@ impl Accounts {
             .find_user(&user_id)
             .await?
             .ok_or(Error::InvalidCredentials)?;
+        // Checked after the password: only its owner learns that the address is unverified.
+        if !user.may_sign_in(self.require_verified_email) {
+            return Err(Error::EmailNotVerified);
+        }
         let precondition = Precondition::CurrentCredentials {
             verified_hash: &verified_hash,
         };

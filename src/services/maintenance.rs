@@ -37,6 +37,7 @@ pub struct Retention {
     pub events_secs: i64,
     pub throttle_window_secs: i64,
     pub key_reload_secs: u64,
+    pub mail_sent_secs: i64,
 }
 
 impl Retention {
@@ -48,6 +49,7 @@ impl Retention {
             events_secs: settings.events.retention_secs,
             throttle_window_secs: settings.throttle.window_secs,
             key_reload_secs: settings.tokens.key_reload_secs,
+            mail_sent_secs: settings.mail.sent_retention_secs,
         }
     }
 }
@@ -142,6 +144,7 @@ pub fn spawn(state: Arc<Upkeep>) -> Vec<JoinHandle<()>> {
             purge_abandoned_guests(&state).await;
             purge_old_audit_events(&state).await;
             purge_spent_limits(&state).await;
+            purge_mail(&state).await;
             state.rate_limits.tidy(state.clock.now());
         }
     });
@@ -255,6 +258,13 @@ async fn purge_spent_limits(state: &Upkeep) -> u64 {
         state.store.purge_limits(now, window_start, PURGE_BATCH)
     })
     .await
+}
+
+/// Sent mail past its retention, and mailed tokens spent or expired.
+pub async fn purge_mail(state: &Upkeep) -> u64 {
+    let now = state.clock.now();
+    let cutoff = now - state.retention.mail_sent_secs;
+    in_batches("mail", || state.store.purge_mail(cutoff, now, PURGE_BATCH)).await
 }
 
 /// Session events older than their retention, in batches.

@@ -15,8 +15,10 @@ pub mod credentials;
 pub mod ending;
 pub mod health;
 pub mod login;
+pub mod mail;
 pub mod maintenance;
 pub mod readiness;
+pub mod recovery;
 pub mod sessions;
 pub mod tickets;
 pub mod validation;
@@ -37,6 +39,9 @@ pub struct Services {
     pub sessions: Arc<sessions::Sessions>,
     /// Whether a token (access, cookie, service key) stands for something live right now.
     pub validation: Arc<validation::Validation>,
+    /// Verified email, password reset, sign-in by email, email change, self-deletion,
+    /// re-authentication.
+    pub recovery: Arc<recovery::Recovery>,
     /// Logout, revocation: every way a session ends.
     pub ending: Arc<ending::Ending>,
     /// What an `admin` service key (or the operator's CLI) may do to a user.

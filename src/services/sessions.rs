@@ -33,6 +33,24 @@ pub struct Issued {
     pub refresh_token: SecretString,
 }
 
+/// The times an access token carries from its session.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenTimes {
+    /// The session's last authentication.
+    pub auth_time: i64,
+    /// When the session ends unless refreshed: no token outlives it.
+    pub session_ends_at: i64,
+}
+
+impl TokenTimes {
+    pub fn of(session: &Session, idle_timeout_secs: i64) -> TokenTimes {
+        TokenTimes {
+            auth_time: session.auth_time,
+            session_ends_at: session.ends_at(idle_timeout_secs),
+        }
+    }
+}
+
 /// Opens, refreshes and lists sessions.
 pub struct Sessions {
     store: Store,
@@ -44,6 +62,8 @@ pub struct Sessions {
     ending: Arc<Ending>,
     metrics: Arc<Metrics>,
     lifetimes: SessionSettings,
+    /// `accounts.require_verified_email`: refresh refuses an unverified address.
+    require_verified_email: bool,
 }
 
 /// What [`Sessions`] is built from.
@@ -56,6 +76,7 @@ pub struct SessionsParts {
     pub ending: Arc<Ending>,
     pub metrics: Arc<Metrics>,
     pub lifetimes: SessionSettings,
+    pub require_verified_email: bool,
 }
 
 impl Sessions {
@@ -69,6 +90,7 @@ impl Sessions {
             ending,
             metrics,
             lifetimes,
+            require_verified_email,
         } = parts;
         Sessions {
             store,
@@ -79,6 +101,7 @@ impl Sessions {
             ending,
             metrics,
             lifetimes,
+            require_verified_email,
         }
     }
 
@@ -97,7 +120,9 @@ impl Sessions {
         let lifetimes = &self.lifetimes;
         let ttl = match kind {
             SessionKind::Guest => lifetimes.guest_ttl_secs,
-            SessionKind::Password | SessionKind::Bridge(_) => lifetimes.permanent_ttl_secs,
+            SessionKind::Password | SessionKind::Email | SessionKind::Bridge(_) => {
+                lifetimes.permanent_ttl_secs
+            }
         };
         let provider = match kind {
             SessionKind::Bridge(provider) => Some(provider),
@@ -148,7 +173,11 @@ impl Sessions {
             .session
             .expires_at
             .min(now + lifetimes.idle_timeout_secs);
-        self.issue(user.clone(), session_id, amr, refresh_token, ends_at)
+        let times = TokenTimes {
+            auth_time: now,
+            session_ends_at: ends_at,
+        };
+        self.issue(user.clone(), session_id, amr, refresh_token, times)
             .map(Some)
     }
 
@@ -160,7 +189,7 @@ impl Sessions {
         session_id: SessionId,
         amr: Vec<String>,
         refresh_token: SecretString,
-        session_ends_at: i64,
+        times: TokenTimes,
     ) -> Result<Issued> {
         let now = self.clock.now();
         let (access_token, expires_at) = self.tokens.issue(
@@ -170,7 +199,9 @@ impl Sessions {
                 is_guest: user.is_guest,
                 amr,
                 email: user.email.as_deref(),
-                session_ends_at,
+                email_verified: user.email_verified,
+                auth_time: times.auth_time,
+                session_ends_at: times.session_ends_at,
             },
             now,
         )?;
@@ -182,6 +213,20 @@ impl Sessions {
             expires_in: expires_at - now,
             refresh_token,
         })
+    }
+
+    /// `email_not_verified` when the token's user has an address not yet verified (before the
+    /// rotation, so the client keeps a token that works once the address is verified).
+    async fn refuse_unverified(&self, presented: &SecretString) -> Result<()> {
+        let hash = opaque::hash(presented.expose_secret());
+        let Some((_, user_id)) = self.store.session_of_refresh_token(&hash).await? else {
+            return Ok(());
+        };
+        let user = self.store.find_user(&user_id).await?;
+        if user.is_some_and(|user| !user.may_sign_in(true)) {
+            return Err(Error::EmailNotVerified);
+        }
+        Ok(())
     }
 
     /// A user's live sessions, newest first.
@@ -199,6 +244,9 @@ impl Sessions {
         if !opaque::looks_valid(presented.expose_secret()) {
             return Err(Error::InvalidRefreshToken);
         }
+        if self.require_verified_email {
+            self.refuse_unverified(presented).await?;
+        }
         let successor = opaque::generate();
         let successor_id = uuid::Uuid::now_v7().to_string();
         let sessions = &self.lifetimes;
@@ -215,8 +263,8 @@ impl Sessions {
             RefreshOutcome::Rotated { session, user } => {
                 self.gate.changed(&session.id);
                 self.metrics.refreshes.inc();
-                let ends_at = session.ends_at(sessions.idle_timeout_secs);
-                self.issue(user, session.id, session.amr, successor, ends_at)
+                let times = TokenTimes::of(&session, sessions.idle_timeout_secs);
+                self.issue(user, session.id, session.amr, successor, times)
             }
             RefreshOutcome::Replayed {
                 session,
@@ -226,8 +274,8 @@ impl Sessions {
                 let same = opaque::unseal_successor(presented, &sealed)
                     .ok_or(Error::InvalidRefreshToken)?;
                 self.metrics.refreshes.inc();
-                let ends_at = session.ends_at(sessions.idle_timeout_secs);
-                self.issue(user, session.id, session.amr, same, ends_at)
+                let times = TokenTimes::of(&session, sessions.idle_timeout_secs);
+                self.issue(user, session.id, session.amr, same, times)
             }
             RefreshOutcome::Reused {
                 session_id,

@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::credentials::bridge::Bridge;
@@ -18,6 +20,8 @@ use crate::limits::throttle::LoginThrottle;
 use crate::liveness::bus::AnnouncementBus;
 use crate::liveness::events::EventFeed;
 use crate::liveness::gate::{RecentlyEnded, SessionGate};
+use crate::mail::templates::Templates;
+use crate::mail::transport::Mailer;
 use crate::observability::audit::AuditLog;
 use crate::observability::metrics::Metrics;
 use crate::services::Services;
@@ -27,7 +31,9 @@ use crate::services::bridge::BridgeSignIn;
 use crate::services::credentials::CredentialChecks;
 use crate::services::ending::Ending;
 use crate::services::health::Health;
+use crate::services::mail::{MailSender, MailSenderParts};
 use crate::services::maintenance::{Retention, Upkeep, UpkeepParts};
+use crate::services::recovery::{Recovery, RecoveryParts};
 use crate::services::sessions::{Sessions, SessionsParts};
 use crate::services::tickets::Tickets;
 use crate::services::validation::Validation;
@@ -48,6 +54,10 @@ pub struct Core {
     pub bridge: Arc<Bridge>,
     pub rate_limits: Arc<RateLimits>,
     pub throttle: Arc<LoginThrottle>,
+    /// Delivers the outbox (started by the application, not by the CLI).
+    pub mail_sender: Arc<MailSender>,
+    /// Wakes this instance's mail sender when a request queued a message.
+    pub mail_waker: Arc<Notify>,
 }
 
 impl Core {
@@ -83,7 +93,22 @@ impl Core {
         let throttle = LoginThrottle::new(store.clone(), settings.throttle.clone());
         let service_keys =
             ServiceKeys::load(store.clone(), clock.clone(), &settings.service_keys).await?;
+        let metrics = Arc::new(Metrics::new());
+        let mail_waker = Arc::new(Notify::new());
+        let mail_sender = Arc::new(MailSender::new(MailSenderParts {
+            store: store.clone(),
+            clock: clock.clone(),
+            mailer: Mailer::from_settings(&settings.mail)?,
+            templates: Templates::load(&settings.mail.templates_dir)?,
+            metrics: metrics.clone(),
+            audit: AuditLog::new(store.clone(), clock.clone()),
+            mail: settings.mail.clone(),
+            accounts: settings.accounts.clone(),
+            wake: mail_waker.clone(),
+        }));
         Ok(Core {
+            mail_sender,
+            mail_waker,
             settings,
             store,
             clock,
@@ -92,7 +117,7 @@ impl Core {
             gate,
             events,
             service_keys: Arc::new(service_keys),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             bridge: Arc::new(bridge),
             rate_limits: Arc::new(rate_limits),
             throttle: Arc::new(throttle),
@@ -132,6 +157,7 @@ impl Core {
             ending: ending.clone(),
             metrics: self.metrics.clone(),
             lifetimes: self.settings.sessions.clone(),
+            require_verified_email: self.settings.accounts.require_verified_email,
         }));
         let checks = Arc::new(CredentialChecks::new(
             self.hasher.clone(),
@@ -162,6 +188,21 @@ impl Core {
                 metrics: self.metrics.clone(),
                 audit: audit.clone(),
                 policy,
+                require_verified_email: self.settings.accounts.require_verified_email,
+            })),
+            recovery: Arc::new(Recovery::new(RecoveryParts {
+                store: self.store.clone(),
+                clock: self.clock.clone(),
+                checks: checks.clone(),
+                sessions: sessions.clone(),
+                ending: ending.clone(),
+                gate: self.gate.clone(),
+                rate_limits: self.rate_limits.clone(),
+                metrics: self.metrics.clone(),
+                audit: audit.clone(),
+                policy,
+                settings: self.settings.accounts.clone(),
+                mail_waker: self.mail_waker.clone(),
             })),
             validation: Arc::new(Validation::new(
                 self.tokens.clone(),

@@ -67,6 +67,7 @@ impl Application {
         let mut tasks = maintenance::spawn(services.upkeep.clone());
         tasks.push(tokio::spawn(core.announcement_bus().run()));
         tasks.push(tokio::spawn(core.events.clone().run()));
+        tasks.push(tokio::spawn(core.mail_sender.clone().run()));
         let state = web::Data::new(AppState::new(
             services,
             &core.settings,

@@ -13,7 +13,7 @@ impl Store {
         subject: &str,
     ) -> StoreResult<Option<User>> {
         let found: Option<RawUser> = sqlx::query_as(
-            "select u.id, u.email, u.is_guest, u.created_at from external_identities i \
+            "select u.id, u.email, u.is_guest, u.email_verified, u.created_at from external_identities i \
              join users u on u.id = i.user_id where i.issuer = $1 and i.subject = $2",
         )
         .bind(issuer)
@@ -51,6 +51,7 @@ impl Store {
             email,
             password_hash: None,
             is_guest: false,
+            email_verified: user.email_verified && email.is_some(),
             now,
         };
         if !Store::insert_user(&mut tx, &new_user).await? {

@@ -13,6 +13,7 @@ mod audit;
 mod events;
 mod identities;
 mod keys;
+mod mail;
 mod opening;
 mod refresh_tokens;
 mod seeding;
@@ -37,13 +38,16 @@ pub use announcements::{
 };
 pub use audit::AuditEntry;
 pub use keys::{KeyRevocation, StoredSigningKey};
+pub use mail::{ClaimedMail, CodeCandidate, MailGrant, NewMail, NewMailToken};
 pub use opening::{OpenSession, Precondition, SessionCap};
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use seeding::SeededSession;
 pub use service_keys::StoredServiceKey;
 pub use sessions::{NewSession, SessionsToEnd};
 pub use throttle::{EVERY_CLIENT, Reservation, ThrottleState};
-pub use users::{Account, GuestUpgrade, LoginCandidate, NewUser, PresentedToken, UpgradeOutcome};
+pub use users::{
+    Account, GuestUpgrade, LoginCandidate, NewUser, PresentedToken, Successor, UpgradeOutcome,
+};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -14,6 +14,7 @@ struct SessionAndUser {
     session: RawSession,
     email: Option<String>,
     is_guest: i64,
+    email_verified: i64,
     user_created_at: i64,
 }
 
@@ -23,6 +24,7 @@ impl SessionAndUser {
             id: UserId::trusted(self.session.user_id.clone()),
             email: self.email,
             is_guest: self.is_guest != 0,
+            email_verified: self.email_verified != 0,
             created_at: self.user_created_at,
         };
         (self.session.into(), user)
@@ -43,6 +45,7 @@ struct RawSession {
     last_seen_at: i64,
     expires_at: i64,
     revoked_at: Option<i64>,
+    auth_time: Option<i64>,
 }
 
 impl From<RawSession> for Session {
@@ -59,6 +62,7 @@ impl From<RawSession> for Session {
             last_seen_at: row.last_seen_at,
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
+            auth_time: row.auth_time.unwrap_or(row.created_at),
         }
     }
 }
@@ -92,15 +96,15 @@ pub struct NewSession<'a> {
 macro_rules! session_columns {
     () => {
         "id, user_id, kind, provider, amr, user_agent, ip_address, created_at, last_seen_at, \
-         expires_at, revoked_at"
+         expires_at, revoked_at, auth_time"
     };
 }
 /// The columns of [`SessionAndUser`], from `user_sessions s join users u`.
 macro_rules! session_and_user_columns {
     () => {
         "s.id, s.user_id, s.kind, s.provider, s.amr, s.user_agent, s.ip_address, \
-         s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, \
-         u.email, u.is_guest, u.created_at as user_created_at"
+         s.created_at, s.last_seen_at, s.expires_at, s.revoked_at, s.auth_time, \
+         u.email, u.is_guest, u.email_verified, u.created_at as user_created_at"
     };
 }
 
@@ -131,7 +135,8 @@ impl Store {
     ) -> StoreResult<()> {
         sqlx::query(
             "insert into user_sessions (id, user_id, kind, provider, amr, user_agent, ip_address, \
-             created_at, last_seen_at, expires_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
+             created_at, last_seen_at, expires_at, auth_time) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $8)",
         )
         .bind(session.id)
         .bind(session.user_id)

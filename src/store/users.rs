@@ -13,6 +13,7 @@ pub(super) struct RawUser {
     id: String,
     email: Option<String>,
     is_guest: i64,
+    email_verified: i64,
     created_at: i64,
 }
 
@@ -22,6 +23,7 @@ impl From<RawUser> for User {
             id: UserId::trusted(row.id),
             email: row.email,
             is_guest: row.is_guest != 0,
+            email_verified: row.email_verified != 0,
             created_at: row.created_at,
         }
     }
@@ -84,6 +86,7 @@ pub struct NewUser<'a> {
     pub email: Option<&'a str>,
     pub password_hash: Option<&'a str>,
     pub is_guest: bool,
+    pub email_verified: bool,
     pub now: i64,
 }
 
@@ -95,13 +98,14 @@ impl Store {
         user: &NewUser<'_>,
     ) -> StoreResult<bool> {
         let result = sqlx::query(
-            "insert into users (id, email, password_hash, is_guest, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $5)",
+            "insert into users (id, email, password_hash, is_guest, email_verified, created_at, \
+             updated_at) values ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(user.id)
         .bind(user.email)
         .bind(user.password_hash)
         .bind(i64::from(user.is_guest))
+        .bind(i64::from(user.email_verified))
         .bind(user.now)
         .execute(&mut **tx)
         .await;
@@ -113,7 +117,7 @@ impl Store {
     }
 
     pub async fn find_user(&self, id: &str) -> StoreResult<Option<User>> {
-        let sql = "select id, email, is_guest, created_at from users where id = $1";
+        let sql = "select id, email, is_guest, email_verified, created_at from users where id = $1";
         let row: Option<RawUser> = sqlx::query_as(sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -215,6 +219,22 @@ impl Store {
         .execute(&mut **tx)
         .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// Sets whether the user's address is verified.
+    pub async fn set_email_verified(
+        &self,
+        user_id: &str,
+        verified: bool,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query("update users set email_verified = $1, updated_at = $2 where id = $3")
+            .bind(i64::from(verified))
+            .bind(now)
+            .bind(user_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     /// Creates a user with a password and no session (`sessiond users create`). `Ok(false)`
@@ -384,50 +404,112 @@ impl Store {
             Err(err) => return Err(err.into()),
         }
         sqlx::query(
-            "update user_sessions set kind = $1, amr = $2, expires_at = $3 \
-             where id = $4 and user_id = $5",
+            "update user_sessions set kind = $1, amr = $2, expires_at = $3, auth_time = $4 \
+             where id = $5 and user_id = $6",
         )
         .bind(up.session_kind)
         .bind(super::encode_amr(up.session_amr))
         .bind(up.session_expires_at)
+        .bind(up.now)
         .bind(up.session_id)
         .bind(up.user_id)
         .execute(&mut *tx)
         .await?;
-        if let Some(presented) = &up.presented {
+        let successor = Successor {
+            id: up.refresh_token_id,
+            hash: up.refresh_token_hash,
+        };
+        Store::replace_refresh_token_in(
+            &mut tx,
+            up.session_id,
+            up.presented.as_ref(),
+            successor,
+            up.now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(UpgradeOutcome::Upgraded)
+    }
+}
+
+/// The refresh token that replaces a session's current one.
+pub struct Successor<'a> {
+    pub id: &'a str,
+    pub hash: &'a [u8],
+}
+
+impl Store {
+    /// Gives a session a new refresh token in the caller's transaction: the current one is
+    /// spent with the new one as its successor, sealed under the presented token when the
+    /// client presented it (so a tab racing with it converges within the grace window).
+    async fn replace_refresh_token_in(
+        tx: &mut Transaction<'static, Any>,
+        session_id: &str,
+        presented: Option<&PresentedToken<'_>>,
+        successor: Successor<'_>,
+        now: i64,
+    ) -> StoreResult<()> {
+        if let Some(presented) = presented {
             sqlx::query(
                 "update refresh_tokens set rotated_at = $1, successor_id = $2, \
                  successor_sealed = $3 where token_hash = $4 and session_id = $5 \
                  and rotated_at is null and revoked_at is null",
             )
-            .bind(up.now)
-            .bind(up.refresh_token_id)
+            .bind(now)
+            .bind(successor.id)
             .bind(presented.successor_sealed)
             .bind(presented.hash)
-            .bind(up.session_id)
-            .execute(&mut *tx)
+            .bind(session_id)
+            .execute(&mut **tx)
             .await?;
         }
         sqlx::query(
             "update refresh_tokens set rotated_at = $1, successor_id = $2 \
              where session_id = $3 and rotated_at is null and revoked_at is null",
         )
-        .bind(up.now)
-        .bind(up.refresh_token_id)
-        .bind(up.session_id)
+        .bind(now)
+        .bind(successor.id)
+        .bind(session_id)
+        .execute(&mut **tx)
+        .await?;
+        Store::insert_refresh_token(tx, successor.id, session_id, successor.hash, None, now).await
+    }
+
+    /// A re-authentication of live session `session_id`: its `auth_time` becomes `now` and it
+    /// gets a new refresh token. `Ok(false)` (nothing written) when the presented token is not
+    /// the session's or the session is no longer live.
+    pub async fn reauthenticate(
+        &self,
+        session_id: &str,
+        presented: Option<&PresentedToken<'_>>,
+        successor: Successor<'_>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(presented) = presented {
+            let owner: Option<(String,)> =
+                sqlx::query_as("select session_id from refresh_tokens where token_hash = $1")
+                    .bind(presented.hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if owner.is_none_or(|(owner,)| owner != session_id) {
+                return Ok(false);
+            }
+        }
+        let updated = sqlx::query(
+            "update user_sessions set auth_time = $1 where id = $2 and revoked_at is null \
+             and expires_at > $1",
+        )
+        .bind(now)
+        .bind(session_id)
         .execute(&mut *tx)
         .await?;
-        Store::insert_refresh_token(
-            &mut tx,
-            up.refresh_token_id,
-            up.session_id,
-            up.refresh_token_hash,
-            None,
-            up.now,
-        )
-        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        Store::replace_refresh_token_in(&mut tx, session_id, presented, successor, now).await?;
         tx.commit().await?;
-        Ok(UpgradeOutcome::Upgraded)
+        Ok(true)
     }
 }
 

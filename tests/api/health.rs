@@ -235,7 +235,7 @@ async fn head_answers_like_get_and_405_names_the_allowed_methods() {
     assert_eq!(head.status(), StatusCode::OK);
     assert!(head.bytes().await.unwrap().is_empty());
     for (method, path, allow) in [
-        (reqwest::Method::PUT, "/v1/me", "GET, HEAD"),
+        (reqwest::Method::PUT, "/v1/me", "GET, DELETE, HEAD"),
         (reqwest::Method::GET, "/v1/login", "POST"),
         (reqwest::Method::DELETE, "/healthz", "GET, HEAD"),
     ] {

@@ -623,6 +623,8 @@ pub fn subject(session: &Session) -> Subject<'_> {
         is_guest: false,
         amr: vec!["pwd".into()],
         email: None,
+        email_verified: false,
+        auth_time: system_now(),
         session_ends_at: i64::MAX,
     }
 }

@@ -239,6 +239,7 @@ async fn metrics_can_require_a_bearer_token() {
 
 const KEK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const KEK_TEXT_PIECE: &str = "AAECAwQFBgcICQoL";
+const MAIL_URL: &str = "smtps://mailer:mail-password-9f8e@smtp.acme.example";
 
 /// The binary as production runs it, with a configuration that is fine except where `env`
 /// says otherwise.
@@ -255,6 +256,12 @@ fn production(env: &[(&str, &str)]) -> std::process::Output {
         .env(
             "SESSIOND__METRICS__BEARER_TOKEN",
             "a-scraper-token-of-some-length",
+        )
+        .env("SESSIOND__MAIL__URL", MAIL_URL)
+        .env("SESSIOND__MAIL__FROM", "Acme <no-reply@acme.example>")
+        .env(
+            "SESSIOND__ACCOUNTS__LINK_URL",
+            "https://app.acme.example/auth",
         );
     for (k, v) in env {
         command.env(k, v);
@@ -273,6 +280,10 @@ fn production_refuses_unsafe_settings_with_reasons_and_masks_secrets() {
         !stdout.contains(KEK_TEXT_PIECE),
         "the encryption key was printed"
     );
+    assert!(
+        !stdout.contains("mail-password-9f8e"),
+        "the SMTP password was printed"
+    );
 
     for (env, setting) in [
         (
@@ -290,6 +301,22 @@ fn production_refuses_unsafe_settings_with_reasons_and_masks_secrets() {
         (
             ("SESSIOND__METRICS__BEARER_TOKEN", ""),
             "metrics.bearer_token",
+        ),
+        (("SESSIOND__MAIL__URL", "log:"), "mail.url"),
+        (
+            ("SESSIOND__MAIL__URL", "http://smtp.acme.example"),
+            "mail.url",
+        ),
+        (
+            (
+                "SESSIOND__ACCOUNTS__LINK_URL",
+                "http://app.acme.example/auth",
+            ),
+            "accounts.link_url",
+        ),
+        (
+            ("SESSIOND__MAIL__FROM", "sessiond <no-reply@localhost>"),
+            "mail.from",
         ),
     ] {
         let refused = production(&[env]);

@@ -49,6 +49,8 @@ pub struct VerifiedIdentity {
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
+    /// The issuer's `email_verified` claim: what the local user's `email_verified` follows.
+    pub email_verified: bool,
 }
 
 #[derive(Deserialize)]
@@ -239,6 +241,7 @@ impl Provider {
             email: claims
                 .email
                 .filter(|_| claims.email_verified == Some(true) || self.trust_email),
+            email_verified: claims.email_verified == Some(true),
         })
     }
 }

@@ -32,9 +32,23 @@ pub struct AccessClaims {
     pub amr: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Whether `email` was verified (present with `email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    /// The last authentication in the session (Unix seconds, OpenID Connect's `auth_time`):
+    /// what "fresh" is judged by. Tokens minted before it existed count from their `iat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
     /// Never set by us; a token carrying one is refused before it (RFC 7519 §4.1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
+}
+
+impl AccessClaims {
+    /// When the session last authenticated.
+    pub fn auth_time(&self) -> i64 {
+        self.auth_time.unwrap_or(self.iat)
+    }
 }
 
 /// What an access token is minted for.
@@ -44,6 +58,9 @@ pub struct Subject<'a> {
     pub is_guest: bool,
     pub amr: Vec<String>,
     pub email: Option<&'a str>,
+    pub email_verified: bool,
+    /// The session's last authentication.
+    pub auth_time: i64,
     /// When the session ends unless refreshed (the earlier of its absolute and idle expiry):
     /// no token outlives it, which is what lets validation skip the session's own row.
     pub session_ends_at: i64,
@@ -134,6 +151,8 @@ impl AccessTokens {
             is_guest: subject.is_guest,
             amr: subject.amr,
             email: subject.email.map(str::to_string),
+            email_verified: subject.email.map(|_| subject.email_verified),
+            auth_time: Some(subject.auth_time),
             nbf: None,
         };
         let mut header = Header::new(signer.algorithm);

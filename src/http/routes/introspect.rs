@@ -51,6 +51,7 @@ pub async fn introspect(
             "token_type": "access_token",
             "is_guest": claims.is_guest,
             "amr": claims.amr,
+            "auth_time": claims.auth_time(),
             "email": claims.email,
         }))),
         Err(Error::InvalidToken(_)) => Ok(inactive()),

@@ -12,6 +12,7 @@ mod introspect;
 mod logout;
 mod me;
 mod password;
+mod recovery;
 mod refresh;
 mod revoke;
 mod sessions;
@@ -57,6 +58,48 @@ pub fn table() -> Vec<RouteSpec> {
         ),
         spec(M::POST, "/v1/logout", web::post().to(logout::logout)),
         spec(M::GET, "/v1/me", web::get().to(me::me)),
+        spec(M::DELETE, "/v1/me", web::delete().to(recovery::delete_me)),
+        spec(
+            M::POST,
+            "/v1/email/verify/send",
+            web::post().to(recovery::send_verification),
+        ),
+        spec(
+            M::POST,
+            "/v1/email/verify",
+            web::post().to(recovery::verify_email),
+        ),
+        spec(
+            M::POST,
+            "/v1/password/forgot",
+            web::post().to(recovery::forgot_password),
+        ),
+        spec(
+            M::POST,
+            "/v1/password/reset",
+            web::post().to(recovery::reset_password),
+        ),
+        spec(
+            M::POST,
+            "/v1/login/email",
+            web::post().to(recovery::request_sign_in),
+        ),
+        spec(
+            M::POST,
+            "/v1/login/email/verify",
+            web::post().to(recovery::verify_sign_in),
+        ),
+        spec(
+            M::POST,
+            "/v1/email/change",
+            web::post().to(recovery::change_email),
+        ),
+        spec(
+            M::POST,
+            "/v1/email/change/confirm",
+            web::post().to(recovery::confirm_email_change),
+        ),
+        spec(M::POST, "/v1/reauth", web::post().to(recovery::reauth)),
         spec(M::GET, "/v1/sessions", web::get().to(sessions::list)),
         spec(
             M::DELETE,

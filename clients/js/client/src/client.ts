@@ -13,7 +13,8 @@ import {
 import { hint, memoryStorage, type RefreshTokenStorage } from "./storage.js";
 import { TabChannel, channelName, type Message } from "./tabs.js";
 import type {
-  BindableSocket, ChangeEvent, ChangeListener, DeviceSession, SessionState, User,
+  BindableSocket, ChangeEvent, ChangeListener, CompleteFromUrlOptions, CompletedLink, DeviceSession, EmailLinkType,
+  SessionState, User,
 } from "./types.js";
 
 export interface ClientOptions {
@@ -50,6 +51,9 @@ const MODE_MISMATCH =
   "@sessiond/client: cookie mode, but sessiond sent the refresh token in the response body: its cookie mode is off, " +
   "so this session ends at its first refresh and is not restored on reload. Turn cookie mode on in sessiond " +
   '([cookies] enabled = true) or use createClient({ mode: "bearer" }).';
+
+/** The link types of sessiond's mails that `completeFromUrl()` completes. */
+const LINK_TYPES: ReadonlySet<string> = new Set<EmailLinkType>(["verify_email", "reset_password", "sign_in", "change_email"]);
 
 
 export class SessiondClient {
@@ -222,6 +226,158 @@ export class SessiondClient {
     return tokens.user;
   }
 
+  // ---- mailed links and codes, fresh authentication ------------------------------------------
+
+  /**
+   * Mails a password reset link to `email`. sessiond answers the same whether or not an account
+   * has that email (so nobody learns which addresses have one): resolving means only "accepted".
+   */
+  async requestPasswordReset(email: string): Promise<void> {
+    this.#assertLive();
+    await readJson(await postJson(this.#fetch, `${this.url}/v1/password/forgot`, { email }, this.#credentials()));
+  }
+
+  /**
+   * Sets a new password with the token of a reset link and signs in (a new session, stored and
+   * announced to the other tabs as any sign-in). `invalid_grant` when the token is unknown,
+   * spent or expired.
+   */
+  resetPassword(token: string, newPassword: string): Promise<User> {
+    return this.#signIn("/v1/password/reset", { token, new_password: newPassword });
+  }
+
+  /** Mails the signed-in (non-guest) user a link that verifies their email. */
+  async sendVerification(): Promise<void> {
+    this.#assertLive();
+    const url = `${this.url}/v1/email/verify/send`;
+    await readJson(await this.#authorized((accessToken) => this.#fetch(url, { method: "POST", headers: bearer(accessToken) })));
+  }
+
+  /**
+   * Verifies an email with the token of a verification link; resolves with the user. When this
+   * client is signed in as that user, its `user` gets `email_verified: true` too.
+   */
+  async verifyEmail(token: string): Promise<User> {
+    this.#assertLive();
+    const res = await postJson(this.#fetch, `${this.url}/v1/email/verify`, { token }, this.#credentials());
+    const { user } = (await readJson(res)) as { user: User };
+    this.#updateUser(user);
+    return user;
+  }
+
+  /**
+   * Mails `email` a sign-in link and a 6-digit code (no password); finish with
+   * `verifyEmailSignIn()`, or `completeFromUrl()` on the link's page.
+   */
+  async signInWithEmail(email: string): Promise<void> {
+    this.#assertLive();
+    await readJson(await postJson(this.#fetch, `${this.url}/v1/login/email`, { email }, this.#credentials()));
+  }
+
+  /** Signs in with the token of a mailed sign-in link, or with the email and the mailed code. */
+  verifyEmailSignIn(proof: { token: string } | { email: string; code: string }): Promise<User> {
+    const body = "token" in proof ? { token: proof.token } : { email: proof.email, code: proof.code };
+    return this.#signIn("/v1/login/email/verify", body);
+  }
+
+  /**
+   * Mails `newEmail` a link that makes it the signed-in user's email (`confirmEmailChange()`).
+   * Needs a fresh authentication: `insufficient_user_authentication` (401) asks for
+   * `reauthenticate()` first.
+   */
+  async changeEmail(newEmail: string): Promise<void> {
+    this.#assertLive();
+    const url = `${this.url}/v1/email/change`;
+    await readJson(await this.#authorized((accessToken) =>
+      postJson(this.#fetch, url, { new_email: newEmail }, this.#credentials(), accessToken)));
+  }
+
+  /**
+   * Confirms an email change with the token of the link mailed to the new address; resolves with
+   * the user. When this client is signed in as that user, its `user` gets the new email too.
+   */
+  async confirmEmailChange(token: string): Promise<User> {
+    this.#assertLive();
+    const res = await postJson(this.#fetch, `${this.url}/v1/email/change/confirm`, { token }, this.#credentials());
+    const { user } = (await readJson(res)) as { user: User };
+    this.#updateUser(user);
+    return user;
+  }
+
+  /**
+   * Deletes the signed-in user and all their sessions, then signs out here and in the other tabs
+   * as `signOut()` does (`signed_out`, reason `account_deleted`). Needs a fresh authentication:
+   * `insufficient_user_authentication` (401) asks for `reauthenticate()` first.
+   */
+  async deleteAccount(): Promise<void> {
+    this.#assertLive();
+    const url = `${this.url}/v1/me`;
+    const res = await this.#authorized((accessToken) => this.#fetch(url, { method: "DELETE", headers: bearer(accessToken) }));
+    const sessionId = this.#state?.sessionId ?? null;
+    await readJson(res);
+    await this.#signedOut("account_deleted", true, sessionId);
+  }
+
+  /**
+   * Proves the password again, for what needs a fresh authentication (`changeEmail()`,
+   * `deleteAccount()`). The answer is the same session with a new `authTime` and a rotated
+   * refresh token, kept as a refresh's: the refresh token goes along as refresh sends it (the
+   * cookie, or in bearer mode the stored token).
+   */
+  async reauthenticate({ password }: { password: string }): Promise<User> {
+    this.#assertLive();
+    const url = `${this.url}/v1/reauth`;
+    let presented: string | null = null;
+    let epoch = this.#epoch;
+    const res = await this.#authorized(async (accessToken) => {
+      // Read after the access token, whose refresh may have rotated it.
+      presented = this.mode === "bearer" ? await this.#storage.get() : null;
+      // A refresh in flight with the token this spends must not overwrite the answer.
+      epoch = ++this.#epoch;
+      const body = presented ? { password, refresh_token: presented } : { password };
+      return postJson(this.#fetch, url, body, this.#credentials(), accessToken);
+    });
+    const body = (await readJson(res)) as TokenResponse;
+    await this.#accept(body, "refreshed", presented, epoch);
+    return body.user;
+  }
+
+  /**
+   * Completes the link of one of sessiond's mails on the page it opens
+   * (`?type=<type>&token=<token>` in `url`, default `location.href`): `verify_email`
+   * (`verifyEmail`), `sign_in` (`verifyEmailSignIn`), `change_email` (`confirmEmailChange`),
+   * `reset_password` (`resetPassword` with `options.newPassword`; without it, only returns the
+   * `token`, for the page to ask for a new password). When `url` is the page's, `type` and `token`
+   * are first removed from the address bar (`history.replaceState`), so that neither a reload nor
+   * a shared URL carries the token. Resolves null when the URL holds no such link.
+   */
+  async completeFromUrl(url?: string | URL, options: CompleteFromUrlOptions = {}): Promise<CompletedLink | null> {
+    this.#assertLive();
+    const page = (globalThis as { location?: { href?: string } }).location?.href;
+    const href = url === undefined ? page : String(url);
+    if (!href) return null;
+    const link = new URL(href, page);
+    const type = link.searchParams.get("type");
+    const token = link.searchParams.get("token");
+    if (!type || !token || !LINK_TYPES.has(type)) return null;
+    if (href === page) forgetLink(link);
+    switch (type as EmailLinkType) {
+      case "verify_email":
+        return { type: "verify_email", user: await this.verifyEmail(token) };
+      case "change_email":
+        return { type: "change_email", user: await this.confirmEmailChange(token) };
+      case "sign_in": {
+        const user = await this.verifyEmailSignIn({ token });
+        return { type: "sign_in", user, ...this.#sessionOf(user) };
+      }
+      case "reset_password": {
+        if (options.newPassword === undefined) return { type: "reset_password", token };
+        const user = await this.resetPassword(token, options.newPassword);
+        return { type: "reset_password", user, ...this.#sessionOf(user) };
+      }
+    }
+  }
+
   // ---- tokens -------------------------------------------------------------------------------
 
   /**
@@ -389,6 +545,32 @@ export class SessiondClient {
 
   #assertLive() {
     if (this.#disposed) throw new Error("@sessiond/client: this client was disposed");
+  }
+
+  /**
+   * Sends a request that needs the access token (`request` adds it). After a 401
+   * `invalid_token` (the token went stale on the way): one refresh, if still needed, and one
+   * retry. Other refusals (`insufficient_user_authentication`…) are the answer: no refresh.
+   */
+  async #authorized(request: (accessToken: string | null) => Promise<Response>): Promise<Response> {
+    const accessToken = await this.getAccessToken();
+    const res = await request(accessToken);
+    if (res.status !== 401 || !accessToken || (await errorCode(res)) !== "invalid_token") return res;
+    if (this.#state?.accessToken === accessToken) await this.refresh().catch(() => null);
+    const fresh = this.#state?.accessToken;
+    return fresh ? request(fresh) : res;
+  }
+
+  /** The signed-in user as sessiond now describes it (a verified or changed email), if it is ours. */
+  #updateUser(user: User) {
+    const state = this.#state;
+    if (state && user && state.user.id === user.id) this.#state = { ...state, user: { ...state.user, ...user } };
+  }
+
+  /** `{ session }` when the client holds `user`'s session (the one a link just started). */
+  #sessionOf(user: User): { session?: SessionState } {
+    const session = this.getSession();
+    return session && session.user.id === user.id ? { session } : {};
   }
 
   async #restore(): Promise<void> {
@@ -621,6 +803,25 @@ export class SessiondClient {
         // failures reschedule themselves; the state is kept
       });
     });
+  }
+}
+
+/** `Authorization: Bearer` with `accessToken`, or no header without one. */
+function bearer(accessToken: string | null): Record<string, string> {
+  return accessToken ? { authorization: `Bearer ${accessToken}` } : {};
+}
+
+/** Removes a mailed link's `type` and `token` from the address bar (where there is a history). */
+function forgetLink(link: URL) {
+  const history = (globalThis as { history?: History }).history;
+  if (typeof history?.replaceState !== "function") return;
+  const clean = new URL(link.href);
+  clean.searchParams.delete("type");
+  clean.searchParams.delete("token");
+  try {
+    history.replaceState(history.state, "", clean.href);
+  } catch {
+    // a sandboxed document, say: the link is completed all the same
   }
 }
 

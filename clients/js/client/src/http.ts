@@ -26,6 +26,8 @@ export interface TokenResponse {
   refresh_token?: string;
   session_id: string;
   user: User;
+  /** When the user last authenticated in this session, in seconds since the epoch. */
+  auth_time?: number;
 }
 
 /** Refresh answers that mean the session is over (as opposed to a network or server failure). */

@@ -20,5 +20,6 @@ export { SessiondError } from "./http.js";
 export { localStorageAdapter, memoryStorage } from "./storage.js";
 export type { RefreshTokenStorage } from "./storage.js";
 export type {
-  BindableSocket, ChangeEvent, ChangeListener, ChangeType, DeviceSession, SessionState, User,
+  BindableSocket, ChangeEvent, ChangeListener, ChangeType, CompleteFromUrlOptions, CompletedLink, DeviceSession,
+  EmailLinkType, SessionState, User,
 } from "./types.js";

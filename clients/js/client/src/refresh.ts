@@ -38,6 +38,7 @@ export function sessionState(body: TokenResponse, now: number): SessionState {
     sessionId: body.session_id,
     accessToken: body.access_token,
     expiresAt: now + body.expires_in * 1000 - Math.min(1000, body.expires_in * 200),
+    ...(typeof body.auth_time === "number" && { authTime: body.auth_time }),
   };
 }
 

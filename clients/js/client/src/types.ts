@@ -8,6 +8,8 @@ export interface User {
   email: string | null;
   is_guest: boolean;
   created_at: string;
+  /** Whether the user proved they own `email` (a verification link, a mailed sign-in, a reset). */
+  email_verified?: boolean;
 }
 
 /** What the client knows about the signed-in session. */
@@ -20,6 +22,11 @@ export interface SessionState {
    * lifetime counted from receipt, less a second (`exp` is in whole seconds).
    */
   expiresAt: number;
+  /**
+   * When the user last authenticated in this session (sign-in, `reauthenticate()`), in seconds
+   * since the epoch: the token response's `auth_time`, when sessiond sends one.
+   */
+  authTime?: number;
 }
 
 /** A device session as listed by `GET /v1/sessions`. */
@@ -63,4 +70,27 @@ export type ChangeListener = (event: ChangeEvent) => void;
 export interface BindableSocket {
   disconnect(): unknown;
   connect?(): unknown;
+}
+
+/** The `type` of a link in sessiond's mails: `<link_url>?type=<type>&token=<token>`. */
+export type EmailLinkType = "verify_email" | "reset_password" | "sign_in" | "change_email";
+
+/** Options of `completeFromUrl()`. */
+export interface CompleteFromUrlOptions {
+  /**
+   * For a `reset_password` link: the new password. Without it the link is not used: the result
+   * carries its `token`, for `resetPassword(token, newPassword)` once the page has asked for one.
+   */
+  newPassword?: string;
+}
+
+/** What `completeFromUrl()` did with the link in the URL. */
+export interface CompletedLink {
+  type: EmailLinkType;
+  /** The user after the flow (absent for a `reset_password` link without `newPassword`). */
+  user?: User;
+  /** The session the flow started (`sign_in`, and `reset_password` with `newPassword`). */
+  session?: SessionState;
+  /** A `reset_password` link without `newPassword`: the token to pass to `resetPassword()`. */
+  token?: string;
 }

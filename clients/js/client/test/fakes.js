@@ -12,10 +12,14 @@ export function json(status, body) {
 
 /**
  * A fake sessiond: guest and password sign-in, refresh with rotation (each refresh token works
- * once), logout and revoke. `mode: "cookie"` keeps the refresh token in one cookie jar shared by
- * every fetch made with `fetchFor()` (the tabs of one browser); `mode: "bearer"` returns it in
- * the body. `calls` records every request with the label of the fetch that made it; `answer()`
- * queues a one-time answer for a path (an error, say) instead of the fake's own.
+ * once), logout and revoke; and the mailed flows (password reset, email verification, sign-in
+ * by link or code, email change), reauthentication and account deletion, whose mails land in
+ * `mails` (`{ type, to, token, code?, used }`; the code of a sign-in mail is always "123456").
+ * An authentication is fresh for 300 s (`auth_time` of each session, in seconds). `mode: "cookie"`
+ * keeps the refresh token in one cookie jar shared by every fetch made with `fetchFor()` (the
+ * tabs of one browser); `mode: "bearer"` returns it in the body. `calls` records every request
+ * with the label of the fetch that made it; `answer()` queues a one-time answer for a path (an
+ * error, say) instead of the fake's own.
  */
 export function fakeSessiond({ mode = "bearer", expiresIn = 120 } = {}) {
   const sessions = new Map(); // session id -> { user, refresh, revoked }
@@ -23,8 +27,10 @@ export function fakeSessiond({ mode = "bearer", expiresIn = 120 } = {}) {
   const bearers = new Map(); // access token -> session id
   const queued = new Map(); // path -> [Response factories]
   const calls = [];
+  const mails = [];
   let cookie = null;
   let n = 0;
+  const now = () => Math.floor(Date.now() / 1000);
 
   const issue = (sessionId) => {
     const session = sessions.get(sessionId);
@@ -39,6 +45,7 @@ export function fakeSessiond({ mode = "bearer", expiresIn = 120 } = {}) {
       expires_at: Math.floor(Date.now() / 1000) + expiresIn,
       session_id: sessionId,
       user: session.user,
+      auth_time: session.authTime,
     };
     if (mode === "cookie") cookie = session.refresh;
     else body.refresh_token = session.refresh;
@@ -46,13 +53,49 @@ export function fakeSessiond({ mode = "bearer", expiresIn = 120 } = {}) {
   };
   const start = (user) => {
     const id = `s-${sessions.size + 1}`;
-    sessions.set(id, { user, refresh: null, revoked: false });
+    sessions.set(id, { user, refresh: null, revoked: false, authTime: now() });
     return issue(id);
   };
+  const registered = (email) =>
+    [...sessions.values()].find((s) => s.user.email === email)?.user ??
+    { id: "u-login", email, is_guest: false, created_at: "2025-01-01T00:00:00Z", email_verified: false };
+  /** Changes a user in every session of theirs (the fake keeps a copy of the user per session). */
+  const updateUser = (userId, changes) => {
+    let user = null;
+    for (const s of sessions.values()) {
+      if (s.user.id === userId) user = s.user = { ...s.user, ...changes };
+    }
+    return user;
+  };
+  const mail = (type, to, extra = {}) => {
+    const sent = { type, to, token: `mt-${mails.length + 1}`, used: false, ...extra };
+    mails.push(sent);
+    return sent;
+  };
+  /** The unused mail of `type` that `match` accepts, now spent; undefined if none. */
+  const redeem = (type, match) => {
+    const found = mails.find((m) => m.type === type && !m.used && match(m));
+    if (found) found.used = true;
+    return found;
+  };
+  const accepted = () => json(202, { accepted: true });
+  const invalidGrant = () => json(400, { error: "invalid_grant", error_description: "the link or code is invalid or expired" });
+  const invalidToken = () => json(401, { error: "invalid_token", error_description: "no valid access token" });
+  const notFresh = () => new Response(
+    JSON.stringify({ error: "insufficient_user_authentication", error_description: "authenticate again" }),
+    {
+      status: 401,
+      headers: {
+        "content-type": "application/json",
+        "www-authenticate": 'Bearer error="insufficient_user_authentication", max_age=300',
+      },
+    },
+  );
 
   const server = {
     calls,
     sessions,
+    mails,
     get cookie() {
       return cookie;
     },
@@ -78,6 +121,10 @@ export function fakeSessiond({ mode = "bearer", expiresIn = 120 } = {}) {
         calls.push({ label, path: url.pathname, method: init.method ?? "GET", body, headers, credentials: init.credentials });
         const scripted = queued.get(url.pathname)?.shift();
         if (scripted) return scripted();
+        // The live session of the request's access token, if any.
+        const bearer = bearers.get(headers.get("authorization")?.replace(/^Bearer /, ""));
+        const current = bearer && !sessions.get(bearer).revoked ? sessions.get(bearer) : null;
+        const fresh = current && now() - current.authTime <= 300;
         switch (url.pathname) {
           case "/v1/guest":
             return start({ id: `u-${sessions.size + 1}`, email: null, is_guest: true, created_at: "2025-01-01T00:00:00Z" });
@@ -85,7 +132,7 @@ export function fakeSessiond({ mode = "bearer", expiresIn = 120 } = {}) {
             if (body.password !== "right") {
               return json(401, { error: "invalid_credentials", error_description: "wrong email or password" });
             }
-            return start({ id: "u-login", email: body.email, is_guest: false, created_at: "2025-01-01T00:00:00Z" });
+            return start(registered(body.email));
           case "/v1/token/refresh": {
             const token = mode === "cookie" ? cookie : body.refresh_token;
             const sessionId = owners.get(token);
@@ -102,9 +149,64 @@ export function fakeSessiond({ mode = "bearer", expiresIn = 120 } = {}) {
           case "/v1/revoke":
             if (owners.has(body.token)) server.revoke(owners.get(body.token));
             return json(200, {});
-          default:
-            return json(404, { error: "not_found", error_description: url.pathname });
+          case "/v1/password/forgot":
+            mail("reset_password", body.email);
+            return accepted();
+          case "/v1/password/reset": {
+            const used = redeem("reset_password", (m) => m.token === body.token);
+            if (!used) return invalidGrant();
+            return start({ ...registered(used.to), email_verified: true });
+          }
+          case "/v1/email/verify/send":
+            if (!current) return invalidToken();
+            if (current.user.is_guest) return json(403, { error: "forbidden", error_description: "guests have no email" });
+            mail("verify_email", current.user.email, { userId: current.user.id });
+            return accepted();
+          case "/v1/email/verify": {
+            const used = redeem("verify_email", (m) => m.token === body.token);
+            if (!used) return invalidGrant();
+            return json(200, { user: updateUser(used.userId, { email_verified: true }) });
+          }
+          case "/v1/login/email":
+            mail("sign_in", body.email, { code: "123456" });
+            return accepted();
+          case "/v1/login/email/verify": {
+            const used = redeem("sign_in", (m) => (body.token ? m.token === body.token : m.to === body.email && m.code === body.code));
+            if (!used) return invalidGrant();
+            return start({ ...registered(used.to), email_verified: true });
+          }
+          case "/v1/email/change":
+            if (!current) return invalidToken();
+            if (!fresh) return notFresh();
+            mail("change_email", body.new_email, { userId: current.user.id });
+            return accepted();
+          case "/v1/email/change/confirm": {
+            const used = redeem("change_email", (m) => m.token === body.token);
+            if (!used) return invalidGrant();
+            return json(200, { user: updateUser(used.userId, { email: used.to, email_verified: true }) });
+          }
+          case "/v1/me": {
+            if (init.method !== "DELETE") break;
+            if (!current) return invalidToken();
+            if (!fresh) return notFresh();
+            for (const [id, s] of sessions) if (s.user.id === current.user.id) server.revoke(id);
+            if (mode === "cookie") cookie = null;
+            return json(204);
+          }
+          case "/v1/reauth": {
+            if (!current) return invalidToken();
+            if (body.password !== "right") {
+              return json(401, { error: "invalid_credentials", error_description: "wrong password" });
+            }
+            const presented = mode === "cookie" ? cookie : body.refresh_token;
+            if (sessions.get(owners.get(presented)) !== current) {
+              return json(401, { error: "invalid_refresh_token", error_description: "not this session's token" });
+            }
+            current.authTime = now();
+            return issue(bearer);
+          }
         }
+        return json(404, { error: "not_found", error_description: url.pathname });
       };
     },
   };
