@@ -555,7 +555,12 @@ async fn two_instances_share_one_outbox_and_send_each_mail_once() {
         smtp.wait_for(email, 1).await;
     }
     outbox_drained(&a).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A second copy would come from a second claim of a sent message: none turns up.
+    let duplicate = within(Duration::from_millis(500), || async {
+        users.iter().any(|email| smtp.to(email).len() > 1)
+    })
+    .await;
+    assert!(!duplicate, "a mail was sent twice");
     for email in &users {
         assert_eq!(smtp.to(email).len(), 1, "{email}: exactly one mail");
     }
