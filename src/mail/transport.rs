@@ -107,3 +107,39 @@ impl Mailer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> MailSettings {
+        let mut settings = crate::config::Settings::defaults().mail;
+        settings.url = secrecy::SecretString::from(url.to_string());
+        settings
+    }
+
+    // A pool is built inside the runtime that will drive it.
+    #[tokio::test]
+    async fn each_scheme_builds_its_transport_and_bad_urls_are_refused() {
+        // Building connects to nothing: a pool opens connections when it sends.
+        for url in [
+            "log:",
+            "smtp://127.0.0.1:2525",
+            "smtp://mailer:p%40ss@smtp.example.com",
+            "smtps://mailer:secret@smtp.example.com:465",
+        ] {
+            let built = Mailer::from_settings(&settings(url));
+            assert!(built.is_ok(), "{url}: {:?}", built.err());
+        }
+        assert!(matches!(
+            Mailer::from_settings(&settings("log:")).unwrap(),
+            Mailer::Log { .. }
+        ));
+        for url in ["http://smtp.example.com", "smtp://", "not a url"] {
+            assert!(Mailer::from_settings(&settings(url)).is_err(), "{url}");
+        }
+        let mut bad_from = settings("log:");
+        bad_from.from = "not a mailbox".into();
+        assert!(Mailer::from_settings(&bad_from).is_err());
+    }
+}

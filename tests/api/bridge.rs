@@ -913,6 +913,11 @@ async fn an_email_the_issuer_has_not_verified_is_not_copied() {
     verified["email_verified"] = json!(true);
     let session = exchanged(&app, SUPABASE, &sign_hs256(SUPABASE_SECRET, &verified)).await;
     assert_eq!(session.body["user"]["email"], "ann@example.com");
+    assert_eq!(
+        session.body["user"]["email_verified"], true,
+        "the issuer's claim"
+    );
+    assert_eq!(claims_of(&session.access_token)["email_verified"], true);
 }
 
 #[tokio::test]
@@ -942,6 +947,13 @@ async fn an_email_without_email_verified_is_copied_only_from_a_trusted_provider(
     trusted.as_object_mut().unwrap().remove("email_verified");
     let session = exchanged(&app, STAGING, &sign_hs256(STAGING_SECRET, &trusted)).await;
     assert_eq!(session.body["user"]["email"], "bo@example.com");
+    // Copied, but not verified: the issuer said nothing about it...
+    assert_eq!(session.body["user"]["email_verified"], false);
+    // ...until it does: the local flag follows the issuer's claim.
+    trusted["email_verified"] = json!(true);
+    let again = exchanged(&app, STAGING, &sign_hs256(STAGING_SECRET, &trusted)).await;
+    assert_eq!(again.user_id, session.user_id);
+    assert_eq!(again.body["user"]["email_verified"], true);
 }
 
 #[tokio::test]
