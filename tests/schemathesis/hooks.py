@@ -153,6 +153,9 @@ class Credentials:
             replace_in_body(case, "refresh_token", lambda: tokens["refresh_token"])
         elif op == "revokeSession":
             replace_path_id(case, lambda: tokens["session_id"])
+        elif op == "reauthenticate":
+            replace_in_body(case, "password", lambda: PASSWORD)
+            replace_in_body(case, "refresh_token", lambda: tokens["refresh_token"])
 
 
 @schemathesis.hook

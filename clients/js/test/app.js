@@ -90,6 +90,43 @@ const PAGE = (sessiondUrl) => `<!doctype html>
 </script></head><body>test app</body></html>`;
 
 /**
+ * The page sessiond's mailed links open (`SESSIOND__ACCOUNTS__LINK_URL`, `?type=&token=`): for a
+ * `reset_password` link it shows a form for the new password, whose submit completes the link
+ * with client.completeFromUrl() (the page's own URL) and signs in; window.completed is its result
+ * (or `{ error }`), and #status says the same in words.
+ */
+const AUTH_PAGE = (sessiondUrl) => `<!doctype html>
+<html><head><meta charset="utf-8"><title>sessiond link test</title>
+<script type="module">
+  import { createClient } from "/client/index.js";
+  const client = createClient({ url: ${JSON.stringify(sessiondUrl)} });
+  window.client = client;
+  window.changes = [];
+  client.onChange((e) => window.changes.push(e));
+  const form = document.getElementById("reset");
+  const status = document.getElementById("status");
+  form.hidden = new URLSearchParams(location.search).get("type") !== "reset_password";
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      window.completed = await client.completeFromUrl(undefined, { newPassword: form.elements.password.value });
+      status.textContent = window.completed ? \`signed in as \${window.completed.user.email}\` : "no link";
+    } catch (err) {
+      window.completed = { error: err.code ?? err.message };
+      status.textContent = \`failed: \${window.completed.error}\`;
+    }
+  });
+  window.appReady = true;
+</script></head><body>
+<form id="reset" hidden>
+  <input type="text" name="username" autocomplete="username" hidden>
+  <label>New password <input id="new-password" name="password" type="password" autocomplete="new-password"></label>
+  <button id="set-password" type="submit">Set password</button>
+</form>
+<p id="status"></p>
+</body></html>`;
+
+/**
  * Starts the app on `port` (chosen before sessiond starts, so sessiond's CORS list can name
  * it). `events` (default true): socketAuth follows sessiond's event feed (the key needs scope
  * `events`), as a real deployment would.
@@ -98,6 +135,7 @@ export async function startApp({ port, sessiondUrl, serviceKey, events = true })
   const stats = { refused: 0, ok: 0 };
   const app = express();
   app.get("/", (req, res) => res.type("html").set("cache-control", "no-store").send(PAGE(sessiondUrl)));
+  app.get("/auth.html", (req, res) => res.type("html").set("cache-control", "no-store").send(AUTH_PAGE(sessiondUrl)));
   app.get("/react", (req, res) => res.type("html").set("cache-control", "no-store").send(REACT_PAGE(sessiondUrl)));
   app.get("/vendor/react.js", async (req, res) => res.type("js").send(await reactBundle()));
   app.get("/sessiond-react/:file", async (req, res) => {

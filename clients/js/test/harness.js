@@ -1,7 +1,8 @@
 // Starts a real sessiond for the JS package tests: SQLite (a temp file) or PostgreSQL (a
 // throwaway database on $SESSIOND_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres,
 // created per stack and dropped afterwards), configured service keys, optional cookie mode, CORS
-// origins, bridge provider and access-token lifetime. Also small helpers the tests share.
+// origins, bridge provider, access-token lifetime and mail through an SMTP server on loopback
+// (startSmtpServer(), a real one speaking the protocol over TCP). Also small helpers the tests share.
 //
 // The binary is $SESSIOND_BIN, by default ../../target/debug/sessiond relative to clients/js.
 
@@ -105,6 +106,9 @@ const toml = (value) => JSON.stringify(value);
  *   accessTtlSecs: number            access-token lifetime
  *   scopes: string[]                 scopes of the service key `serviceKey` (default ["introspect"])
  *   bridge: { name, issuer, audience, secret }   an HS256 bridge provider
+ *   mail: { port, linkUrl }          mail through the SMTP server on 127.0.0.1:port (plain SMTP,
+ *                                    see startSmtpServer()), from "Acme <no-reply@acme.example>",
+ *                                    the outbox checked every 50 ms; mailed links open linkUrl
  *   env: { SESSIOND__…: "…" }        further settings
  * Returns { url, serviceKey, adminKey, db, child, env, cli(...args), stop(), logs() }.
  */
@@ -165,6 +169,17 @@ export async function startSessiond(options = {}) {
     });
   }
   if (options.accessTtlSecs) env.SESSIOND__TOKENS__ACCESS_TTL_SECS = String(options.accessTtlSecs);
+  if (options.mail) {
+    Object.assign(env, {
+      SESSIOND__MAIL__URL: `smtp://${HOST}:${options.mail.port}`,
+      SESSIOND__MAIL__FROM: MAIL_FROM,
+      SESSIOND__MAIL__PRODUCT_NAME: "Acme",
+      SESSIOND__MAIL__POLL_INTERVAL_MS: "50",
+      SESSIOND__MAIL__TIMEOUT_SECS: "2",
+      SESSIOND__MAIL__RETRY_BASE_SECS: "1",
+      SESSIOND__ACCOUNTS__LINK_URL: options.mail.linkUrl,
+    });
+  }
   Object.assign(env, options.env);
 
   const child = startProcess(`sessiond (${db})`, SESSIOND_BIN, ["serve"], { env });
@@ -186,6 +201,171 @@ export async function startSessiond(options = {}) {
     throw err;
   }
   return stack;
+}
+
+/** The sender of the mails of a stack started with `mail`. */
+export const MAIL_FROM = "Acme <no-reply@acme.example>";
+
+/** A MIME body decoded by its Content-Transfer-Encoding (quoted-printable, base64, 7bit, 8bit). */
+function decodeBody(body, encoding = "7bit") {
+  switch (encoding.trim().toLowerCase()) {
+    case "quoted-printable": {
+      const bytes = [];
+      const text = body.replace(/=\r?\n/g, "");
+      for (let i = 0; i < text.length; i++) {
+        if (text[i] === "=" && /^[0-9A-Fa-f]{2}$/.test(text.slice(i + 1, i + 3))) {
+          bytes.push(parseInt(text.slice(i + 1, i + 3), 16));
+          i += 2;
+        } else {
+          bytes.push(...Buffer.from(text[i], "utf8"));
+        }
+      }
+      return Buffer.from(bytes).toString("utf8");
+    }
+    case "base64":
+      return Buffer.from(body.replace(/\s+/g, ""), "base64").toString("utf8");
+    default:
+      return body;
+  }
+}
+
+/** The headers (names lower-cased, folded lines joined) and the body of a message or a part. */
+function splitHeaders(raw) {
+  const end = raw.search(/\r?\n\r?\n/);
+  const head = end < 0 ? raw : raw.slice(0, end);
+  const body = end < 0 ? "" : raw.slice(end).replace(/^\r?\n\r?\n/, "");
+  const headers = {};
+  for (const line of head.replace(/\r?\n[ \t]+/g, " ").split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { headers, body };
+}
+
+/** The leaf parts of a MIME message: `[{ type, text }]`, each body decoded. */
+function mimeParts(raw) {
+  const { headers, body } = splitHeaders(raw);
+  const type = headers["content-type"] ?? "text/plain";
+  const boundary = /boundary="?([^";]+)"?/i.exec(type)?.[1];
+  if (/^multipart\//i.test(type) && boundary) {
+    const chunks = body.split(`--${boundary}`).slice(1);
+    return chunks.filter((c) => !c.startsWith("--")).flatMap((c) => mimeParts(c.replace(/^\r?\n/, "")));
+  }
+  return [{ type: type.split(";")[0].trim().toLowerCase(), text: decodeBody(body, headers["content-transfer-encoding"]) }];
+}
+
+/**
+ * A real SMTP server on 127.0.0.1 (any free port) for the mail that sessiond sends: it speaks
+ * the protocol over TCP (220 greeting; EHLO/HELO, MAIL FROM, RCPT TO, RSET, NOOP: 250; DATA: 354,
+ * then the message up to a line "." and 250; QUIT: 221) and keeps each message it received as
+ * `{ from, to, headers, text, html, raw }` (`to`: the envelope's recipients; `text`/`html`: the
+ * decoded parts). `transcript()` is the whole conversation, for failure messages.
+ */
+export async function startSmtpServer() {
+  const messages = [];
+  const sockets = new Set();
+  let transcript = "";
+  const log = (line) => {
+    transcript += `${line}\n`;
+    if (transcript.length > 100_000) transcript = transcript.slice(-50_000);
+  };
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => {});
+    const reply = (text) => {
+      log(`S: ${text.replaceAll("\r\n", "\nS: ")}`);
+      if (!socket.destroyed) socket.write(`${text}\r\n`);
+    };
+    let buffer = "";
+    let from = null;
+    let to = [];
+    let data = null; // the lines of the message while in DATA
+    const line = (text) => {
+      if (data) {
+        if (text === ".") {
+          const raw = data.join("\r\n");
+          const { headers } = splitHeaders(raw);
+          const parts = mimeParts(raw);
+          messages.push({
+            from, to, headers, raw,
+            text: parts.find((p) => p.type === "text/plain")?.text ?? "",
+            html: parts.find((p) => p.type === "text/html")?.text ?? "",
+          });
+          log(`C: <message of ${raw.length} characters to ${to.join(", ")}>`);
+          data = null;
+          from = null;
+          to = [];
+          reply("250 queued");
+        } else {
+          data.push(text.startsWith(".") ? text.slice(1) : text);
+        }
+        return;
+      }
+      log(`C: ${text}`);
+      const verb = text.slice(0, 4).toUpperCase();
+      if (verb === "EHLO") reply("250-test-smtp\r\n250 8BITMIME");
+      else if (verb === "HELO" || verb === "NOOP") reply("250 ok");
+      else if (/^MAIL FROM:/i.test(text)) {
+        from = /<([^>]*)>/.exec(text)?.[1] ?? null;
+        to = [];
+        reply("250 ok");
+      } else if (/^RCPT TO:/i.test(text)) {
+        to.push(/<([^>]*)>/.exec(text)?.[1] ?? text.slice(8).trim());
+        reply("250 ok");
+      } else if (verb === "RSET") {
+        from = null;
+        to = [];
+        reply("250 ok");
+      } else if (verb === "DATA") {
+        data = [];
+        reply("354 end with <CRLF>.<CRLF>");
+      } else if (verb === "QUIT") {
+        reply("221 bye");
+        socket.end();
+      } else reply("502 not implemented");
+    };
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk) => {
+      buffer += chunk;
+      let end;
+      while ((end = buffer.indexOf("\n")) >= 0) {
+        const text = buffer.slice(0, end).replace(/\r$/, "");
+        buffer = buffer.slice(end + 1);
+        line(text);
+      }
+    });
+    reply("220 test-smtp ready");
+  });
+  server.listen(0, HOST);
+  await new Promise((ok, fail) => {
+    server.once("listening", ok);
+    server.once("error", fail);
+  });
+  return {
+    port: server.address().port,
+    messages,
+    transcript: () => `--- SMTP on ${HOST}:${server.address().port} ---\n${transcript}`,
+    /** Messages whose envelope names `address`. */
+    to: (address) => messages.filter((m) => m.to.includes(address)),
+    /** Waits (up to `timeoutMs`) until `count` messages to `address` arrived; resolves with them. */
+    waitFor: async (address, { count = 1, timeoutMs = 5000 } = {}) => {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const got = messages.filter((m) => m.to.includes(address));
+        if (got.length >= count) return got;
+        if (Date.now() > deadline) {
+          throw new Error(`${count} mail(s) to ${address} expected within ${timeoutMs} ms; got ${got.length} ` +
+            `(${messages.length} in all)`);
+        }
+        await sleep(25);
+      }
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((ok) => server.close(() => ok()));
+    },
+  };
 }
 
 /** A JSON request to sessiond as a server would make it; `{ status, body, headers }`. */
