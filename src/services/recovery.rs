@@ -171,7 +171,8 @@ impl Recovery {
         Ok(())
     }
 
-    /// Spends a mailed token of `kind`, or `invalid_grant`.
+    /// Spends a mailed token of `kind`, or `invalid_grant` (audited: a token that works for
+    /// nothing is a guess, a spent link, or a link for another purpose).
     async fn redeem(
         &self,
         token: &SecretString,
@@ -180,14 +181,23 @@ impl Recovery {
     ) -> Result<MailGrant> {
         self.checks.attempt(client)?;
         let token = token.expose_secret();
-        if !opaque::looks_valid(token) {
-            return Err(Error::InvalidGrant);
-        }
         let now = self.clock.now();
-        self.store
-            .redeem_mail_token(&opaque::hash(token), kind.as_str(), now)
-            .await?
-            .ok_or(Error::InvalidGrant)
+        let grant = match opaque::looks_valid(token) {
+            true => {
+                self.store
+                    .redeem_mail_token(&opaque::hash(token), kind.as_str(), now)
+                    .await?
+            }
+            false => None,
+        };
+        if grant.is_none() {
+            let detail = json!({ "credential": "mail_token", "purpose": kind.as_str() });
+            let subject = subject(None, None, client);
+            self.audit
+                .record(Event::CredentialCheckFailed, subject, detail)
+                .await;
+        }
+        grant.ok_or(Error::InvalidGrant)
     }
 
     /// `POST /v1/email/verify`: the address the token was sent to is verified, if it is still

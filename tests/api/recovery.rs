@@ -213,6 +213,46 @@ async fn unknown_addresses_get_the_same_answers_and_no_mail() {
     assert!(smtp.to("nobody@example.com").is_empty());
     let unknown_token = post(&app, "/v1/email/verify", json!({ "token": "x".repeat(43) })).await;
     assert_error(unknown_token, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    let trail = app.store.audit_events(None, 50).await.unwrap();
+    let guessed = trail
+        .iter()
+        .find(|e| e.kind == "credential_check_failed")
+        .expect("a token that works for nothing is audited");
+    assert_eq!(guessed.detail["credential"], "mail_token");
+    assert_eq!(guessed.detail["purpose"], "verify_email");
+    let requested = trail
+        .iter()
+        .filter(|e| e.kind == "password_reset_requested")
+        .count();
+    assert_eq!(
+        requested, 2,
+        "every request is audited, known address or not"
+    );
+}
+
+#[tokio::test]
+async fn sent_mail_and_spent_tokens_are_purged_after_their_retention() {
+    let smtp = SmtpServer::start().await;
+    let app = app_with_mail(&smtp).await;
+    app.new_user_with_email("ann@example.com").await;
+    accepted(
+        post(
+            &app,
+            "/v1/password/forgot",
+            json!({ "email": "ann@example.com" }),
+        )
+        .await,
+    )
+    .await;
+    smtp.wait_for("ann@example.com", 1).await;
+    outbox_drained(&app).await;
+    let upkeep = &app.services.upkeep;
+    assert_eq!(sessiond::services::maintenance::purge_mail(upkeep).await, 0);
+
+    app.advance_clock(24 * 3600 + 1);
+
+    // The sent message, and the reset token that expired meanwhile.
+    assert_eq!(sessiond::services::maintenance::purge_mail(upkeep).await, 2);
 }
 
 #[tokio::test]
