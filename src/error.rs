@@ -33,6 +33,19 @@ pub enum Error {
     /// The endpoint needs an authentication within `max_age` seconds (RFC 9470).
     #[error("this needs a recent authentication: re-authenticate and retry")]
     InsufficientAuthentication { max_age: i64 },
+    /// The first factor was right; a second is due. The token is the client's to present
+    /// with the code (`POST /v1/login/mfa`): a secret, never printed.
+    #[error("a second factor is required")]
+    MfaRequired {
+        mfa_token: secrecy::SecretString,
+        methods: Vec<&'static str>,
+    },
+    /// The account already has this factor (disable it first).
+    #[error("{0}")]
+    AlreadyEnabled(&'static str),
+    /// Removing this would leave the account no way to sign in.
+    #[error("this is the only way left to sign in to this account")]
+    LastCredential,
     #[error("the email address of this account is not verified yet")]
     EmailNotVerified,
     #[error("{0}")]

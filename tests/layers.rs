@@ -21,6 +21,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
                 "limits::throttle",
                 "observability::audit",
                 "mail::templates",
+                "credentials::totp",
             ],
             &[
                 "mail::transport",

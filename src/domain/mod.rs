@@ -1,5 +1,6 @@
 //! Raw input is parsed once into these validated types; handlers never pass raw strings deeper.
 
+pub mod assurance;
 mod client;
 mod email;
 mod event;

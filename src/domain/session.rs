@@ -12,6 +12,8 @@ pub enum SessionKind<'a> {
     Bridge(&'a str),
     /// A mailed sign-in link or code (or a password reset: the mail proved the address).
     Email,
+    /// A passkey (WebAuthn); its user verification adds `"user"` to the `amr`.
+    Passkey,
 }
 
 impl SessionKind<'_> {
@@ -21,6 +23,7 @@ impl SessionKind<'_> {
             SessionKind::Guest => "guest",
             SessionKind::Bridge(_) => "bridge",
             SessionKind::Email => "email",
+            SessionKind::Passkey => "passkey",
         }
     }
 
@@ -31,6 +34,7 @@ impl SessionKind<'_> {
             SessionKind::Guest => "guest".to_string(),
             SessionKind::Bridge(provider) => format!("bridge:{provider}"),
             SessionKind::Email => "email".to_string(),
+            SessionKind::Passkey => "hwk".to_string(),
         }]
     }
 }

@@ -5,6 +5,7 @@
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::error::Error;
@@ -62,6 +63,9 @@ fn service_code(err: &Error) -> &'static str {
         Error::InvalidGrant => "invalid_grant",
         Error::InsufficientAuthentication { .. } => "insufficient_user_authentication",
         Error::EmailNotVerified => "email_not_verified",
+        Error::MfaRequired { .. } => "mfa_required",
+        Error::AlreadyEnabled(_) => "already_enabled",
+        Error::LastCredential => "last_credential",
         Error::Forbidden(_) => "forbidden",
         Error::NotFound(_) => "not_found",
         Error::EmailTaken => "email_taken",
@@ -83,11 +87,14 @@ fn service_status(err: &Error) -> StatusCode {
         | Error::SessionExpired
         | Error::InvalidClient
         | Error::InvalidBridgeToken
-        | Error::InsufficientAuthentication { .. } => StatusCode::UNAUTHORIZED,
+        | Error::InsufficientAuthentication { .. }
+        | Error::MfaRequired { .. } => StatusCode::UNAUTHORIZED,
         Error::InvalidGrant => StatusCode::BAD_REQUEST,
         Error::Forbidden(_) | Error::EmailNotVerified => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::EmailTaken => StatusCode::CONFLICT,
+        Error::EmailTaken | Error::AlreadyEnabled(_) | Error::LastCredential => {
+            StatusCode::CONFLICT
+        }
         Error::InvalidEmail(_) | Error::WeakPassword(_) | Error::UnknownProvider => {
             StatusCode::UNPROCESSABLE_ENTITY
         }
@@ -142,6 +149,15 @@ impl ResponseError for ApiError {
                 response.insert_header((header::WWW_AUTHENTICATE, challenge));
             }
             _ => {}
+        }
+        // The one error whose body carries more: what the client presents with the code.
+        if let ApiError::Service(Error::MfaRequired { mfa_token, methods }) = self {
+            return response.json(serde_json::json!({
+                "error": self.code(),
+                "error_description": self.to_string(),
+                "mfa_token": mfa_token.expose_secret(),
+                "methods": methods,
+            }));
         }
         response.json(ErrorBody {
             error: self.code(),

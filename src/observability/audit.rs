@@ -53,11 +53,24 @@ pub enum Event {
     MailLimited,
     /// A mail that kept failing: kept in the outbox, no longer retried.
     MailDeadLettered,
+    /// A right first factor for an account with a second factor: an `mfa_token` was issued.
+    MfaChallenged,
+    /// A TOTP authenticator was enrolled (pending until its first code).
+    TotpEnrolled,
+    /// The pending authenticator was confirmed; recovery codes were issued.
+    TotpEnabled,
+    TotpDisabled,
+    /// A recovery code stood in for the authenticator (`detail` says how many are left).
+    RecoveryCodeUsed,
+    PasskeyRegistered,
+    PasskeyDeleted,
+    /// A passkey's signature counter went backwards: a cloned authenticator is likely; refused.
+    PasskeyCounterRegressed,
 }
 
 impl Event {
     /// Every event type, as `openapi.yaml` must list them.
-    pub const ALL: [Event; 33] = [
+    pub const ALL: [Event; 41] = [
         Event::Signup,
         Event::LoginSucceeded,
         Event::LoginFailed,
@@ -91,6 +104,14 @@ impl Event {
         Event::Reauthenticated,
         Event::MailLimited,
         Event::MailDeadLettered,
+        Event::MfaChallenged,
+        Event::TotpEnrolled,
+        Event::TotpEnabled,
+        Event::TotpDisabled,
+        Event::RecoveryCodeUsed,
+        Event::PasskeyRegistered,
+        Event::PasskeyDeleted,
+        Event::PasskeyCounterRegressed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -128,6 +149,14 @@ impl Event {
             Event::Reauthenticated => "reauthenticated",
             Event::MailLimited => "mail_limited",
             Event::MailDeadLettered => "mail_dead_lettered",
+            Event::MfaChallenged => "mfa_challenged",
+            Event::TotpEnrolled => "totp_enrolled",
+            Event::TotpEnabled => "totp_enabled",
+            Event::TotpDisabled => "totp_disabled",
+            Event::RecoveryCodeUsed => "recovery_code_used",
+            Event::PasskeyRegistered => "passkey_registered",
+            Event::PasskeyDeleted => "passkey_deleted",
+            Event::PasskeyCounterRegressed => "passkey_counter_regressed",
         }
     }
 }

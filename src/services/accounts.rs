@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::credentials::{Admission, CredentialChecks};
 use super::ending::Ending;
+use super::factors::Factors;
 use super::login::throttle_account;
 use super::sessions::{Issued, Sessions, TokenTimes};
 use crate::clock::Clock;
@@ -29,6 +30,7 @@ pub struct Accounts {
     pub(super) clock: Clock,
     pub(super) checks: Arc<CredentialChecks>,
     pub(super) sessions: Arc<Sessions>,
+    pub(super) factors: Arc<Factors>,
     pub(super) ending: Arc<Ending>,
     pub(super) gate: Arc<SessionGate>,
     pub(super) rate_limits: Arc<RateLimits>,
@@ -45,6 +47,7 @@ pub struct AccountsParts {
     pub clock: Clock,
     pub checks: Arc<CredentialChecks>,
     pub sessions: Arc<Sessions>,
+    pub factors: Arc<Factors>,
     pub ending: Arc<Ending>,
     pub gate: Arc<SessionGate>,
     pub rate_limits: Arc<RateLimits>,
@@ -69,6 +72,7 @@ impl Accounts {
             clock,
             checks,
             sessions,
+            factors,
             ending,
             gate,
             rate_limits,
@@ -82,6 +86,7 @@ impl Accounts {
             clock,
             checks,
             sessions,
+            factors,
             ending,
             gate,
             rate_limits,

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::accounts::{Accounts, subject};
 use super::credentials::Admission;
+use super::factors::FirstFactor;
 use super::sessions::Issued;
 use crate::domain::{ClientInfo, Email, SessionKind};
 use crate::error::{Error, Result};
@@ -69,6 +70,9 @@ impl Accounts {
         if !user.may_sign_in(self.require_verified_email) {
             return Err(Error::EmailNotVerified);
         }
+        self.factors
+            .require_second_factor(&user, FirstFactor::Password, client)
+            .await?;
         let precondition = Precondition::CurrentCredentials {
             verified_hash: &verified_hash,
         };

@@ -13,6 +13,8 @@ pub mod admin;
 pub mod bridge;
 pub mod credentials;
 pub mod ending;
+pub mod factors;
+pub mod freshness;
 pub mod health;
 pub mod login;
 pub mod mail;
@@ -42,6 +44,8 @@ pub struct Services {
     /// Verified email, password reset, sign-in by email, email change, self-deletion,
     /// re-authentication.
     pub recovery: Arc<recovery::Recovery>,
+    /// Second factors (TOTP and recovery codes) and completing a login that needs one.
+    pub factors: Arc<factors::Factors>,
     /// Logout, revocation: every way a session ends.
     pub ending: Arc<ending::Ending>,
     /// What an `admin` service key (or the operator's CLI) may do to a user.

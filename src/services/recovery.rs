@@ -15,11 +15,14 @@ use tokio::sync::Notify;
 use super::accounts::subject;
 use super::credentials::{Admission, CredentialChecks};
 use super::ending::Ending;
+use super::factors::{Factors, FirstFactor, SecondFactor};
+use super::freshness::Freshness;
 use super::mail::code_hash;
 use super::sessions::{Issued, Sessions, TokenTimes};
 use crate::clock::Clock;
 use crate::config::AccountSettings;
 use crate::credentials::tokens::{AccessClaims, opaque};
+use crate::domain::assurance::{self, PASSWORD};
 use crate::domain::{ClientInfo, Email, Password, PasswordPolicy, RevokeReason, SessionKind, User};
 use crate::error::{Error, Result};
 use crate::limits::rate_limit::RateLimits;
@@ -34,6 +37,7 @@ pub struct Recovery {
     clock: Clock,
     checks: Arc<CredentialChecks>,
     sessions: Arc<Sessions>,
+    factors: Arc<Factors>,
     ending: Arc<Ending>,
     gate: Arc<SessionGate>,
     rate_limits: Arc<RateLimits>,
@@ -51,6 +55,7 @@ pub struct RecoveryParts {
     pub clock: Clock,
     pub checks: Arc<CredentialChecks>,
     pub sessions: Arc<Sessions>,
+    pub factors: Arc<Factors>,
     pub ending: Arc<Ending>,
     pub gate: Arc<SessionGate>,
     pub rate_limits: Arc<RateLimits>,
@@ -74,6 +79,7 @@ impl Recovery {
             clock,
             checks,
             sessions,
+            factors,
             ending,
             gate,
             rate_limits,
@@ -88,6 +94,7 @@ impl Recovery {
             clock,
             checks,
             sessions,
+            factors,
             ending,
             gate,
             rate_limits,
@@ -102,12 +109,7 @@ impl Recovery {
     /// `Ok` when the token's session authenticated within `accounts.fresh_auth_secs`; else
     /// `insufficient_user_authentication` (RFC 9470), and the client re-authenticates.
     pub fn require_fresh(&self, claims: &AccessClaims) -> Result<()> {
-        let max_age = self.settings.fresh_auth_secs;
-        if self.clock.now() - claims.auth_time() <= max_age {
-            Ok(())
-        } else {
-            Err(Error::InsufficientAuthentication { max_age })
-        }
+        Freshness::new(self.clock.clone(), self.settings.fresh_auth_secs).require(claims)
     }
 
     /// Queues `mails` unless the first one's recipient or the client is over its hourly
@@ -305,8 +307,12 @@ impl Recovery {
         self.open(&user, client).await
     }
 
-    /// A session for a user who proved their address by mail.
+    /// A session for a user who proved their address by mail (or `mfa_required`, when the
+    /// account has a second factor: the mail was only the first).
     async fn open(&self, user: &User, client: &ClientInfo) -> Result<Issued> {
+        self.factors
+            .require_second_factor(user, FirstFactor::Email, client)
+            .await?;
         self.sessions
             .open_session(Precondition::EnabledUser, user, SessionKind::Email, client)
             .await?
@@ -459,16 +465,44 @@ impl Recovery {
         Ok(())
     }
 
-    /// `POST /v1/reauth` with the password: the same session, a fresh `auth_time`, a new
-    /// refresh token (the presented one, if any, converges on it within the grace window).
+    /// `POST /v1/reauth`: the same session, a fresh `auth_time`, the proved method added to
+    /// its `amr`, a new refresh token (the presented one, if any, converges on it within the
+    /// grace window).
     pub async fn reauthenticate(
         &self,
         claims: &AccessClaims,
-        password: &SecretString,
+        proof: ReauthProof,
         presented: Option<SecretString>,
         client: &ClientInfo,
     ) -> Result<Issued> {
         self.checks.attempt(client)?;
+        let method = match proof {
+            ReauthProof::Password(password) => {
+                self.check_password(claims, &password, client).await?;
+                PASSWORD
+            }
+            ReauthProof::Factor(factor) => {
+                let user = self
+                    .store
+                    .find_user(&claims.sub)
+                    .await?
+                    .ok_or(Error::InvalidToken("the session is no longer live"))?;
+                if !self.factors.has_totp(&user.id).await? {
+                    return Err(Error::Forbidden("this account has no authenticator"));
+                }
+                self.factors.check(&user, &factor, "reauth", client).await?
+            }
+        };
+        self.refresh_authentication(claims, method, presented, client)
+            .await
+    }
+
+    async fn check_password(
+        &self,
+        claims: &AccessClaims,
+        password: &SecretString,
+        client: &ClientInfo,
+    ) -> Result<()> {
         let account = claims
             .email
             .clone()
@@ -500,7 +534,17 @@ impl Recovery {
                 )
                 .await);
         }
-        self.checks.check_passed(ticket).await?;
+        self.checks.check_passed(ticket).await
+    }
+
+    /// The session authenticated again now, by `method`.
+    async fn refresh_authentication(
+        &self,
+        claims: &AccessClaims,
+        method: &str,
+        presented: Option<SecretString>,
+        client: &ClientInfo,
+    ) -> Result<Issued> {
         if presented
             .as_ref()
             .is_some_and(|t| !opaque::looks_valid(t.expose_secret()))
@@ -526,9 +570,11 @@ impl Recovery {
             hash: &opaque::hash(refresh_token.expose_secret()),
         };
         let now = self.clock.now();
+        let before = self.gate.live(&claims.sid, &claims.sub, now).await?;
+        let amr = assurance::amr_with(&before.session.amr, &[method]);
         let done = self
             .store
-            .reauthenticate(&claims.sid, presented.as_ref(), successor, now)
+            .reauthenticate(&claims.sid, presented.as_ref(), successor, &amr, now)
             .await?;
         if !done {
             return Err(Error::InvalidRefreshToken);
@@ -536,7 +582,7 @@ impl Recovery {
         self.gate.changed(&claims.sid);
         let snapshot = self.gate.live(&claims.sid, &claims.sub, now).await?;
         let subject = subject(Some(&claims.sub), Some(&claims.sid), client);
-        let detail = json!({ "method": "password" });
+        let detail = json!({ "method": method });
         self.audit
             .record(Event::Reauthenticated, subject, detail)
             .await;
@@ -554,4 +600,11 @@ impl Recovery {
             times,
         )
     }
+}
+
+/// What a re-authentication presents.
+pub enum ReauthProof {
+    Password(SecretString),
+    /// A TOTP code or a recovery code.
+    Factor(SecondFactor),
 }

@@ -117,12 +117,27 @@ impl Sessions {
         kind: SessionKind<'_>,
         client: &ClientInfo,
     ) -> Result<Option<Issued>> {
+        self.open_session_proven(precondition, user, kind, kind.amr(), client)
+            .await
+    }
+
+    /// [`Sessions::open_session`] for a sign-in that proved more than its kind says (a second
+    /// factor, a passkey's user verification): the session's `amr` is `amr`.
+    pub async fn open_session_proven(
+        &self,
+        precondition: Precondition<'_>,
+        user: &User,
+        kind: SessionKind<'_>,
+        amr: Vec<String>,
+        client: &ClientInfo,
+    ) -> Result<Option<Issued>> {
         let lifetimes = &self.lifetimes;
         let ttl = match kind {
             SessionKind::Guest => lifetimes.guest_ttl_secs,
-            SessionKind::Password | SessionKind::Email | SessionKind::Bridge(_) => {
-                lifetimes.permanent_ttl_secs
-            }
+            SessionKind::Password
+            | SessionKind::Email
+            | SessionKind::Passkey
+            | SessionKind::Bridge(_) => lifetimes.permanent_ttl_secs,
         };
         let provider = match kind {
             SessionKind::Bridge(provider) => Some(provider),
@@ -130,7 +145,6 @@ impl Sessions {
         };
         let now = self.clock.now();
         let session_id = SessionId::generate();
-        let amr = kind.amr();
         let refresh_token = opaque::generate();
         let open = OpenSession {
             session: NewSession {

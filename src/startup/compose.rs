@@ -14,6 +14,7 @@ use crate::credentials::bridge::Bridge;
 use crate::credentials::passwords::PasswordHasher;
 use crate::credentials::service_keys::ServiceKeys;
 use crate::credentials::tokens::AccessTokens;
+use crate::credentials::tokens::sealing::KeyEncryption;
 use crate::domain::PasswordPolicy;
 use crate::limits::rate_limit::RateLimits;
 use crate::limits::throttle::LoginThrottle;
@@ -30,6 +31,8 @@ use crate::services::admin::{Admin, AdminParts};
 use crate::services::bridge::BridgeSignIn;
 use crate::services::credentials::CredentialChecks;
 use crate::services::ending::Ending;
+use crate::services::factors::{Factors, FactorsParts};
+use crate::services::freshness::Freshness;
 use crate::services::health::Health;
 use crate::services::mail::{MailSender, MailSenderParts};
 use crate::services::maintenance::{Retention, Upkeep, UpkeepParts};
@@ -54,6 +57,8 @@ pub struct Core {
     pub bridge: Arc<Bridge>,
     pub rate_limits: Arc<RateLimits>,
     pub throttle: Arc<LoginThrottle>,
+    /// Seals secrets kept at rest besides the signing keys (TOTP secrets).
+    pub sealing: Arc<KeyEncryption>,
     /// Delivers the outbox (started by the application, not by the CLI).
     pub mail_sender: Arc<MailSender>,
     /// Wakes this instance's mail sender when a request queued a message.
@@ -106,7 +111,9 @@ impl Core {
             accounts: settings.accounts.clone(),
             wake: mail_waker.clone(),
         }));
+        let sealing = Arc::new(KeyEncryption::from_settings(&settings.keys)?);
         Ok(Core {
+            sealing,
             mail_sender,
             mail_waker,
             settings,
@@ -176,12 +183,23 @@ impl Core {
             self.events.clone(),
             self.settings.sessions.idle_timeout_secs,
         ));
+        let factors = Arc::new(Factors::new(FactorsParts {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            checks: checks.clone(),
+            sessions: sessions.clone(),
+            sealing: self.sealing.clone(),
+            audit: audit.clone(),
+            freshness: Freshness::new(self.clock.clone(), self.settings.accounts.fresh_auth_secs),
+            issuer: self.settings.mail.product_name.clone(),
+        }));
         Services {
             accounts: Arc::new(Accounts::new(AccountsParts {
                 store: self.store.clone(),
                 clock: self.clock.clone(),
                 checks: checks.clone(),
                 sessions: sessions.clone(),
+                factors: factors.clone(),
                 ending: ending.clone(),
                 gate: self.gate.clone(),
                 rate_limits: self.rate_limits.clone(),
@@ -195,6 +213,7 @@ impl Core {
                 clock: self.clock.clone(),
                 checks: checks.clone(),
                 sessions: sessions.clone(),
+                factors: factors.clone(),
                 ending: ending.clone(),
                 gate: self.gate.clone(),
                 rate_limits: self.rate_limits.clone(),
@@ -246,6 +265,7 @@ impl Core {
             })),
             health,
             sessions,
+            factors,
             ending,
         }
     }

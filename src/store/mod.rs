@@ -11,6 +11,7 @@
 mod announcements;
 mod audit;
 mod events;
+mod factors;
 mod identities;
 mod keys;
 mod mail;
@@ -37,6 +38,7 @@ pub use announcements::{
     Announcement, Announcements, ENDED_SESSIONS_CHANNEL, EVENTS_CHANNEL, SIGNING_KEYS_CHANNEL,
 };
 pub use audit::AuditEntry;
+pub use factors::{MfaChallenge, NewMfaChallenge, StoredTotp};
 pub use keys::{KeyRevocation, StoredSigningKey};
 pub use mail::{ClaimedMail, CodeCandidate, MailGrant, NewMail, NewMailToken};
 pub use opening::{OpenSession, Precondition, SessionCap};

@@ -3,7 +3,7 @@
 
 use sqlx::{Any, FromRow, Transaction};
 
-use super::{SessionsToEnd, Store, StoreResult, is_unique_violation};
+use super::{SessionsToEnd, Store, StoreResult, encode_amr, is_unique_violation};
 use crate::domain::User;
 use crate::domain::UserId;
 
@@ -483,6 +483,7 @@ impl Store {
         session_id: &str,
         presented: Option<&PresentedToken<'_>>,
         successor: Successor<'_>,
+        amr: &[String],
         now: i64,
     ) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await?;
@@ -497,11 +498,12 @@ impl Store {
             }
         }
         let updated = sqlx::query(
-            "update user_sessions set auth_time = $1 where id = $2 and revoked_at is null \
-             and expires_at > $1",
+            "update user_sessions set auth_time = $1, amr = $3 where id = $2 \
+             and revoked_at is null and expires_at > $1",
         )
         .bind(now)
         .bind(session_id)
+        .bind(encode_amr(amr))
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {

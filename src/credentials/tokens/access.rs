@@ -13,7 +13,7 @@ use super::KeyRing;
 use super::sealing::KeyEncryption;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::{SessionId, UserId};
+use crate::domain::{SessionId, UserId, assurance};
 use crate::error::Error;
 use crate::store::Store;
 
@@ -39,6 +39,9 @@ pub struct AccessClaims {
     /// what "fresh" is judged by. Tokens minted before it existed count from their `iat`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The assurance level of that authentication (`"1"` or `"2"`, from `amr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
     /// Never set by us; a token carrying one is refused before it (RFC 7519 §4.1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
@@ -48,6 +51,13 @@ impl AccessClaims {
     /// When the session last authenticated.
     pub fn auth_time(&self) -> i64 {
         self.auth_time.unwrap_or(self.iat)
+    }
+
+    /// The assurance level (tokens minted before `acr` existed: judged from their `amr`).
+    pub fn acr(&self) -> String {
+        self.acr
+            .clone()
+            .unwrap_or_else(|| assurance::acr(&self.amr).to_string())
     }
 }
 
@@ -149,6 +159,7 @@ impl AccessTokens {
             jti: uuid::Uuid::now_v7().to_string(),
             sid: SessionId::trusted(subject.session_id.to_string()),
             is_guest: subject.is_guest,
+            acr: Some(assurance::acr(&subject.amr).to_string()),
             amr: subject.amr,
             email: subject.email.map(str::to_string),
             email_verified: subject.email.map(|_| subject.email_verified),

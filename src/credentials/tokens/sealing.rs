@@ -100,22 +100,51 @@ impl KeyEncryption {
 
     /// The stored form of a new private key: sealed under the current KEK when there is one.
     pub fn seal(&self, binding: KeyBinding<'_>, pkcs8: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let kid = binding.kid;
+        let what = format!("signing key {}", binding.kid);
+        self.seal_bound(&binding.aad(), pkcs8, &what)
+    }
+
+    /// The PKCS#8 of a stored key. A plain row opens only while no KEK is configured.
+    pub fn open(&self, binding: KeyBinding<'_>, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let what = format!("signing key {}", binding.kid);
+        if let Some(rest) = stored.strip_prefix(MAGIC_V1) {
+            return self.open_bound(rest, binding.kid.as_bytes(), &what);
+        }
+        self.open_sealed(&binding.aad(), stored, &what)
+    }
+
+    /// Another secret kept at rest (a TOTP secret), sealed like a signing key and bound to
+    /// what it belongs to (`context`, `owner`): a sealed secret cannot be moved to another row.
+    pub fn seal_secret(&self, context: &str, owner: &str, plain: &[u8]) -> anyhow::Result<Vec<u8>> {
+        self.seal_bound(&secret_aad(context, owner), plain, context)
+    }
+
+    /// The plain form of a secret [`KeyEncryption::seal_secret`] stored.
+    pub fn open_secret(
+        &self,
+        context: &str,
+        owner: &str,
+        stored: &[u8],
+    ) -> anyhow::Result<Vec<u8>> {
+        self.open_sealed(&secret_aad(context, owner), stored, context)
+    }
+
+    fn seal_bound(&self, aad: &[u8], plain: &[u8], what: &str) -> anyhow::Result<Vec<u8>> {
         let Some(kek) = &self.current else {
-            return Ok(pkcs8.to_vec());
+            return Ok(plain.to_vec());
         };
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
             .map_err(|_| anyhow!("no randomness for a nonce"))?;
-        let mut sealed = pkcs8.to_vec();
+        let mut sealed = plain.to_vec();
         kek.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(binding.aad()),
+                Aad::from(aad),
                 &mut sealed,
             )
-            .map_err(|_| anyhow!("could not seal signing key {kid}"))?;
+            .map_err(|_| anyhow!("could not seal {what}"))?;
         let mut stored = Vec::with_capacity(MAGIC.len() + KEK_ID_LEN + NONCE_LEN + sealed.len());
         stored.extend_from_slice(MAGIC);
         stored.extend_from_slice(&kek.id);
@@ -124,23 +153,23 @@ impl KeyEncryption {
         Ok(stored)
     }
 
-    /// The PKCS#8 of a stored key. A plain row opens only while no KEK is configured.
-    pub fn open(&self, binding: KeyBinding<'_>, stored: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let kid = binding.kid;
-        let (rest, aad) = if let Some(rest) = stored.strip_prefix(MAGIC) {
-            (rest, binding.aad())
-        } else if let Some(rest) = stored.strip_prefix(MAGIC_V1) {
-            (rest, kid.as_bytes().to_vec())
+    /// Opens a current-format row; a plain one only while no KEK is configured.
+    fn open_sealed(&self, aad: &[u8], stored: &[u8], what: &str) -> anyhow::Result<Vec<u8>> {
+        if let Some(rest) = stored.strip_prefix(MAGIC) {
+            self.open_bound(rest, aad, what)
         } else if self.configured() {
             bail!(
-                "signing key {kid} is stored in plaintext while keys.encryption_key is set: \
+                "{what} is stored in plaintext while keys.encryption_key is set: \
                  refusing it (run `sessiond keys seal`, or restart the service, which seals it)"
             );
         } else {
-            return Ok(stored.to_vec());
-        };
+            Ok(stored.to_vec())
+        }
+    }
+
+    fn open_bound(&self, rest: &[u8], aad: &[u8], what: &str) -> anyhow::Result<Vec<u8>> {
         if rest.len() < KEK_ID_LEN + NONCE_LEN {
-            bail!("signing key {kid} is truncated");
+            bail!("{what} is truncated");
         }
         let (id, rest) = rest.split_at(KEK_ID_LEN);
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
@@ -151,7 +180,7 @@ impl KeyEncryption {
             .find(|k| k.id == id)
             .ok_or_else(|| {
                 anyhow!(
-                    "signing key {kid} is sealed with a key-encryption key this instance does \
+                    "{what} is sealed with a key-encryption key this instance does \
                      not have (set keys.encryption_key, or list the old one in \
                      keys.old_encryption_keys)"
                 )
@@ -161,7 +190,7 @@ impl KeyEncryption {
         let plain = kek
             .key
             .open_in_place(nonce, Aad::from(aad), &mut buffer)
-            .map_err(|_| anyhow!("signing key {kid} does not open: damaged or moved"))?;
+            .map_err(|_| anyhow!("{what} does not open: damaged or moved"))?;
         Ok(plain.to_vec())
     }
 
@@ -189,6 +218,16 @@ impl KeyEncryption {
         }
         Ok(())
     }
+}
+
+/// The associated data of a secret: its context and owner, each length-prefixed.
+fn secret_aad(context: &str, owner: &str) -> Vec<u8> {
+    let mut aad = b"sessiond secret v1".to_vec();
+    for part in [context, owner] {
+        aad.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        aad.extend_from_slice(part.as_bytes());
+    }
+    aad
 }
 
 fn kek(encoded: &SecretString) -> anyhow::Result<Kek> {
@@ -223,6 +262,30 @@ mod tests {
         alg: "ES256",
         public_jwk: "{\"x\":\"1\"}",
     };
+
+    #[test]
+    fn a_sealed_secret_opens_only_for_its_owner_and_context() {
+        let secret = b"twenty bytes of totp".to_vec();
+        let sealing = KeyEncryption::new(Some(&key(1)), &[]).unwrap();
+        let stored = sealing.seal_secret("totp", "user-1", &secret).unwrap();
+        assert!(!stored.windows(secret.len()).any(|w| w == secret.as_slice()));
+        assert_eq!(
+            sealing.open_secret("totp", "user-1", &stored).unwrap(),
+            secret
+        );
+        assert!(
+            sealing.open_secret("totp", "user-2", &stored).is_err(),
+            "bound to its owner"
+        );
+        assert!(sealing.open_secret("other", "user-1", &stored).is_err());
+        let none = KeyEncryption::none();
+        let plain = none.seal_secret("totp", "user-1", &secret).unwrap();
+        assert_eq!(none.open_secret("totp", "user-1", &plain).unwrap(), secret);
+        assert!(
+            sealing.open_secret("totp", "user-1", &plain).is_err(),
+            "no silent plaintext"
+        );
+    }
 
     #[test]
     fn a_sealed_key_opens_only_under_its_kek_and_its_row() {

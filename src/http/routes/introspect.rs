@@ -52,6 +52,7 @@ pub async fn introspect(
             "is_guest": claims.is_guest,
             "amr": claims.amr,
             "auth_time": claims.auth_time(),
+            "acr": claims.acr(),
             "email": claims.email,
         }))),
         Err(Error::InvalidToken(_)) => Ok(inactive()),

@@ -7,6 +7,7 @@ mod admin;
 mod bridge;
 mod discovery;
 mod events;
+mod factors;
 mod health;
 mod introspect;
 mod logout;
@@ -49,6 +50,22 @@ pub fn table() -> Vec<RouteSpec> {
     vec![
         spec(M::POST, "/v1/signup", web::post().to(accounts::signup)),
         spec(M::POST, "/v1/login", web::post().to(accounts::login)),
+        spec(M::POST, "/v1/login/mfa", web::post().to(factors::login_mfa)),
+        spec(
+            M::POST,
+            "/v1/mfa/totp",
+            web::post().to(factors::enroll_totp),
+        ),
+        spec(
+            M::POST,
+            "/v1/mfa/totp/confirm",
+            web::post().to(factors::confirm_totp),
+        ),
+        spec(
+            M::DELETE,
+            "/v1/mfa/totp",
+            web::delete().to(factors::disable_totp),
+        ),
         spec(M::POST, "/v1/guest", web::post().to(accounts::guest)),
         spec(M::POST, "/v1/upgrade", web::post().to(upgrade::upgrade)),
         spec(

@@ -21,6 +21,7 @@ pub async fn change(
     Json(body): Json<ChangePassword>,
 ) -> ApiResult<HttpResponse> {
     let claims = &auth.claims;
+    state.services.recovery.require_fresh(claims)?;
     state
         .services
         .accounts

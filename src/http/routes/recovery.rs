@@ -12,10 +12,11 @@ use crate::error::Error;
 use crate::http::cookies::RefreshCookie;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Authenticated, Client, Json, SetsRefreshCookie};
+use crate::http::routes::factors::FactorFields;
 use crate::http::state::AppState;
 use crate::http::views::{UserView, token_response};
 use crate::services::recovery::MailKind;
-use crate::services::recovery::SignInProof;
+use crate::services::recovery::{ReauthProof, SignInProof};
 
 fn accepted() -> HttpResponse {
     HttpResponse::Accepted()
@@ -209,6 +210,8 @@ pub async fn delete_me(
 pub struct ReauthBody {
     #[serde(default)]
     password: Option<SecretString>,
+    #[serde(flatten)]
+    factor: FactorFields,
     /// The session's current refresh token (optional; in cookie mode the cookie is used):
     /// re-authentication gives the session a new one.
     #[serde(default)]
@@ -223,10 +226,19 @@ pub async fn reauth(
     _browser: SetsRefreshCookie,
     Json(body): Json<ReauthBody>,
 ) -> ApiResult<HttpResponse> {
-    let Some(password) = body.password else {
-        return Err(ApiError::InvalidRequest(
-            "password is required (the only method this server offers)".into(),
-        ));
+    let proof = match (body.password, body.factor.factor()?) {
+        (Some(password), None) => ReauthProof::Password(password),
+        (None, Some(factor)) => ReauthProof::Factor(factor),
+        (None, None) => {
+            return Err(ApiError::InvalidRequest(
+                "one of password, code or recovery_code is required".into(),
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidRequest(
+                "send one method: password, code or recovery_code".into(),
+            ));
+        }
     };
     let presented = body
         .refresh_token
@@ -234,7 +246,7 @@ pub async fn reauth(
     let issued = state
         .services
         .recovery
-        .reauthenticate(&auth.claims, &password, presented, &client)
+        .reauthenticate(&auth.claims, proof, presented, &client)
         .await
         .map_err(|error| match error {
             // The session's refresh chain moved or the session ended meanwhile.
