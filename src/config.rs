@@ -14,11 +14,13 @@ mod accounts;
 mod bridge;
 mod browser;
 mod limits;
+mod webauthn;
 
 pub use accounts::{AccountSettings, MailSettings};
 pub use bridge::{BridgeSettings, ProviderSettings};
 pub use browser::{CookieSettings, CorsSettings};
 pub use limits::RateLimitSettings;
+pub use webauthn::WebauthnSettings;
 
 use crate::domain::Scope;
 
@@ -45,6 +47,7 @@ pub struct Settings {
     pub cookies: CookieSettings,
     pub mail: MailSettings,
     pub accounts: AccountSettings,
+    pub webauthn: WebauthnSettings,
     /// Keys for trusted backends, in addition to those made with `sessiond service-keys`.
     #[serde(default)]
     pub service_keys: Vec<ConfiguredKey>,
@@ -226,6 +229,7 @@ impl Settings {
                     .with_list_parse_key("server.trusted_proxies")
                     .with_list_parse_key("cors.allowed_origins")
                     .with_list_parse_key("keys.old_encryption_keys")
+                    .with_list_parse_key("webauthn.origins")
                     .try_parsing(true),
             );
         if let Ok(port) = std::env::var("PORT") {
@@ -260,6 +264,45 @@ impl Settings {
 }
 
 impl Settings {
+    /// What is wrong with the passkey settings: origins that are not URLs, or not on the
+    /// relying party's domain; in production, origins a network attacker could serve (plain
+    /// http anywhere but localhost).
+    fn webauthn_problems(&self, production: bool) -> Vec<String> {
+        let webauthn = &self.webauthn;
+        let mut problems = Vec::new();
+        if webauthn.rp_id.is_empty() || webauthn.rp_id.contains(['/', ':']) {
+            problems.push(format!(
+                "webauthn.rp_id is {:?}: it must be a bare domain such as example.com",
+                webauthn.rp_id
+            ));
+        }
+        if webauthn.origins.is_empty() {
+            problems.push("webauthn.origins is empty: name the pages that use passkeys".into());
+        }
+        for origin in &webauthn.origins {
+            let Ok(url) = url::Url::parse(origin) else {
+                problems.push(format!("webauthn.origins: {origin:?} is not a URL"));
+                continue;
+            };
+            let host = url.host_str().unwrap_or_default();
+            let on_rp = host == webauthn.rp_id || host.ends_with(&format!(".{}", webauthn.rp_id));
+            if !on_rp {
+                problems.push(format!(
+                    "webauthn.origins: {origin} is not on webauthn.rp_id ({})",
+                    webauthn.rp_id
+                ));
+            }
+            let localhost = matches!(url.host(), Some(url::Host::Domain("localhost")));
+            if production && url.scheme() != "https" && !localhost {
+                problems.push(format!(
+                    "webauthn.origins: {origin} is not https (production allows plain http only \
+                     on localhost)"
+                ));
+            }
+        }
+        problems
+    }
+
     /// What is wrong with the mail settings: a URL that cannot work anywhere, and in production
     /// the development conveniences (`log:`, links to a non-https page).
     fn mail_problems(&self, production: bool) -> Vec<String> {
@@ -356,6 +399,7 @@ impl Settings {
             ));
         }
         problems.extend(self.mail_problems(production));
+        problems.extend(self.webauthn_problems(production));
         if !production {
             return problems;
         }

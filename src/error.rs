@@ -43,6 +43,9 @@ pub enum Error {
     /// The account already has this factor (disable it first).
     #[error("{0}")]
     AlreadyEnabled(&'static str),
+    /// A field a service validates itself was malformed (400 `invalid_request`).
+    #[error("{0}")]
+    InvalidInput(&'static str),
     /// Removing this would leave the account no way to sign in.
     #[error("this is the only way left to sign in to this account")]
     LastCredential,

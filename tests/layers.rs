@@ -22,6 +22,7 @@ const LAYERS: &[(&str, &[&[&str]])] = &[
                 "observability::audit",
                 "mail::templates",
                 "credentials::totp",
+                "credentials::passkeys",
             ],
             &[
                 "mail::transport",

@@ -3,6 +3,7 @@
 //! (TOTP codes and recovery codes).
 
 pub mod bridge;
+pub mod passkeys;
 pub mod passwords;
 pub mod service_keys;
 pub mod tokens;

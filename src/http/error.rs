@@ -66,6 +66,7 @@ fn service_code(err: &Error) -> &'static str {
         Error::MfaRequired { .. } => "mfa_required",
         Error::AlreadyEnabled(_) => "already_enabled",
         Error::LastCredential => "last_credential",
+        Error::InvalidInput(_) => "invalid_request",
         Error::Forbidden(_) => "forbidden",
         Error::NotFound(_) => "not_found",
         Error::EmailTaken => "email_taken",
@@ -89,7 +90,7 @@ fn service_status(err: &Error) -> StatusCode {
         | Error::InvalidBridgeToken
         | Error::InsufficientAuthentication { .. }
         | Error::MfaRequired { .. } => StatusCode::UNAUTHORIZED,
-        Error::InvalidGrant => StatusCode::BAD_REQUEST,
+        Error::InvalidGrant | Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
         Error::Forbidden(_) | Error::EmailNotVerified => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::EmailTaken | Error::AlreadyEnabled(_) | Error::LastCredential => {

@@ -269,9 +269,15 @@ impl Accounts {
             Some(email) => throttle_account(email, Email::parse(email).ok().as_ref()),
             None => user_id.to_string(),
         };
-        let Admission { slot, ticket } = self.checks.admit_check(&account, client).await?;
         let stored = self.store.password_hash(user_id).await?;
-        // A guest has no password to confirm: the dummy hash keeps the timing uniform.
+        if stored.is_none() {
+            // The caller is signed in: saying so tells nobody else anything.
+            return Err(Error::Forbidden(
+                "this account has no password (it signs in with a passkey, by email or as a \
+                 guest): there is none to change",
+            ));
+        }
+        let Admission { slot, ticket } = self.checks.admit_check(&account, client).await?;
         let verified_hash = stored.clone();
         let verified = self
             .checks

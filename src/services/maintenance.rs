@@ -145,6 +145,7 @@ pub fn spawn(state: Arc<Upkeep>) -> Vec<JoinHandle<()>> {
             purge_old_audit_events(&state).await;
             purge_spent_limits(&state).await;
             purge_mail(&state).await;
+            purge_challenges(&state).await;
             state.rate_limits.tidy(state.clock.now());
         }
     });
@@ -265,6 +266,12 @@ pub async fn purge_mail(state: &Upkeep) -> u64 {
     let now = state.clock.now();
     let cutoff = now - state.retention.mail_sent_secs;
     in_batches("mail", || state.store.purge_mail(cutoff, now, PURGE_BATCH)).await
+}
+
+/// Login challenges (`mfa_token`s) and WebAuthn ceremonies past their lifetime.
+pub async fn purge_challenges(state: &Upkeep) -> u64 {
+    let now = state.clock.now();
+    in_batches("challenges", || state.store.purge_challenges(now)).await
 }
 
 /// Session events older than their retention, in batches.

@@ -19,6 +19,7 @@ pub mod health;
 pub mod login;
 pub mod mail;
 pub mod maintenance;
+pub mod passkeys;
 pub mod readiness;
 pub mod recovery;
 pub mod sessions;
@@ -46,6 +47,8 @@ pub struct Services {
     pub recovery: Arc<recovery::Recovery>,
     /// Second factors (TOTP and recovery codes) and completing a login that needs one.
     pub factors: Arc<factors::Factors>,
+    /// Passkeys: registration (a guest's way to become permanent), sign-in, the user's list.
+    pub passkeys: Arc<passkeys::Passkeys>,
     /// Logout, revocation: every way a session ends.
     pub ending: Arc<ending::Ending>,
     /// What an `admin` service key (or the operator's CLI) may do to a user.

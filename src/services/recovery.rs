@@ -18,6 +18,7 @@ use super::ending::Ending;
 use super::factors::{Factors, FirstFactor, SecondFactor};
 use super::freshness::Freshness;
 use super::mail::code_hash;
+use super::passkeys::Passkeys;
 use super::sessions::{Issued, Sessions, TokenTimes};
 use crate::clock::Clock;
 use crate::config::AccountSettings;
@@ -38,6 +39,7 @@ pub struct Recovery {
     checks: Arc<CredentialChecks>,
     sessions: Arc<Sessions>,
     factors: Arc<Factors>,
+    passkeys: Arc<Passkeys>,
     ending: Arc<Ending>,
     gate: Arc<SessionGate>,
     rate_limits: Arc<RateLimits>,
@@ -56,6 +58,7 @@ pub struct RecoveryParts {
     pub checks: Arc<CredentialChecks>,
     pub sessions: Arc<Sessions>,
     pub factors: Arc<Factors>,
+    pub passkeys: Arc<Passkeys>,
     pub ending: Arc<Ending>,
     pub gate: Arc<SessionGate>,
     pub rate_limits: Arc<RateLimits>,
@@ -80,6 +83,7 @@ impl Recovery {
             checks,
             sessions,
             factors,
+            passkeys,
             ending,
             gate,
             rate_limits,
@@ -95,6 +99,7 @@ impl Recovery {
             checks,
             sessions,
             factors,
+            passkeys,
             ending,
             gate,
             rate_limits,
@@ -476,10 +481,23 @@ impl Recovery {
         client: &ClientInfo,
     ) -> Result<Issued> {
         self.checks.attempt(client)?;
-        let method = match proof {
+        let methods = match proof {
             ReauthProof::Password(password) => {
                 self.check_password(claims, &password, client).await?;
-                PASSWORD
+                vec![PASSWORD]
+            }
+            ReauthProof::Passkey {
+                challenge_id,
+                credential,
+            } => {
+                let asserted = self
+                    .passkeys
+                    .assert(&challenge_id, credential, "reauth", client)
+                    .await?;
+                if asserted.user.id != claims.sub {
+                    return Err(Error::InvalidGrant);
+                }
+                asserted.methods()
             }
             ReauthProof::Factor(factor) => {
                 let user = self
@@ -490,10 +508,10 @@ impl Recovery {
                 if !self.factors.has_totp(&user.id).await? {
                     return Err(Error::Forbidden("this account has no authenticator"));
                 }
-                self.factors.check(&user, &factor, "reauth", client).await?
+                vec![self.factors.check(&user, &factor, "reauth", client).await?]
             }
         };
-        self.refresh_authentication(claims, method, presented, client)
+        self.refresh_authentication(claims, &methods, presented, client)
             .await
     }
 
@@ -541,7 +559,7 @@ impl Recovery {
     async fn refresh_authentication(
         &self,
         claims: &AccessClaims,
-        method: &str,
+        methods: &[&str],
         presented: Option<SecretString>,
         client: &ClientInfo,
     ) -> Result<Issued> {
@@ -571,7 +589,7 @@ impl Recovery {
         };
         let now = self.clock.now();
         let before = self.gate.live(&claims.sid, &claims.sub, now).await?;
-        let amr = assurance::amr_with(&before.session.amr, &[method]);
+        let amr = assurance::amr_with(&before.session.amr, methods);
         let done = self
             .store
             .reauthenticate(&claims.sid, presented.as_ref(), successor, &amr, now)
@@ -582,7 +600,7 @@ impl Recovery {
         self.gate.changed(&claims.sid);
         let snapshot = self.gate.live(&claims.sid, &claims.sub, now).await?;
         let subject = subject(Some(&claims.sub), Some(&claims.sid), client);
-        let detail = json!({ "method": method });
+        let detail = json!({ "methods": methods });
         self.audit
             .record(Event::Reauthenticated, subject, detail)
             .await;
@@ -607,4 +625,9 @@ pub enum ReauthProof {
     Password(SecretString),
     /// A TOTP code or a recovery code.
     Factor(SecondFactor),
+    /// An assertion for a challenge from `POST /v1/login/passkey/start`.
+    Passkey {
+        challenge_id: String,
+        credential: serde_json::Value,
+    },
 }

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::credentials::bridge::Bridge;
+use crate::credentials::passkeys::RelyingParty;
 use crate::credentials::passwords::PasswordHasher;
 use crate::credentials::service_keys::ServiceKeys;
 use crate::credentials::tokens::AccessTokens;
@@ -36,6 +37,7 @@ use crate::services::freshness::Freshness;
 use crate::services::health::Health;
 use crate::services::mail::{MailSender, MailSenderParts};
 use crate::services::maintenance::{Retention, Upkeep, UpkeepParts};
+use crate::services::passkeys::{Passkeys, PasskeysParts};
 use crate::services::recovery::{Recovery, RecoveryParts};
 use crate::services::sessions::{Sessions, SessionsParts};
 use crate::services::tickets::Tickets;
@@ -59,6 +61,8 @@ pub struct Core {
     pub throttle: Arc<LoginThrottle>,
     /// Seals secrets kept at rest besides the signing keys (TOTP secrets).
     pub sealing: Arc<KeyEncryption>,
+    /// The WebAuthn relying party passkeys are registered with and verified by.
+    pub relying_party: Arc<RelyingParty>,
     /// Delivers the outbox (started by the application, not by the CLI).
     pub mail_sender: Arc<MailSender>,
     /// Wakes this instance's mail sender when a request queued a message.
@@ -112,7 +116,9 @@ impl Core {
             wake: mail_waker.clone(),
         }));
         let sealing = Arc::new(KeyEncryption::from_settings(&settings.keys)?);
+        let relying_party = Arc::new(RelyingParty::from_settings(&settings.webauthn)?);
         Ok(Core {
+            relying_party,
             sealing,
             mail_sender,
             mail_waker,
@@ -193,6 +199,16 @@ impl Core {
             freshness: Freshness::new(self.clock.clone(), self.settings.accounts.fresh_auth_secs),
             issuer: self.settings.mail.product_name.clone(),
         }));
+        let passkeys = Arc::new(Passkeys::new(PasskeysParts {
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+            checks: checks.clone(),
+            sessions: sessions.clone(),
+            gate: self.gate.clone(),
+            audit: audit.clone(),
+            freshness: Freshness::new(self.clock.clone(), self.settings.accounts.fresh_auth_secs),
+            relying_party: self.relying_party.clone(),
+        }));
         Services {
             accounts: Arc::new(Accounts::new(AccountsParts {
                 store: self.store.clone(),
@@ -214,6 +230,7 @@ impl Core {
                 checks: checks.clone(),
                 sessions: sessions.clone(),
                 factors: factors.clone(),
+                passkeys: passkeys.clone(),
                 ending: ending.clone(),
                 gate: self.gate.clone(),
                 rate_limits: self.rate_limits.clone(),
@@ -266,6 +283,7 @@ impl Core {
             health,
             sessions,
             factors,
+            passkeys,
             ending,
         }
     }

@@ -16,6 +16,7 @@ mod identities;
 mod keys;
 mod mail;
 mod opening;
+mod passkeys;
 mod refresh_tokens;
 mod seeding;
 mod service_keys;
@@ -42,6 +43,9 @@ pub use factors::{MfaChallenge, NewMfaChallenge, StoredTotp};
 pub use keys::{KeyRevocation, StoredSigningKey};
 pub use mail::{ClaimedMail, CodeCandidate, MailGrant, NewMail, NewMailToken};
 pub use opening::{OpenSession, Precondition, SessionCap};
+pub use passkeys::{
+    Ceremony, GuestToPasskey, NewCeremony, NewPasskey, PasskeyAdded, PasskeyEntry, PasskeyRecord,
+};
 pub use refresh_tokens::{RefreshOutcome, RotationRequest};
 pub use seeding::SeededSession;
 pub use service_keys::StoredServiceKey;

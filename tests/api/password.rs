@@ -217,8 +217,14 @@ async fn a_guest_has_no_password_to_change() {
         )
         .await;
 
-    // Assert
-    assert_error(response, StatusCode::UNAUTHORIZED, "invalid_credentials").await;
+    // Assert: told plainly, and nothing counted against the account.
+    let body = assert_error(response, StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("no password")
+    );
     assert_eq!(app.me(&guest.access_token).await.status(), StatusCode::OK);
 }
 

@@ -12,6 +12,7 @@ mod health;
 mod introspect;
 mod logout;
 mod me;
+mod passkeys;
 mod password;
 mod recovery;
 mod refresh;
@@ -65,6 +66,32 @@ pub fn table() -> Vec<RouteSpec> {
             M::DELETE,
             "/v1/mfa/totp",
             web::delete().to(factors::disable_totp),
+        ),
+        spec(
+            M::POST,
+            "/v1/passkeys/register/start",
+            web::post().to(passkeys::register_start),
+        ),
+        spec(
+            M::POST,
+            "/v1/passkeys/register/finish",
+            web::post().to(passkeys::register_finish),
+        ),
+        spec(M::GET, "/v1/passkeys", web::get().to(passkeys::list)),
+        spec(
+            M::DELETE,
+            "/v1/passkeys/{id}",
+            web::delete().to(passkeys::delete),
+        ),
+        spec(
+            M::POST,
+            "/v1/login/passkey/start",
+            web::post().to(passkeys::login_start),
+        ),
+        spec(
+            M::POST,
+            "/v1/login/passkey/finish",
+            web::post().to(passkeys::login_finish),
         ),
         spec(M::POST, "/v1/guest", web::post().to(accounts::guest)),
         spec(M::POST, "/v1/upgrade", web::post().to(upgrade::upgrade)),

@@ -212,6 +212,11 @@ pub struct ReauthBody {
     password: Option<SecretString>,
     #[serde(flatten)]
     factor: FactorFields,
+    /// A passkey assertion for a challenge from `POST /v1/login/passkey/start`.
+    #[serde(default)]
+    challenge_id: Option<String>,
+    #[serde(default)]
+    credential: Option<serde_json::Value>,
     /// The session's current refresh token (optional; in cookie mode the cookie is used):
     /// re-authentication gives the session a new one.
     #[serde(default)]
@@ -226,19 +231,26 @@ pub async fn reauth(
     _browser: SetsRefreshCookie,
     Json(body): Json<ReauthBody>,
 ) -> ApiResult<HttpResponse> {
-    let proof = match (body.password, body.factor.factor()?) {
-        (Some(password), None) => ReauthProof::Password(password),
-        (None, Some(factor)) => ReauthProof::Factor(factor),
-        (None, None) => {
+    let passkey = match (body.challenge_id, body.credential) {
+        (Some(challenge_id), Some(credential)) => Some(ReauthProof::Passkey {
+            challenge_id,
+            credential,
+        }),
+        (None, None) => None,
+        _ => {
             return Err(ApiError::InvalidRequest(
-                "one of password, code or recovery_code is required".into(),
+                "a passkey needs both challenge_id and credential".into(),
             ));
         }
-        (Some(_), Some(_)) => {
-            return Err(ApiError::InvalidRequest(
-                "send one method: password, code or recovery_code".into(),
-            ));
-        }
+    };
+    let password = body.password.map(ReauthProof::Password);
+    let factor = body.factor.factor()?.map(ReauthProof::Factor);
+    let mut proofs = [password, factor, passkey].into_iter().flatten();
+    let (Some(proof), None) = (proofs.next(), proofs.next()) else {
+        return Err(ApiError::InvalidRequest(
+            "send one method: password, code, recovery_code, or challenge_id with credential"
+                .into(),
+        ));
     };
     let presented = body
         .refresh_token
