@@ -9,9 +9,10 @@
 # ---- build ----
 FROM rust:1.95-slim-bookworm AS builder
 
-# aws-lc-rs needs a C compiler and cmake; SQLite is bundled (compiled from C).
+# aws-lc-rs needs a C compiler and cmake; SQLite is bundled (compiled from C); webauthn-rs
+# (passkeys) links the system OpenSSL, found through pkg-config.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential cmake pkg-config \
+ && apt-get install -y --no-install-recommends build-essential cmake pkg-config libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /build
@@ -38,13 +39,14 @@ RUN touch src/main.rs src/lib.rs \
 # ---- runtime ----
 FROM debian:bookworm-slim
 
-# ca-certificates only: the binary bundles its own TLS roots, but a PostgreSQL URL may name the
-# system store (sslrootcert=/etc/ssl/certs/ca-certificates.crt). Nothing of apt stays in the
+# ca-certificates: the binary bundles its own TLS roots, but a PostgreSQL URL may name the
+# system store (sslrootcert=/etc/ssl/certs/ca-certificates.crt). libssl3: the OpenSSL that
+# webauthn-rs verifies passkey signatures with (linked dynamically). Nothing of apt stays in the
 # layer: `apt-get update` also writes 77 MB of package caches to /var/cache/apt, which Docker
 # Hub's slim image drops by an apt setting of its own but a base image made elsewhere keeps.
 # A plain (not --system) user: a fixed uid above the system range makes `useradd --system` warn.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log \
  && groupadd --gid 10001 sessiond \
