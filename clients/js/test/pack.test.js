@@ -58,7 +58,8 @@ test("the client has no runtime dependencies; the node package only jose", async
 });
 
 const EXPECTED = {
-  "@sessiond/client": ["SessiondClient", "SessiondError", "createClient", "localStorageAdapter", "memoryStorage"],
+  "@sessiond/client": ["MfaRequiredError", "SessiondClient", "SessiondError", "StepUpRequiredError", "createClient",
+    "localStorageAdapter", "memoryStorage", "passkeyAutofillSupported", "passkeysSupported"],
   "@sessiond/node": ["SESSION_ENDED_EVENT", "SessionEvents", "Sessiond", "SessiondUnavailableError", "SseParser",
     "bearerToken", "requireSession", "socketAuth"],
 };
@@ -106,7 +107,9 @@ test("CommonJS: require works and exposes the same API", async () => {
 test("TypeScript sees the declarations from ESM and CommonJS consumers", async () => {
   const tsc = join(JS_DIR, "node_modules/typescript/bin/tsc");
   await writeFile(join(scratch, "esm.mts"), `
-    import { createClient, type ChangeEvent } from "@sessiond/client";
+    import {
+      MfaRequiredError, StepUpRequiredError, createClient, passkeysSupported, type ChangeEvent, type Passkey,
+    } from "@sessiond/client";
     import { requireSession, type SessionAuth } from "@sessiond/node";
     const c = createClient({ url: "x", mode: "bearer" });
     const e: ChangeEvent["type"] = "signed_in";
@@ -117,6 +120,18 @@ test("TypeScript sees the declarations from ESM and CommonJS consumers", async (
     void [c.signIn("a", "b"), c.signOut("global"), c.logIn("a", "b"), first, auth, unbind, token];
     const a: SessionAuth = { sub: "", sid: "", is_guest: false, email: null };
     requireSession({ url: "x", serviceKey: "k", anonymous: true });
+    requireSession({ url: "x", serviceKey: "k", maxAge: 300, acr: "2" });
+    async function secondFactor(email: string, password: string, code: string) {
+      try {
+        return await c.signIn(email, password);
+      } catch (err) {
+        if (err instanceof MfaRequiredError && err.methods.includes("totp")) return c.completeMfa({ mfaToken: err.mfaToken, code });
+        if (err instanceof StepUpRequiredError) await c.reauthenticate(err.acrValues?.includes("2") ? { passkey: true } : { code });
+        throw err;
+      }
+    }
+    const passkeys: Promise<Passkey[]> = c.listPasskeys();
+    void [secondFactor, passkeys, c.signInWithPasskey({ conditional: passkeysSupported() }), c.registerPasskey({ name: "x" })];
     export { c, e, a };
   `);
   await writeFile(join(scratch, "cjs.cts"), `

@@ -5,7 +5,7 @@
 // is the state: which session is current, and which answer may still change it (the epoch).
 
 import {
-  SESSION_OVER, SessiondError, errorCode, postJson, readJson, unavailable, type TokenResponse,
+  SESSION_OVER, SessiondError, errorCode, isStepUp, postJson, readJson, unavailable, type TokenResponse,
 } from "./http.js";
 import {
   MIN_REMAINING_MS, RefreshTimer, UNREACHABLE_RETRY_MS, outdated, refreshDelay, sendWithRetries, sessionState, unref,
@@ -14,8 +14,9 @@ import { hint, memoryStorage, type RefreshTokenStorage } from "./storage.js";
 import { TabChannel, channelName, type Message } from "./tabs.js";
 import type {
   BindableSocket, ChangeEvent, ChangeListener, CompleteFromUrlOptions, CompletedLink, DeviceSession, EmailLinkType,
-  SessionState, User,
+  MfaProof, Passkey, PasskeySignInOptions, ReauthProof, RegisterPasskeyOptions, SessionState, TotpEnrollment, User,
 } from "./types.js";
+import { Ceremonies, createCredential, credentialsContainer, getCredential, passkeyAutofillSupported } from "./webauthn.js";
 
 export interface ClientOptions {
   /** sessiond's base URL, e.g. `https://auth.example.com`. */
@@ -52,6 +53,12 @@ const MODE_MISMATCH =
   "so this session ends at its first refresh and is not restored on reload. Turn cookie mode on in sessiond " +
   '([cookies] enabled = true) or use createClient({ mode: "bearer" }).';
 
+/** The start of a WebAuthn ceremony: its id, and the options for the browser (JSON form). */
+interface Challenge {
+  challenge_id: string;
+  options: unknown;
+}
+
 /** The link types of sessiond's mails that `completeFromUrl()` completes. */
 const LINK_TYPES: ReadonlySet<string> = new Set<EmailLinkType>(["verify_email", "reset_password", "sign_in", "change_email"]);
 
@@ -84,6 +91,10 @@ export class SessiondClient {
   #following = false;
   #warned = false;
   #hint: boolean;
+  /** The WebAuthn ceremony in progress (one at a time: a new one aborts it). */
+  #ceremonies = new Ceremonies();
+  /** The session whose guest just registered a passkey: its next token response is a sign-in. */
+  #promoting: string | null = null;
 
   constructor(options: ClientOptions) {
     if (!options?.url) throw new TypeError("@sessiond/client: options.url is required");
@@ -136,7 +147,7 @@ export class SessiondClient {
    */
   getSession(): SessionState | null {
     const s = this.#state;
-    return s && { ...s, user: { ...s.user } };
+    return s && { ...s, user: { ...s.user }, ...(s.amr && { amr: [...s.amr] }) };
   }
 
   /**
@@ -163,6 +174,11 @@ export class SessiondClient {
     return this.#signIn("/v1/signup", { email, password });
   }
 
+  /**
+   * Signs in with email and password. When the account has a second factor, rejects with an
+   * `MfaRequiredError` (`code` `mfa_required`) carrying `mfaToken` and `methods`: ask for a
+   * code, then `completeMfa({ mfaToken, code })`.
+   */
   signIn(email: string, password: string): Promise<User> {
     return this.#signIn("/v1/login", { email, password });
   }
@@ -274,7 +290,10 @@ export class SessiondClient {
     await readJson(await postJson(this.#fetch, `${this.url}/v1/login/email`, { email }, this.#credentials()));
   }
 
-  /** Signs in with the token of a mailed sign-in link, or with the email and the mailed code. */
+  /**
+   * Signs in with the token of a mailed sign-in link, or with the email and the mailed code.
+   * Like `signIn()`, rejects with an `MfaRequiredError` when the account has a second factor.
+   */
   verifyEmailSignIn(proof: { token: string } | { email: string; code: string }): Promise<User> {
     const body = "token" in proof ? { token: proof.token } : { email: proof.email, code: proof.code };
     return this.#signIn("/v1/login/email/verify", body);
@@ -319,13 +338,29 @@ export class SessiondClient {
   }
 
   /**
-   * Proves the password again, for what needs a fresh authentication (`changeEmail()`,
-   * `deleteAccount()`). The answer is the same session with a new `authTime` and a rotated
-   * refresh token, kept as a refresh's: the refresh token goes along as refresh sends it (the
-   * cookie, or in bearer mode the stored token).
+   * Authenticates again in the current session, for what needs a fresh authentication
+   * (`changeEmail()`, `deleteAccount()`, `enrollTotp()`, `disableTotp()`, `deletePasskey()`,
+   * an app's routes behind `requireSession({ maxAge })`): with the password, a TOTP `code`, a
+   * `recoveryCode`, or `{ passkey: true }` (the browser asks for one of the user's passkeys). The
+   * answer is the same session with a new `authTime` (and `acr`) and a rotated refresh token,
+   * kept as a refresh's: the refresh token goes along as refresh sends it (the cookie, or in
+   * bearer mode the stored token).
    */
-  async reauthenticate({ password }: { password: string }): Promise<User> {
+  async reauthenticate(proof: ReauthProof): Promise<User> {
     this.#assertLive();
+    const passkey = "passkey" in proof && proof.passkey === true;
+    // No WebAuthn here: a NotSupportedError before any request.
+    if (passkey) credentialsContainer();
+    const ceremony = passkey ? this.#ceremonies.begin(proof.signal) : null;
+    try {
+      const fields = ceremony ? await this.#passkeyAssertion(ceremony.signal) : reauthFields(proof);
+      return await this.#reauth(fields);
+    } finally {
+      ceremony?.end();
+    }
+  }
+
+  async #reauth(fields: object): Promise<User> {
     const url = `${this.url}/v1/reauth`;
     let presented: string | null = null;
     let epoch = this.#epoch;
@@ -334,12 +369,165 @@ export class SessiondClient {
       presented = this.mode === "bearer" ? await this.#storage.get() : null;
       // A refresh in flight with the token this spends must not overwrite the answer.
       epoch = ++this.#epoch;
-      const body = presented ? { password, refresh_token: presented } : { password };
+      const body = presented ? { ...fields, refresh_token: presented } : fields;
       return postJson(this.#fetch, url, body, this.#credentials(), accessToken);
     });
     const body = (await readJson(res)) as TokenResponse;
     await this.#accept(body, "refreshed", presented, epoch);
     return body.user;
+  }
+
+  // ---- second factors and passkeys -----------------------------------------------------------
+
+  /**
+   * Finishes a sign-in that rejected with `MfaRequiredError`: its `mfaToken` with a TOTP `code`
+   * or a `recoveryCode`. Signs in as `signIn()` does. A wrong code is `invalid_grant` (the token
+   * allows 5, within 5 minutes).
+   */
+  completeMfa(proof: MfaProof): Promise<User> {
+    const body = "code" in proof
+      ? { mfa_token: proof.mfaToken, code: proof.code }
+      : { mfa_token: proof.mfaToken, recovery_code: proof.recoveryCode };
+    return this.#signIn("/v1/login/mfa", body);
+  }
+
+  /**
+   * Starts enrolling a TOTP authenticator app: `{ secret, otpauth_uri }` to show (a QR code of
+   * the URI). Nothing changes until `confirmTotp(code)` with a first code from the app. Needs a
+   * fresh authentication (`StepUpRequiredError` otherwise); not for guests.
+   */
+  async enrollTotp(): Promise<TotpEnrollment> {
+    this.#assertLive();
+    const url = `${this.url}/v1/mfa/totp`;
+    const res = await this.#authorized((accessToken) => this.#fetch(url, { method: "POST", headers: bearer(accessToken) }));
+    const { secret, otpauth_uri } = (await readJson(res)) as TotpEnrollment;
+    return { secret, otpauth_uri };
+  }
+
+  /**
+   * Confirms the enrollment with a code from the authenticator app; resolves with the 10
+   * recovery codes, which sessiond shows this once: have the user keep them.
+   */
+  async confirmTotp(code: string): Promise<string[]> {
+    this.#assertLive();
+    const url = `${this.url}/v1/mfa/totp/confirm`;
+    const res = await this.#authorized((accessToken) =>
+      postJson(this.#fetch, url, { code }, this.#credentials(), accessToken));
+    return ((await readJson(res)) as { recovery_codes: string[] }).recovery_codes;
+  }
+
+  /** Removes the TOTP authenticator and its recovery codes. Needs a fresh authentication. */
+  async disableTotp(): Promise<void> {
+    this.#assertLive();
+    const url = `${this.url}/v1/mfa/totp`;
+    await readJson(await this.#authorized((accessToken) => this.#fetch(url, { method: "DELETE", headers: bearer(accessToken) })));
+  }
+
+  /**
+   * Creates a passkey for the signed-in user (the browser's dialog) and registers it with
+   * sessiond; resolves with it. Needs a fresh authentication, except for a guest: a guest
+   * becomes a permanent user by it (same user and session; listeners and the other tabs get
+   * `signed_in` with the new user, as for `upgrade()`). Rejects with the browser's
+   * `NotAllowedError` when the user cancels, `InvalidStateError` when the authenticator
+   * already holds a passkey of this user, and a `NotSupportedError` (before any request) where
+   * the page has no WebAuthn.
+   */
+  async registerPasskey({ name, signal }: RegisterPasskeyOptions = {}): Promise<Passkey> {
+    this.#assertLive();
+    credentialsContainer();
+    const ceremony = this.#ceremonies.begin(signal);
+    try {
+      ceremony.signal.throwIfAborted();
+      const start = `${this.url}/v1/passkeys/register/start`;
+      const res = await this.#authorized((accessToken) =>
+        postJson(this.#fetch, start, name === undefined ? {} : { name }, this.#credentials(), accessToken));
+      const { challenge_id, options } = (await readJson(res)) as Challenge;
+      const credential = await createCredential(options, ceremony.signal);
+      const finish = `${this.url}/v1/passkeys/register/finish`;
+      const done = await this.#authorized((accessToken) =>
+        postJson(this.#fetch, finish, { challenge_id, credential }, this.#credentials(), accessToken));
+      const passkey = (await readJson(done)) as Passkey;
+      if (this.#state?.user.is_guest) await this.#promoted(this.#state.sessionId);
+      return passkey;
+    } finally {
+      ceremony.end();
+    }
+  }
+
+  /**
+   * Signs in with a passkey (discoverable: no email asked). By default the browser shows its
+   * dialog (call it from a click). With `conditional: true` the user's passkeys are offered in
+   * the autofill of an `<input autocomplete="username webauthn">` instead: call it when the
+   * sign-in page loads; it settles when the user picks one (rejects with a NotSupportedError,
+   * before any request, where the browser has no passkey autofill). A later passkey request
+   * of this client aborts a pending one (it rejects with an AbortError), as does `signal`.
+   */
+  async signInWithPasskey({ conditional = false, signal }: PasskeySignInOptions = {}): Promise<User> {
+    this.#assertLive();
+    credentialsContainer();
+    if (conditional && !(await passkeyAutofillSupported())) {
+      throw new DOMException("this browser offers no passkey autofill", "NotSupportedError");
+    }
+    const ceremony = this.#ceremonies.begin(signal);
+    try {
+      const { challenge_id, options } = await this.#passkeyChallenge(ceremony.signal);
+      const credential = await getCredential(options, {
+        signal: ceremony.signal,
+        ...(conditional && { mediation: "conditional" as const }),
+      });
+      return await this.#signIn("/v1/login/passkey/finish", { challenge_id, credential });
+    } finally {
+      ceremony.end();
+    }
+  }
+
+  /** The signed-in user's passkeys. */
+  async listPasskeys(): Promise<Passkey[]> {
+    const res = await this.fetch(`${this.url}/v1/passkeys`);
+    return ((await readJson(res)) as { passkeys: Passkey[] }).passkeys;
+  }
+
+  /**
+   * Deletes one of the user's passkeys. Needs a fresh authentication; `last_credential` (409)
+   * when it is the only way left to sign in, `not_found` (404) when it is not the user's.
+   */
+  async deletePasskey(id: string): Promise<void> {
+    this.#assertLive();
+    const url = `${this.url}/v1/passkeys/${encodeURIComponent(id)}`;
+    await readJson(await this.#authorized((accessToken) => this.#fetch(url, { method: "DELETE", headers: bearer(accessToken) })));
+  }
+
+  /** A sign-in challenge (`POST /v1/login/passkey/start`), unless `signal` was aborted meanwhile. */
+  async #passkeyChallenge(signal: AbortSignal): Promise<Challenge> {
+    signal.throwIfAborted();
+    const res = await postJson(this.#fetch, `${this.url}/v1/login/passkey/start`, {}, this.#credentials());
+    const challenge = (await readJson(res)) as Challenge;
+    signal.throwIfAborted();
+    return challenge;
+  }
+
+  /** The fields of a passkey reauthentication: a sign-in challenge and the browser's assertion. */
+  async #passkeyAssertion(signal: AbortSignal): Promise<object> {
+    const { challenge_id, options } = await this.#passkeyChallenge(signal);
+    return { challenge_id, credential: await getCredential(options, { signal }) };
+  }
+
+  /**
+   * The guest of `sessionId` registered a passkey and is now permanent: refresh for a token that
+   * says so, announced as a sign-in (as `upgrade()` is). A refresh already in flight may still
+   * carry the guest: then once more.
+   */
+  async #promoted(sessionId: string) {
+    this.#promoting = sessionId;
+    try {
+      for (let i = 0; i < 2 && this.#state?.sessionId === sessionId && this.#state.user.is_guest; i++) {
+        if (!(await this.refresh())) break;
+      }
+    } catch {
+      // unreachable: the passkey is registered all the same; the next refresh brings the user
+    } finally {
+      this.#promoting = null;
+    }
   }
 
   /**
@@ -423,6 +611,8 @@ export class SessiondClient {
     const res = await send(token);
     // Signed out meanwhile (by another tab, say): nothing to refresh.
     if (res.status !== 401 || !token || !this.#state) return res;
+    // A step-up challenge (RFC 9470): the token is fine, the authentication too old or weak.
+    if (await isStepUp(res)) return res;
     let fresh: SessionState | null;
     try {
       // The token may have been refreshed by someone else meanwhile; else refresh now.
@@ -531,6 +721,7 @@ export class SessiondClient {
   /** Stops timers, closes the BroadcastChannel and drops listeners. The client is unusable after. */
   dispose(): void {
     this.#disposed = true;
+    this.#ceremonies.abort("the client was disposed");
     this.#timer.clear();
     this.#channel.close();
     this.#listeners.clear();
@@ -704,7 +895,9 @@ export class SessiondClient {
     const previous = this.#state;
     const state = sessionState(body, Date.now());
     if (outdated(previous, state)) return;
-    const kind = type === "refreshed" && previous?.sessionId === state.sessionId ? "refreshed" : "signed_in";
+    // A guest that became permanent by a passkey is announced as upgrade() announces it.
+    const promoted = this.#promoting === state.sessionId && previous?.user.is_guest === true && !state.user.is_guest;
+    const kind = type === "refreshed" && previous?.sessionId === state.sessionId && !promoted ? "refreshed" : "signed_in";
     this.#set(state, kind, this.#following);
     // Other tabs learn that a session started (or its user changed), never the token.
     if (kind === "signed_in" && !this.#following) {
@@ -804,6 +997,14 @@ export class SessiondClient {
       });
     });
   }
+}
+
+/** The body fields of a reauthentication with a password or a second factor. */
+function reauthFields(proof: ReauthProof): object {
+  if ("password" in proof) return { password: proof.password };
+  if ("code" in proof) return { code: proof.code };
+  if ("recoveryCode" in proof) return { recovery_code: proof.recoveryCode };
+  throw new TypeError("@sessiond/client: reauthenticate() needs { password }, { code }, { recoveryCode } or { passkey: true }");
 }
 
 /** `Authorization: Bearer` with `accessToken`, or no header without one. */

@@ -12,14 +12,16 @@
  *   signs a tab out.
  *
  * This module is the public API and nothing else: the modules behind it (client, http, refresh,
- * tabs, storage) are not exported, so they can change without a major version.
+ * tabs, storage, webauthn, base64url) are not exported, so they can change without a major version.
  */
 export { SessiondClient, createClient } from "./client.js";
 export type { ClientOptions } from "./client.js";
-export { SessiondError } from "./http.js";
+export { MfaRequiredError, SessiondError, StepUpRequiredError } from "./http.js";
+export { passkeyAutofillSupported, passkeysSupported } from "./webauthn.js";
 export { localStorageAdapter, memoryStorage } from "./storage.js";
 export type { RefreshTokenStorage } from "./storage.js";
 export type {
   BindableSocket, ChangeEvent, ChangeListener, ChangeType, CompleteFromUrlOptions, CompletedLink, DeviceSession,
-  EmailLinkType, SessionState, User,
+  EmailLinkType, MfaMethod, MfaProof, Passkey, PasskeySignInOptions, ReauthProof, RegisterPasskeyOptions, SessionState,
+  TotpEnrollment, User,
 } from "./types.js";

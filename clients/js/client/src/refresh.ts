@@ -4,7 +4,7 @@
 // does to the session is the client's (client.ts): it owns the state.
 
 import type { TokenResponse } from "./http.js";
-import { SessiondError, unavailable } from "./http.js";
+import { SessiondError, authenticationClaims, unavailable } from "./http.js";
 import type { SessionState } from "./types.js";
 
 /** Below this much remaining lifetime, getAccessToken() refreshes before answering. */
@@ -30,15 +30,20 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 /**
  * The session a token response describes. The client stops using the access token a little
  * before sessiond does (a second, or a fifth of a very short lifetime): `exp` is in whole
- * seconds and the answer took time to arrive.
+ * seconds and the answer took time to arrive. `authTime`, `acr` and `amr` come from the access
+ * token's claims (the answer's `auth_time` first, where sessiond sends one).
  */
 export function sessionState(body: TokenResponse, now: number): SessionState {
+  const claims = authenticationClaims(body.access_token);
+  const authTime = typeof body.auth_time === "number" ? body.auth_time : claims.auth_time;
   return {
     user: body.user,
     sessionId: body.session_id,
     accessToken: body.access_token,
     expiresAt: now + body.expires_in * 1000 - Math.min(1000, body.expires_in * 200),
-    ...(typeof body.auth_time === "number" && { authTime: body.auth_time }),
+    ...(authTime !== undefined && { authTime }),
+    ...(claims.acr !== undefined && { acr: claims.acr }),
+    ...(claims.amr !== undefined && { amr: claims.amr }),
   };
 }
 

@@ -27,6 +27,13 @@ export interface SessionState {
    * since the epoch: the token response's `auth_time`, when sessiond sends one.
    */
   authTime?: number;
+  /**
+   * The assurance of that authentication, from the access token: `"1"` one factor, `"2"` two
+   * factors or a user-verified passkey. Absent when the token does not say.
+   */
+  acr?: string;
+  /** How the user authenticated, from the access token: `["pwd"]`, `["pwd", "otp"]`, `["hwk", "user"]`… */
+  amr?: string[];
 }
 
 /** A device session as listed by `GET /v1/sessions`. */
@@ -94,3 +101,53 @@ export interface CompletedLink {
   /** A `reset_password` link without `newPassword`: the token to pass to `resetPassword()`. */
   token?: string;
 }
+
+/** A second factor that `completeMfa()` takes (the `methods` of an `MfaRequiredError`). */
+export type MfaMethod = "totp" | "recovery_code" | (string & {});
+
+/** What finishes a sign-in that answered `mfa_required`: the `mfaToken` and one second factor. */
+export type MfaProof = { mfaToken: string; code: string } | { mfaToken: string; recoveryCode: string };
+
+/** A TOTP authenticator being enrolled (`enrollTotp()`): show the URI as a QR code, or the secret. */
+export interface TotpEnrollment {
+  /** The shared secret, base32 (for typing into an authenticator app). */
+  secret: string;
+  /** `otpauth://totp/…` (for a QR code). */
+  otpauth_uri: string;
+}
+
+/** A passkey of the signed-in user, as `GET /v1/passkeys` lists it. */
+export interface Passkey {
+  id: string;
+  /** The name given at registration, or one sessiond chose. */
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+/** Options of `registerPasskey()`. */
+export interface RegisterPasskeyOptions {
+  /** A name the user will recognise in `listPasskeys()` ("MacBook", "YubiKey"). */
+  name?: string;
+  /** Aborts the browser's dialog. */
+  signal?: AbortSignal;
+}
+
+/** Options of `signInWithPasskey()`. */
+export interface PasskeySignInOptions {
+  /**
+   * Offer the user's passkeys in the browser's autofill (`mediation: "conditional"`) instead of
+   * a dialog: call it when the sign-in page loads, with an `<input autocomplete="username
+   * webauthn">` on the page. It settles only when the user picks a passkey (or it is aborted).
+   */
+  conditional?: boolean;
+  /** Aborts the request (e.g. an autofill request when the user leaves the page). */
+  signal?: AbortSignal;
+}
+
+/** One way to authenticate again for `reauthenticate()`. */
+export type ReauthProof =
+  | { password: string }
+  | { code: string }
+  | { recoveryCode: string }
+  | { passkey: true; signal?: AbortSignal };

@@ -5,9 +5,11 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Sessiond, SessiondUnavailableError } from "./sessiond.js";
 import type { SessionAuth, SessiondOptions } from "./sessiond.js";
+import { stepUpChallenge, stepUpOptions, stepUpRefusal } from "./stepup.js";
+import type { StepUpOptions, StepUpRefusal } from "./stepup.js";
 // For apps that import this module alone (`@sessiond/node/express`, `/socket.io`): the type of
 // what the middleware attaches, without a second import from the package root.
-export type { SessionAuth };
+export type { SessionAuth, StepUpOptions };
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -24,7 +26,7 @@ declare global {
   }
 }
 
-export interface RequireSessionOptions extends Partial<SessiondOptions> {
+export interface RequireSessionOptions extends Partial<SessiondOptions>, StepUpOptions {
   /** A shared {@link Sessiond} (one feed connection for several middlewares); else `url` etc. */
   sessiond?: Sessiond;
   /**
@@ -69,6 +71,15 @@ function refuse(res: ServerResponse, realm: string, description: string) {
   res.end(JSON.stringify({ error: "invalid_token", error_description: description }));
 }
 
+/** 401 `insufficient_user_authentication` with the RFC 9470 challenge. */
+function insufficient(res: ServerResponse, realm: string, refusal: StepUpRefusal) {
+  res.statusCode = 401;
+  res.setHeader("www-authenticate", stepUpChallenge(realm, refusal));
+  res.setHeader("content-type", "application/json");
+  res.setHeader("cache-control", "no-store");
+  res.end(JSON.stringify({ error: refusal.error, error_description: refusal.error_description }));
+}
+
 function unavailable(res: ServerResponse) {
   res.statusCode = 503;
   res.setHeader("retry-after", "1");
@@ -79,11 +90,15 @@ function unavailable(res: ServerResponse) {
 
 /**
  * Middleware that lets a request through only with a valid access token, and sets
- * `req.auth = { sub, sid, is_guest, email }`. Otherwise it answers 401
+ * `req.auth = { sub, sid, is_guest, email, auth_time, acr, amr }`. Otherwise it answers 401
  * `{"error": "invalid_token", "error_description": …}` with `WWW-Authenticate: Bearer …`, or 503
- * `unavailable` when sessiond cannot be asked.
+ * `unavailable` when sessiond cannot be asked. With `maxAge` and/or `acr`, a valid token whose
+ * session authenticated too long ago or too weakly gets 401 `insufficient_user_authentication`
+ * with RFC 9470's challenge (`max_age=…`, `acr_values="…"`): the client re-authenticates and
+ * tries again.
  */
 export function requireSession(options: RequireSessionOptions): SessionMiddleware {
+  const required = stepUpOptions(options);
   const sessiond = options.sessiond ?? new Sessiond(options as SessiondOptions);
   const anonymous = options.anonymous === true;
   const realm = options.realm ?? "sessiond";
@@ -105,6 +120,8 @@ export function requireSession(options: RequireSessionOptions): SessionMiddlewar
       return next(err);
     }
     if (!auth) return refuse(res, realm, "the access token is invalid, expired or revoked");
+    const refusal = stepUpRefusal(auth, required);
+    if (refusal) return insufficient(res, realm, refusal);
     req.auth = auth;
     next();
   };

@@ -1,7 +1,8 @@
 /**
  * @sessiond/node: sessiond for Node servers.
  *
- * - `requireSession()`: Express/Connect middleware, `req.auth = { sub, sid, is_guest, email }`.
+ * - `requireSession()`: Express/Connect middleware, `req.auth = { sub, sid, is_guest, email,
+ *   auth_time, acr, amr }`; with `maxAge` / `acr`, RFC 9470 step-up challenges.
  * - `socketAuth()`: Socket.IO handshake middleware (ticket or access token),
  *   `socket.data.session`, sockets of ended sessions disconnected via the event feed.
  * - `Sessiond`: token checks (introspection or JWKS), ticket redemption, the feed's state.
@@ -18,3 +19,4 @@ export type {
   SessionEvent, SessionEventType, SessionEventsOptions, SessionEventsEvents, FeedRefusedError,
 } from "./events.js";
 export type { JwksCache } from "./jwks.js";
+export type { StepUpOptions, StepUpRefusal } from "./stepup.js";

@@ -17,6 +17,15 @@ export interface SessionAuth {
   sid: string;
   is_guest: boolean;
   email: string | null;
+  /**
+   * When the user last authenticated in this session (sign-in or re-authentication), in seconds
+   * since the epoch. Absent when sessiond did not say (a WebSocket ticket, an older sessiond).
+   */
+  auth_time?: number;
+  /** The assurance of that authentication: `"1"` one factor, `"2"` two factors or a user-verified passkey. */
+  acr?: string;
+  /** How the user authenticated: `["pwd"]`, `["pwd", "otp"]`, `["hwk", "user"]`, `["guest"]`… */
+  amr?: string[];
 }
 
 export interface SessiondOptions {
@@ -324,13 +333,17 @@ export class Sessiond extends EventEmitter<SessiondEvents> {
   }
 }
 
+/** The owner of a token or ticket, from its claims or sessiond's answer. */
 function toAuth(claims: Record<string, unknown>): SessionAuth | null {
-  const { sub, sid, is_guest, email } = claims;
+  const { sub, sid, is_guest, email, auth_time, acr, amr } = claims;
   if (typeof sub !== "string" || typeof sid !== "string") return null;
   return {
     sub,
     sid,
     is_guest: is_guest === true,
     email: typeof email === "string" ? email : null,
+    ...(typeof auth_time === "number" && Number.isFinite(auth_time) && { auth_time }),
+    ...(typeof acr === "string" && { acr }),
+    ...(Array.isArray(amr) && { amr: amr.filter((m): m is string => typeof m === "string") }),
   };
 }

@@ -15,6 +15,9 @@ import type { SessionAuth, SessiondOptions } from "./sessiond.js";
 // what the middleware attaches, without a second import from the package root.
 export type { SessionAuth };
 import { bearerToken } from "./express.js";
+import { stepUpOptions, stepUpRefusal } from "./stepup.js";
+import type { StepUpOptions } from "./stepup.js";
+export type { StepUpOptions };
 import type { SessionEvent } from "./events.js";
 
 /** The event a socket receives just before the server disconnects it. */
@@ -43,10 +46,21 @@ export interface SocketLike {
 
 /** An error passed to `next()`: the client gets `message` and `data` in `connect_error`. */
 export interface HandshakeError extends Error {
-  data: { code: "invalid_ticket" | "invalid_token" | "credentials_required" | "unavailable" };
+  data: {
+    code: "invalid_ticket" | "invalid_token" | "credentials_required" | "unavailable" | "insufficient_user_authentication";
+    /** `insufficient_user_authentication`: the `maxAge` asked for (RFC 9470's `max_age`). */
+    max_age?: number;
+    /** `insufficient_user_authentication`: the `acr` asked for (RFC 9470's `acr_values`). */
+    acr_values?: string;
+  };
 }
 
-export interface SocketAuthOptions extends Partial<SessiondOptions> {
+/**
+ * `maxAge` and `acr` (from {@link StepUpOptions}) are checked at the handshake only: a socket
+ * stays connected as its authentication ages. A ticket handshake is judged by what sessiond's
+ * ticket redemption says of the session (without `auth_time` / `acr` there, it is refused).
+ */
+export interface SocketAuthOptions extends Partial<SessiondOptions>, StepUpOptions {
   /** A shared {@link Sessiond}; else one is made from `url`, `serviceKey`… */
   sessiond?: Sessiond;
   /**
@@ -76,11 +90,16 @@ export interface SocketMiddleware {
   close(): Promise<void>;
 }
 
-function handshakeError(message: string, code: HandshakeError["data"]["code"]): HandshakeError {
-  return Object.assign(new Error(message), { data: { code } });
+function handshakeError(
+  message: string,
+  code: HandshakeError["data"]["code"],
+  extra: Omit<HandshakeError["data"], "code"> = {},
+): HandshakeError {
+  return Object.assign(new Error(message), { data: { code, ...extra } });
 }
 
 export function socketAuth(options: SocketAuthOptions): SocketMiddleware {
+  const required = stepUpOptions(options);
   if (options.sessiond && !options.sessiond.events && options.events !== false) {
     throw new TypeError(
       "@sessiond/node: socketAuth({ sessiond }) was given a Sessiond that does not follow the event feed, " +
@@ -212,6 +231,11 @@ export function socketAuth(options: SocketAuthOptions): SocketMiddleware {
     }
     // The session may have ended while we waited for sessiond.
     if (sessiond.isEnded(session)) return next(handshakeError("the session has ended", "invalid_token"));
+    const refusal = stepUpRefusal(session, required);
+    if (refusal) {
+      const { error, error_description, ...challenge } = refusal;
+      return next(handshakeError(error_description, error, challenge));
+    }
     socket.data.session = session;
     if (sessiond.events) {
       const sid = session.sid;

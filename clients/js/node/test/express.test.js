@@ -62,10 +62,14 @@ for (const db of DATABASES) {
       const jwks = requireSession({ ...options, mode: "jwks", fetch: countingFetch, warn: () => {} });
       const wrongAudience = requireSession({ url: stack.url, mode: "jwks", events: false, audience: "other" });
       const down = requireSession({ url: "http://127.0.0.1:9", serviceKey: "sk_nothing", timeoutMs: 1000 });
-      closers.push(strict, anonymous, local, jwks, wrongAudience, down);
+      // Step-up: a recent authentication (both modes), and a two-factor one.
+      const fresh = requireSession({ ...options, maxAge: 300 });
+      const localFresh = requireSession({ url: stack.url, mode: "jwks", events: false, maxAge: 300 });
+      const strong = requireSession({ ...options, maxAge: 300, acr: "2" });
+      closers.push(strict, anonymous, local, jwks, wrongAudience, down, fresh, localFresh, strong);
       server = await app({
         "/strict": strict, "/anonymous": anonymous, "/local": local, "/jwks": jwks,
-        "/wrong-audience": wrongAudience, "/down": down,
+        "/wrong-audience": wrongAudience, "/down": down, "/fresh": fresh, "/local-fresh": localFresh, "/strong": strong,
       });
     }, { timeout: 60_000 });
 
@@ -81,16 +85,43 @@ for (const db of DATABASES) {
       return body;
     }
 
-    test("a valid access token: req.auth = { sub, sid, is_guest, email }", T, async () => {
+    /** `auth` without its authentication claims, after checking those against `amr` (just signed in). */
+    function identity(auth, amr) {
+      const { auth_time, acr, amr: methods, ...rest } = auth;
+      assert.ok(Math.abs(auth_time - Date.now() / 1000) < 60, `auth_time ${auth_time}`);
+      assert.equal(acr, "1");
+      assert.deepEqual(methods, amr);
+      return rest;
+    }
+
+    test("a valid access token: req.auth = { sub, sid, is_guest, email, auth_time, acr, amr }", T, async () => {
       const session = await guest();
       const res = await server.get("/strict", bearer(session.access_token));
       assert.equal(res.status, 200);
-      assert.deepEqual(res.body.auth, { sub: session.user.id, sid: session.session_id, is_guest: true, email: null });
+      assert.deepEqual(identity(res.body.auth, ["guest"]),
+        { sub: session.user.id, sid: session.session_id, is_guest: true, email: null });
+      const local = await server.get("/local", bearer(session.access_token));
+      assert.deepEqual(local.body.auth, res.body.auth, "the JWT's claims are introspection's");
 
       const email = `dee-${Date.now()}@example.com`;
       const signup = await call(stack, "POST", "/v1/signup", { body: { email, password: "correct horse battery staple" } });
       const res2 = await server.get("/strict", bearer(signup.body.access_token));
-      assert.deepEqual(res2.body.auth, { sub: signup.body.user.id, sid: signup.body.session_id, is_guest: false, email });
+      assert.deepEqual(identity(res2.body.auth, ["pwd"]),
+        { sub: signup.body.user.id, sid: signup.body.session_id, is_guest: false, email });
+    });
+
+    test("step-up: a fresh one-factor session passes maxAge; acr 2 asks for more with the RFC 9470 challenge", T, async () => {
+      const session = await guest();
+      assert.equal((await server.get("/fresh", bearer(session.access_token))).status, 200);
+      assert.equal((await server.get("/local-fresh", bearer(session.access_token))).status, 200);
+      const res = await server.get("/strong", bearer(session.access_token));
+      assert.equal(res.status, 401);
+      assert.deepEqual(res.body, {
+        error: "insufficient_user_authentication", error_description: "a stronger authentication is required (acr 2)",
+      });
+      assert.equal(res.headers.get("www-authenticate"),
+        'Bearer realm="sessiond", error="insufficient_user_authentication", ' +
+        'error_description="a stronger authentication is required (acr 2)", max_age=300, acr_values="2"');
     });
 
     test("no token, a malformed header, a made-up token: 401 in the contract's shape", T, async () => {

@@ -4,7 +4,7 @@ import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Server } from "socket.io";
 import { Sessiond, requireSession, socketAuth } from "@sessiond/node";
-import type { SessionAuth, SessionRequest, SocketData } from "@sessiond/node";
+import type { HandshakeError, SessionAuth, SessionRequest, SocketData, StepUpOptions } from "@sessiond/node";
 
 const sessiond = new Sessiond({ url: "http://sessiond:8080", serviceKey: "sk", events: true });
 
@@ -47,6 +47,25 @@ createServer((req: IncomingMessage, res: ServerResponse) => {
   });
 });
 
+// Step-up (RFC 9470): a recent and/or two-factor authentication, and the claims that say so.
+const stepUp: StepUpOptions = { maxAge: 300, acr: "2" };
+const sensitive = requireSession({ sessiond, ...stepUp });
+function assurance(req: Express.Request): [number | undefined, string | undefined, string[] | undefined] {
+  return [req.auth.auth_time, req.auth.acr, req.auth.amr];
+}
+io.use(socketAuth({ sessiond, maxAge: 600 }));
+io.on("connection", (socket) => {
+  const acr: string | undefined = socket.data.session.acr;
+  void acr;
+});
+function retry(err: HandshakeError): number | undefined {
+  return err.data.code === "insufficient_user_authentication" ? err.data.max_age : undefined;
+}
+// A hand-made SessionAuth (an app's test double) needs none of the new claims.
+const double: SessionAuth = { sub: "u", sid: "s", is_guest: false, email: null };
+// @ts-expect-error: maxAge is a number of seconds
+requireSession({ sessiond, maxAge: "300" });
+
 const ready: Promise<void> = auth.ready();
 const started: Promise<void> = sessiond.ready();
-export { me, ready, started };
+export { me, ready, started, sensitive, assurance, retry, double };
