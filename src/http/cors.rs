@@ -24,6 +24,8 @@ pub fn middleware(settings: &CorsSettings) -> Cors {
         .expose_headers([
             header::HeaderName::from_static("x-request-id"),
             header::RETRY_AFTER,
+            // The RFC 9470 challenge (max_age, acr_values) a page needs to step up.
+            header::WWW_AUTHENTICATE,
         ])
         .supports_credentials()
         .max_age(600)

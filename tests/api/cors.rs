@@ -47,6 +47,14 @@ async fn a_listed_origin_gets_a_credentialed_preflight_and_response() {
         .unwrap();
     assert_eq!(me.headers()["access-control-allow-origin"], APP_ORIGIN);
     assert_eq!(me.headers()["access-control-allow-credentials"], "true");
+    // A page reads the request id, how long to wait, and the RFC 9470 step-up challenge.
+    let exposed = me.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    for name in ["x-request-id", "retry-after", "www-authenticate"] {
+        assert!(exposed.contains(name), "{name} in {exposed}");
+    }
 }
 
 #[tokio::test]

@@ -106,7 +106,9 @@ async fn a_registered_passkey_signs_in_on_a_fresh_page_with_two_factors_worth() 
     assert_eq!(claims["amr"], json!(["hwk", "user"]));
     assert_eq!(claims["acr"], "2");
     let listed = passkeys_of(&app, &ann.access_token).await;
-    assert_eq!(listed[0]["last_used_at"], app.core.clock.now());
+    let used = sessiond::clock::rfc3339(app.core.clock.now());
+    assert_eq!(listed[0]["last_used_at"], used.as_str());
+    assert!(listed[0]["created_at"].as_str().unwrap().ends_with('Z'));
     // The challenge was spent by its first use.
     let replayed = app.post_json("/v1/login/passkey/finish", &body).await;
     assert_error(replayed, StatusCode::BAD_REQUEST, "invalid_grant").await;

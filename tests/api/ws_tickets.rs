@@ -94,6 +94,10 @@ async fn redeeming_a_ticket_names_its_user_and_session() {
     assert_eq!(body["sid"], session.session_id.as_str());
     assert_eq!(body["is_guest"], false);
     assert_eq!(body["email"], "ann@example.com");
+    // What a socket server needs to ask for a recent or two-factor authentication.
+    assert_eq!(body["auth_time"], app.core.clock.now());
+    assert_eq!(body["amr"], serde_json::json!(["pwd"]));
+    assert_eq!(body["acr"], "1");
 }
 
 #[tokio::test]

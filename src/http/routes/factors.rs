@@ -11,14 +11,8 @@ use serde_json::json;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Authenticated, Client, Json, SetsRefreshCookie};
 use crate::http::state::AppState;
-use crate::http::views::token_response;
+use crate::http::views::{no_store, token_response};
 use crate::services::factors::SecondFactor;
-
-fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
-    let mut response = HttpResponse::build(status);
-    response.insert_header(("Cache-Control", "no-store"));
-    response
-}
 
 pub async fn enroll_totp(
     state: web::Data<AppState>,

@@ -6,17 +6,12 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::clock;
 use crate::http::error::ApiResult;
 use crate::http::extract::{Authenticated, Client, Json, OptionalJson, SetsRefreshCookie};
 use crate::http::state::AppState;
-use crate::http::views::token_response;
+use crate::http::views::{no_store, token_response};
 use crate::services::passkeys::{PasskeyEntry, Started};
-
-fn no_store(status: StatusCode) -> actix_web::HttpResponseBuilder {
-    let mut response = HttpResponse::build(status);
-    response.insert_header(("Cache-Control", "no-store"));
-    response
-}
 
 fn started(started: Started) -> HttpResponse {
     no_store(StatusCode::OK).json(json!({
@@ -29,8 +24,8 @@ fn view(passkey: &PasskeyEntry) -> Value {
     json!({
         "id": passkey.id,
         "name": passkey.name,
-        "created_at": passkey.created_at,
-        "last_used_at": passkey.last_used_at,
+        "created_at": clock::rfc3339(passkey.created_at),
+        "last_used_at": passkey.last_used_at.map(clock::rfc3339),
     })
 }
 

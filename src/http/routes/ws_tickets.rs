@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::domain::Scope;
+use crate::domain::assurance;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{Authenticated, Json, ServiceClient};
 use crate::http::routes::introspect::inactive;
@@ -49,5 +50,9 @@ pub async fn redeem(
         "sid": snapshot.session.id,
         "is_guest": user.is_guest,
         "email": user.email,
+        // What the socket server needs to ask for a recent or two-factor authentication.
+        "auth_time": snapshot.session.auth_time,
+        "amr": snapshot.session.amr,
+        "acr": assurance::acr(&snapshot.session.amr),
     })))
 }
