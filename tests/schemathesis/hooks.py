@@ -47,6 +47,22 @@ def new_user():
     return call("POST", "/v1/signup", body={"email": email, "password": PASSWORD})
 
 
+def new_user_enrolling_totp():
+    """A user with a pending authenticator: what confirming and disabling one act on."""
+    tokens = new_user()
+    enrolled = call("POST", "/v1/mfa/totp", token=tokens["access_token"])
+    return {**tokens, "totp_secret": enrolled["secret"]}
+
+
+def totp(secret_base32):
+    """The current RFC 6238 code (SHA-1, 6 digits, 30 s) of a base32 secret."""
+    key = base64.b32decode(secret_base32 + "=" * (-len(secret_base32) % 8))
+    mac = hmac.new(key, (int(time.time()) // 30).to_bytes(8, "big"), hashlib.sha1).digest()
+    offset = mac[-1] & 15
+    value = int.from_bytes(mac[offset:offset + 4], "big") & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
 def new_guest():
     return call("POST", "/v1/guest", body={})
 
@@ -137,7 +153,13 @@ class Credentials:
         if "serviceKey" in schemes:
             return {"token": SERVICE_KEY}
         if "bearer" in schemes:
-            tokens = new_guest() if operation_id(case) == "upgrade" else new_user()
+            op = operation_id(case)
+            if op == "upgrade":
+                tokens = new_guest()
+            elif op in ("confirmTotp", "disableTotp"):
+                tokens = new_user_enrolling_totp()
+            else:
+                tokens = new_user()
             return {"token": tokens["access_token"], "tokens": tokens}
         return None
 
@@ -153,6 +175,8 @@ class Credentials:
             replace_in_body(case, "refresh_token", lambda: tokens["refresh_token"])
         elif op == "revokeSession":
             replace_path_id(case, lambda: tokens["session_id"])
+        elif op == "confirmTotp":
+            replace_in_body(case, "code", lambda: totp(tokens["totp_secret"]))
         elif op == "reauthenticate":
             replace_in_body(case, "password", lambda: PASSWORD)
             replace_in_body(case, "refresh_token", lambda: tokens["refresh_token"])
