@@ -36,12 +36,18 @@ describe("ticket handshake", () => {
     const session = await guest();
     const { socket, hello } = await connect(stack, { ticket: await ticketFor(session) });
     try {
-      assert.deepEqual(hello, {
+      const { auth_time, ...identity } = hello;
+      assert.deepEqual(identity, {
         sub: session.user.id,
         sid: session.session_id,
         is_guest: true,
         email: null,
+        // How the session authenticated, for sockets that require a recent or two-factor one.
+        amr: ["guest"],
+        acr: "1",
       });
+      const issued = JSON.parse(Buffer.from(session.access_token.split(".")[1], "base64url").toString());
+      assert.equal(auth_time, issued.auth_time);
     } finally {
       socket.disconnect();
     }
