@@ -58,7 +58,11 @@ for (const db of DATABASES) {
       const ticket = await ticketFor(session);
       const { socket, hello } = await connect(server.url, { auth: { ticket } });
       try {
-        assert.deepEqual(hello, { sub: session.user.id, sid: session.session_id, is_guest: true, email: null });
+        const { auth_time, ...identity } = hello;
+        assert.deepEqual(identity, {
+          sub: session.user.id, sid: session.session_id, is_guest: true, email: null, amr: ["guest"], acr: "1",
+        });
+        assert.equal(typeof auth_time, "number");
       } finally {
         socket.disconnect();
       }
